@@ -1,0 +1,45 @@
+"""tf_metaling: multilingual transformers with language-specific layers and meta-learning."""
+
+from setuptools import find_packages, setup
+
+# Exact pins: these resolve together on Python 3.11 (TensorFlow 2.21 does not
+# resolve with tf-models-official). constraints.txt pins everything they pull in.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tensorflow-text==2.20.1",
+    "tf-models-official==2.20.0",
+    "tensorflow-serving-api==2.20.0",
+    "keras==3.15.1",
+    "tf-keras==2.20.1",
+    "absl-py==1.4.0",
+    "grpcio==1.85.3",
+    "protobuf==7.36.2",
+    "numpy==2.4.6",
+    "pyyaml==6.0.4",
+    "matplotlib==3.11.2",
+]
+
+TEST_REQUIRES = [
+    "pytest==9.2.0",
+]
+
+setup(
+    name="tf_metaling",
+    version="0.1.0",
+    description=(
+        "Multilingual transformers with language-specific layers trained as "
+        "meta-parameters (TensorFlow / Keras 3)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tf_metaling", "tf_metaling.*", "trainers", "serving"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={
+        "console_scripts": [
+            "tf-metaling-smoke=tf_metaling.smoke:run",
+        ]
+    },
+    license="Apache-2.0",
+)
