@@ -1,0 +1,152 @@
+"""A trainable multilingual model: the encoder plus the task heads it needs."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_metaling.layers.masked_lm_head import MaskedLMHead
+from tf_metaling.layers.pooled_embedding import PooledEmbedding
+from tf_metaling.layers.sequence_classification_head import SequenceClassificationHead
+from tf_metaling.layers.token_classification_head import TokenClassificationHead
+from tf_metaling.models.multilingual_encoder import MultilingualEncoder
+
+# Output names, also used by the trainers and by exported signatures.
+SEQUENCE_OUTPUT = "sequence_output"
+EMBEDDING = "embedding"
+MASKED_LM_LOGITS = "masked_lm_logits"
+TOKEN_LOGITS = "token_logits"
+SENTENCE_LOGITS = "sentence_logits"
+
+
+@keras.saving.register_keras_serializable(package="tf_metaling")
+class MultilingualModel(keras.Model):
+    """`MultilingualEncoder` + heads: masked LM (tied), tagging, sentence classes, embeddings.
+
+    Every model has the parameter-free pooled sentence ``embedding`` output.
+    The masked-LM head (output tied to the encoder's token embeddings) is
+    computed when the inputs hold ``mask_positions``; the tagging and sentence
+    classification heads exist when their class counts are given.
+
+    Args:
+        encoder: a `MultilingualEncoder` (or its config dict).
+        masked_lm: add the masked-LM head.
+        token_class_names: tag names; adds a token classification head.
+        sentence_class_names: class names; adds a sentence classification head.
+        pooling: ``"mean"`` or ``"first"`` for embeddings and sentence classes.
+        head_dropout: dropout before the classifiers.
+
+    Call arguments:
+        inputs: dict with ``token_ids``, ``padding_mask``, ``language_ids`` and,
+            for the masked LM, ``mask_positions``.
+        training: enables dropout.
+        outputs: names of the outputs to compute (default: all available).
+
+    Returns: a dict with ``sequence_output``, ``embedding`` and, when present,
+    ``masked_lm_logits`` ``[B, P, V]``, ``token_logits`` ``[B, T, tags]``,
+    ``sentence_logits`` ``[B, classes]``.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        masked_lm=True,
+        token_class_names=None,
+        sentence_class_names=None,
+        pooling="mean",
+        head_dropout=0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        if not isinstance(encoder, MultilingualEncoder):
+            raise TypeError(f"encoder must be a MultilingualEncoder, got {type(encoder).__name__}.")
+        self.encoder = encoder
+        self.masked_lm = bool(masked_lm)
+        self.token_class_names = list(token_class_names) if token_class_names else None
+        self.sentence_class_names = list(sentence_class_names) if sentence_class_names else None
+        self.pooling = pooling
+        self.head_dropout = float(head_dropout)
+        common = {"dtype": encoder.dtype_policy}
+        self.pooler = PooledEmbedding(pooling=pooling, name="pooler", **common)
+        self.masked_lm_head = (
+            MaskedLMHead(encoder.vocabulary_size, tied=True, activation=encoder.activation,
+                         layer_norm_epsilon=encoder.layer_norm_epsilon, name="masked_lm_head", **common)
+            if self.masked_lm
+            else None
+        )
+        self.token_head = (
+            TokenClassificationHead(len(self.token_class_names), dropout=self.head_dropout,
+                                    name="token_head", **common)
+            if self.token_class_names
+            else None
+        )
+        self.sentence_head = (
+            SequenceClassificationHead(len(self.sentence_class_names), pooling=pooling,
+                                       dropout=self.head_dropout, name="sentence_head", **common)
+            if self.sentence_class_names
+            else None
+        )
+        sequence_shape = (None, None, encoder.hidden_dim)
+        for head in (self.masked_lm_head, self.token_head, self.sentence_head):
+            if head is not None:
+                head.build(sequence_shape)
+        self.built = True
+
+    @property
+    def language_vocabulary(self):
+        return self.encoder.language_vocabulary
+
+    @property
+    def output_names_available(self) -> tuple:
+        names = [SEQUENCE_OUTPUT, EMBEDDING]
+        if self.masked_lm_head is not None:
+            names.append(MASKED_LM_LOGITS)
+        if self.token_head is not None:
+            names.append(TOKEN_LOGITS)
+        if self.sentence_head is not None:
+            names.append(SENTENCE_LOGITS)
+        return tuple(names)
+
+    def call(self, inputs, training=None, outputs=None):
+        wanted = set(outputs or self.output_names_available)
+        unknown = wanted - set(self.output_names_available)
+        if unknown:
+            raise ValueError(
+                f"Outputs {sorted(unknown)} are not available; this model has "
+                f"{list(self.output_names_available)}."
+            )
+        if outputs is None and "mask_positions" not in inputs:
+            wanted.discard(MASKED_LM_LOGITS)
+        sequence = self.encoder(inputs, training=training)
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = tf.not_equal(inputs["token_ids"], 0)
+        results = {SEQUENCE_OUTPUT: sequence}
+        if EMBEDDING in wanted:
+            results[EMBEDDING] = self.pooler(sequence, padding_mask)
+        if MASKED_LM_LOGITS in wanted:
+            results[MASKED_LM_LOGITS] = self.masked_lm_head(
+                sequence, inputs["mask_positions"], self.encoder.token_embeddings
+            )
+        if TOKEN_LOGITS in wanted:
+            results[TOKEN_LOGITS] = self.token_head(sequence, training=training)
+        if SENTENCE_LOGITS in wanted:
+            results[SENTENCE_LOGITS] = self.sentence_head(sequence, padding_mask, training=training)
+        return results
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "masked_lm": self.masked_lm,
+            "token_class_names": self.token_class_names,
+            "sentence_class_names": self.sentence_class_names,
+            "pooling": self.pooling,
+            "head_dropout": self.head_dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
