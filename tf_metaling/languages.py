@@ -170,18 +170,16 @@ class LanguageVocabulary:
         if self.unknown == "default":
             default = tf.constant(self._index[self.default_language], tf.int32)
             return tf.where(found, ids, default)
-        unknown_codes = tf.boolean_mask(codes, tf.logical_not(found))
-        check = tf.debugging.Assert(
-            tf.reduce_all(found),
+        unknown_codes = tf.boolean_mask(tf.reshape(codes, [-1]), tf.logical_not(tf.reshape(found, [-1])))
+        message = tf.strings.join(
             [
-                "Unknown language code(s):",
-                unknown_codes,
-                "known languages:",
-                known,
-            ],
-            summarize=64,
-            name="check_language_codes",
+                "Unknown language code(s): ",
+                tf.strings.reduce_join(tf.strings.join(["'", unknown_codes, "'"]), separator=", "),
+                "; known languages: ",
+                ", ".join(self.codes),
+            ]
         )
+        check = tf.debugging.Assert(tf.reduce_all(found), [message], name="check_language_codes")
         with tf.control_dependencies([check]):
             return tf.identity(ids)
 

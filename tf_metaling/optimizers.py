@@ -48,9 +48,9 @@ class RowSparseAdam(keras.optimizers.Adam):
         )
         index = self._get_variable_index(variable)
         momentum, velocity = self._momentums[index], self._velocities[index]
-        new_momentum = beta_1 * tf.gather(momentum.value, rows) + (1 - beta_1) * values
-        new_velocity = beta_2 * tf.gather(velocity.value, rows) + (1 - beta_2) * tf.square(values)
-        shape = tf.shape(variable.value, out_type=tf.int32)
+        new_momentum = beta_1 * tf.gather(momentum, rows) + (1 - beta_1) * values
+        new_velocity = beta_2 * tf.gather(velocity, rows) + (1 - beta_2) * tf.square(values)
+        shape = tf.constant(variable.shape.as_list(), tf.int32)
         self.assign(momentum, tf.IndexedSlices(new_momentum, rows, shape))
         self.assign(velocity, tf.IndexedSlices(new_velocity, rows, shape))
         update = alpha * new_momentum / (tf.sqrt(new_velocity) + tf.cast(self.epsilon, dtype))

@@ -4,7 +4,7 @@ from tf_metaling.layers.feed_forward import FeedForward
 from tf_metaling.layers.language_adapter import LanguageAdapter
 from tf_metaling.layers.language_lookup import LanguageLookup
 from tf_metaling.layers.language_routed_layer import LanguageRoutedLayer, routed_dense
-from tf_metaling.layers.layer_norm import LayerNorm, layer_norm
+from tf_metaling.layers.layer_norm import LayerNorm
 from tf_metaling.layers.masked_lm_head import MaskedLMHead
 from tf_metaling.layers.multilingual_embedding import MultilingualEmbedding
 from tf_metaling.layers.pooled_embedding import PooledEmbedding
@@ -27,7 +27,6 @@ __all__ = [
     "SequenceClassificationHead",
     "TokenClassificationHead",
     "TransformerBlock",
-    "layer_norm",
     "normalize_ls_slots",
     "routed_dense",
 ]

@@ -24,11 +24,17 @@ from tf_metaling.models.partition import partition_variables
 FORMAT_VERSION = 1
 
 
-def _relative_path(model, variable) -> str:
-    """The variable's path without the owning model's name, stable across model names."""
-    path = variable.path
-    prefix = model.name + "/"
-    return path[len(prefix):] if path.startswith(prefix) else path
+def _module_keys(model, variables) -> list[str]:
+    """Stable keys for LS variables: their paths without the top-level layer's name.
+
+    Inner layer names are fixed by the encoder (``block_0/adapter_ffn/...``);
+    only the outermost name is auto-numbered (``multilingual_encoder_3``), so
+    dropping it makes the keys equal across models of the same layout.
+    """
+    keys = [variable.path.split("/", 1)[-1] for variable in variables]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{model.name!r}: language-specific variable paths are ambiguous: {keys}.")
+    return keys
 
 
 def language_module(model, code: str) -> dict:
@@ -39,10 +45,8 @@ def language_module(model, code: str) -> dict:
     partition = partition_variables(model)
     if not partition.language:
         raise ValueError(f"{model.name!r} has no language-specific weights to export.")
-    return {
-        _relative_path(model, variable): np.asarray(variable.numpy()[index])
-        for variable in partition.language
-    }
+    keys = _module_keys(model, partition.language)
+    return {key: np.asarray(variable.numpy()[index]) for key, variable in zip(keys, partition.language)}
 
 
 def save_language_module(model, code: str, path: str) -> str:
@@ -99,7 +103,7 @@ def load_language_module(model, path: str, code: str | None = None) -> str:
         )
     index = model.language_vocabulary.index(code)
     partition = partition_variables(model)
-    expected = {_relative_path(model, v): v for v in partition.language}
+    expected = dict(zip(_module_keys(model, partition.language), partition.language))
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
