@@ -124,8 +124,11 @@ class MultilingualEncoder(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="embedding",
         )
-        self.blocks = [
-            TransformerBlock(
+        # Blocks are attributes block_0 ... block_{N-1}, not a list: TensorFlow
+        # checkpoints do not follow Keras 3's tracked lists, so a list would
+        # silently leave the blocks out of every checkpoint.
+        for i in range(self.num_layers):
+            setattr(self, f"block_{i}", TransformerBlock(
                 num_heads=self.num_heads,
                 intermediate_dim=self.intermediate_dim,
                 num_languages=self.num_languages,
@@ -140,9 +143,7 @@ class MultilingualEncoder(keras.layers.Layer):
                 kernel_initializer=initializer,
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+            ))
         self.final_norm = (
             LayerNorm(self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
             if self.normalize_first
@@ -162,6 +163,10 @@ class MultilingualEncoder(keras.layers.Layer):
         if self.final_norm is not None:
             self.final_norm.build(sequence_shape)
         self.built = True
+
+    @property
+    def blocks(self) -> list:
+        return [getattr(self, f"block_{i}") for i in range(self.num_layers)]
 
     @property
     def token_embeddings(self):

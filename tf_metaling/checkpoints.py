@@ -1,0 +1,85 @@
+"""A model directory: the model's config beside its TensorFlow checkpoints.
+
+Trainers write, and the exporter and analysis tools read, one layout::
+
+    model_dir/
+      model.json        the Keras config of the `MultilingualModel` (architecture, languages)
+      vocab.txt         the tokenizer vocabulary, when the model was trained on text
+      config.yaml       the resolved experiment config (written by the trainers)
+      checkpoint, ckpt-N.*   `tf.train.Checkpoint(model=..., ...)` files
+
+`restore_model` rebuilds the model from ``model.json`` and loads the newest
+(or a given) checkpoint's weights into it, ignoring optimizer state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+MODEL_CONFIG_FILE = "model.json"
+VOCAB_FILE = "vocab.txt"
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def save_model_config(model, model_dir: str) -> str:
+    """Writes ``model_dir/model.json`` (the model's serialized Keras config)."""
+    config = keras.saving.serialize_keras_object(model)
+    return atomic_write_text(os.path.join(model_dir, MODEL_CONFIG_FILE), json.dumps(config, indent=2))
+
+
+def build_model(model_dir: str):
+    """A freshly initialised model built from ``model_dir/model.json``."""
+    path = os.path.join(model_dir, MODEL_CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no model config; is {model_dir!r} a tf_metaling model_dir?")
+    with open(path, encoding="utf-8") as file:
+        config = json.load(file)
+    return keras.saving.deserialize_keras_object(config)
+
+
+def latest_checkpoint(model_dir: str) -> str | None:
+    return tf.train.latest_checkpoint(model_dir)
+
+
+def restore_model(model_dir: str, checkpoint_path: str | None = None):
+    """Rebuilds the model of `model_dir` and loads a checkpoint's weights into it.
+
+    Args:
+        model_dir: a directory written by the trainers (see module docstring).
+        checkpoint_path: a specific ``ckpt-N`` prefix; default the newest.
+
+    Returns: the model with the checkpoint's weights.
+    """
+    model = build_model(model_dir)
+    checkpoint_path = checkpoint_path or latest_checkpoint(model_dir)
+    if checkpoint_path is None:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint found (expected ckpt-N files).")
+    status = tf.train.Checkpoint(model=model).read(checkpoint_path)
+    status.expect_partial()  # optimizer slots and data iterators are not needed here
+    status.assert_existing_objects_matched()
+    return model
+
+
+def vocab_path(model_dir: str) -> str | None:
+    path = os.path.join(model_dir, VOCAB_FILE)
+    return path if os.path.exists(path) else None
