@@ -1,0 +1,165 @@
+"""Training-step time of a small encoder as the number of languages L grows.
+
+For each LS kind and L in {1, 2, 8, 32, 128}: one training step (forward,
+backward, optimizer update) on the same mixed-language batch (32 sequences of
+128 tokens, languages drawn uniformly from the L), median over timed steps.
+Per-example routing keeps compute per token independent of L; what can still
+grow is the optimizer's work, so the adapter kind is also timed with Keras's
+dense Adam, which updates every language's rows at every step.
+
+    python benchmarks/routing.py              # full table (a few minutes)
+    python benchmarks/routing.py --quick      # fewer steps and sizes
+
+Writes benchmarks/results/routing.json. Target: adapters at L=128 take no
+more than 1.15x the time at L=2 (with the row-sparse optimizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf_metaling.models import MultilingualEncoder, MultilingualModel  # noqa: E402
+from tf_metaling.optimizers import RowSparseAdam  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def make_step(model, optimizer):
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        with tf.GradientTape() as tape:
+            logits = model(batch, training=True)["masked_lm_logits"]
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=batch["mask_ids"], logits=logits)
+            )
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return step
+
+
+def time_config(kind, num_languages, optimizer_name, args, batch_arrays):
+    keras.utils.set_random_seed(0)
+    encoder = MultilingualEncoder(
+        vocabulary_size=args.vocabulary_size,
+        languages=[f"l{i}" for i in range(num_languages)],
+        hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        intermediate_dim=4 * args.hidden_dim,
+        max_sequence_length=args.sequence_length,
+        language_specific=kind,
+        adapter_dim=args.adapter_dim,
+    )
+    model = MultilingualModel(encoder)
+    optimizer = RowSparseAdam(1e-4) if optimizer_name == "row_sparse_adam" else keras.optimizers.Adam(1e-4)
+    optimizer.build(model.trainable_variables)
+    rng = np.random.RandomState(1)
+    batch = dict(batch_arrays)
+    batch["language_ids"] = tf.constant(rng.randint(0, num_languages, size=args.batch_size), tf.int32)
+    step = make_step(model, optimizer)
+    for _ in range(args.warmup):
+        step(batch)
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        float(step(batch))
+        times.append(time.perf_counter() - start)
+    ls_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables) - sum(
+        int(np.prod(v.shape)) for v in MultilingualModel(
+            MultilingualEncoder(**{**encoder.get_config(), "language_specific": None})
+        ).trainable_variables
+    )
+    return {
+        "kind": kind,
+        "num_languages": num_languages,
+        "optimizer": optimizer_name,
+        "median_step_seconds": statistics.median(times),
+        "min_step_seconds": min(times),
+        "language_specific_parameters": ls_parameters,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--hidden_dim", type=int, default=256)
+    parser.add_argument("--num_layers", type=int, default=4)
+    parser.add_argument("--num_heads", type=int, default=4)
+    parser.add_argument("--adapter_dim", type=int, default=64)
+    parser.add_argument("--vocabulary_size", type=int, default=8000)
+    parser.add_argument("--sequence_length", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--output", default=os.path.join(RESULTS, "routing.json"))
+    args = parser.parse_args()
+    languages = [1, 2, 8, 32, 128]
+    kinds = ["adapter", "ffn", "attention", "layer_norm"]
+    if args.quick:
+        args.steps, args.warmup, languages = 5, 2, [2, 128]
+
+    rng = np.random.RandomState(0)
+    batch_arrays = {
+        "token_ids": tf.constant(rng.randint(5, args.vocabulary_size, (args.batch_size, args.sequence_length)), tf.int32),
+        "padding_mask": tf.ones((args.batch_size, args.sequence_length), tf.int32),
+        "mask_positions": tf.constant(
+            np.stack([rng.choice(args.sequence_length, args.predictions, replace=False) for _ in range(args.batch_size)]),
+            tf.int32,
+        ),
+        "mask_ids": tf.constant(rng.randint(5, args.vocabulary_size, (args.batch_size, args.predictions)), tf.int32),
+    }
+    configs = [(kind, "row_sparse_adam") for kind in kinds] + [("adapter", "keras_adam")]
+    rows = []
+    print(f"{'kind':<11}{'optimizer':<17}" + "".join(f"{'L=' + str(n):>10}" for n in languages) + f"{'L=128/L=2':>11}")
+    for kind, optimizer_name in configs:
+        by_l = {}
+        for num_languages in languages:
+            result = time_config(kind, num_languages, optimizer_name, args, batch_arrays)
+            rows.append(result)
+            by_l[num_languages] = result["median_step_seconds"]
+        ratio = by_l[128] / by_l[2] if 128 in by_l and 2 in by_l else float("nan")
+        print(
+            f"{kind:<11}{optimizer_name:<17}"
+            + "".join(f"{by_l[n] * 1000:>8.0f}ms" for n in languages)
+            + f"{ratio:>11.3f}",
+            flush=True,
+        )
+    summary = {}
+    for kind, optimizer_name in configs:
+        times = {r["num_languages"]: r["median_step_seconds"] for r in rows if r["kind"] == kind and r["optimizer"] == optimizer_name}
+        if 128 in times and 2 in times:
+            summary[f"{kind}/{optimizer_name}"] = times[128] / times[2]
+    report = {
+        "benchmark": "routing",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "rows": rows,
+        "ratio_L128_over_L2": summary,
+        "target": {"adapter/row_sparse_adam": 1.15},
+        "target_met": summary.get("adapter/row_sparse_adam", float("inf")) <= 1.15,
+    }
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    tmp = args.output + ".tmp"
+    with open(tmp, "w") as file:
+        json.dump(report, file, indent=2)
+    os.replace(tmp, args.output)
+    print(f"adapter L=128/L=2 = {summary.get('adapter/row_sparse_adam', float('nan')):.3f} "
+          f"(target <= 1.15: {'met' if report['target_met'] else 'NOT met'}); wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The README's Python examples run as written."""
+
+import os
+import re
+
+import pytest
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+
+
+def _python_blocks():
+    with open(README, encoding="utf-8") as file:
+        return re.findall(r"```python\n(.*?)```", file.read(), flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks())))
+def test_readme_example_runs(index):
+    namespace = {}
+    exec(compile(_python_blocks()[index], f"README.md python block {index}", "exec"), namespace)
