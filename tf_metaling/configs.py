@@ -1,0 +1,304 @@
+"""Experiment configs and named presets, in the manner of TF Model Garden.
+
+A config is an `official.modeling.hyperparams.Config` dataclass tree. The
+trainers resolve it as Model Garden does: a registered preset (``--experiment``)
+-> ``--config_file`` (YAML) -> ``--params_override`` (YAML string or
+``a.b=1,c=x``) -> flag shorthands (``--languages``, ``--seed``); then
+validate, lock, and write it into ``model_dir/config.yaml``.
+
+The paper's variants are configurations, not code paths:
+
+- Mono:      ``data.languages=[x]``, ``model.language_specific="none"``
+- JointPair: ``data.languages=[en, x]``, ``model.language_specific="none"``
+- JointAll:  all languages, ``model.language_specific="none"``
+- +LS:       ``model.language_specific="adapter"`` (or any LS kind)
+- +Meta LS:  +LS and ``meta.enabled=true``
+
+`variant_overrides` produces these overrides by name.
+
+Presets: ``tiny`` (tests: seconds), ``demo`` (the built-in corpus on a 2-core
+CPU in minutes), ``small`` (2-core CPU; also the size the step-time benchmarks
+use), ``paper`` (the reference sizes, for GPU/TPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Optional
+
+from official.modeling import hyperparams
+
+from tf_metaling.layers.transformer_block import normalize_ls_slots
+
+TASKS = ("mlm", "token_classification", "sentence_classification")
+CORPORA = ("builtin", "synthetic", "files")
+STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+VARIANTS = ("mono", "joint_pair", "joint_all", "joint_all_ls", "joint_all_meta_ls")
+# The paper's languages mapped onto the built-in corpus (see tf_metaling.data.corpora).
+DEFAULT_LANGUAGES = ("en", "ar", "ru", "tr", "ur", "ml", "ny")
+
+
+@dataclasses.dataclass
+class ModelConfig(hyperparams.Config):
+    """The `MultilingualEncoder` (languages come from `DataConfig.languages`)."""
+
+    hidden_dim: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_dim: int = 1024
+    max_sequence_length: int = 128
+    # "none", a kind ("adapter", "ffn", "attention", "layer_norm") or a comma list of kinds/slots.
+    language_specific: str = "adapter"
+    # Blocks that get LS layers; empty = all.
+    language_specific_layers: List[int] = dataclasses.field(default_factory=list)
+    adapter_dim: int = 64
+    adapter_activation: str = "relu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation: str = "gelu"
+    normalize_first: bool = False
+    language_embedding: bool = False
+
+
+@dataclasses.dataclass
+class DataConfig(hyperparams.Config):
+    """Where text comes from and how batches are made."""
+
+    corpus: str = "builtin"  # "builtin" (pip-only corpus), "synthetic", or "files"
+    languages: List[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_LANGUAGES))
+    # corpus="files": "en=/path/en.txt,sw=/path/sw.txt.gz" (train) and the same for valid.
+    train_files: str = ""
+    valid_files: str = ""
+    cache_dir: str = ""  # built-in corpus cache (default: the user cache directory)
+    low_resource_size: int = 1000  # training sentences kept for a low-resource language
+    vocab_file: str = ""  # an existing WordPiece vocabulary; empty = learn one
+    vocab_size: int = 8000
+    sequence_length: int = 128
+    batch_size: int = 32  # global, per step
+    max_predictions: int = 20
+    batching: str = "one_language"  # "one_language" (as in the paper) or "mixed"
+    sampling_alpha: float = 0.5  # q_l proportional to n_l ** alpha; 0 = uniform
+    packing: str = "stream"
+    shuffle_buffer: int = 10000
+    meta_examples_per_language: int = 4  # held-out examples per language in a meta batch
+    eval_batches_per_language: int = 4
+    eval_batch_size: int = 32
+
+
+@dataclasses.dataclass
+class MetaConfig(hyperparams.Config):
+    """The meta step (PAPER.md section 4) and its options."""
+
+    enabled: bool = False
+    first_order: bool = False  # drop the Hessian-vector term
+    every_n_steps: int = 1  # meta update on every n-th step
+    exclude_current_language: bool = False  # meta loss over languages other than k
+    inner_learning_rate: float = 0.0  # alpha; 0 = the shared optimizer's current rate
+    # A different estimator: look ahead with the ordinary step's gradient instead of a
+    # fresh batch's (saves one forward/backward).
+    reuse_ordinary_gradient: bool = False
+    learning_rate: float = 1e-4  # the LS parameters' meta optimizer (Adam)
+    clip_norm: float = 5.0  # applied to phi_k's meta-gradient after selecting it
+    ordinary_step_updates_language: bool = True  # False: the ordinary step moves theta only
+
+
+@dataclasses.dataclass
+class TrainerConfig(hyperparams.Config):
+    train_steps: int = 1000
+    learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    decay_to_zero: bool = False  # linear decay after warmup
+    clip_norm: float = 5.0
+    steps_per_loop: int = 50
+    checkpoint_interval: int = 200
+    max_to_keep: int = 3
+    eval_interval: int = 200
+    summary_interval: int = 50
+    # Interference probe (gradient similarities) every n steps; 0 disables it.
+    probe_interval: int = 0
+
+
+@dataclasses.dataclass
+class FinetuneConfig(hyperparams.Config):
+    """Downstream tasks: a pretrained model_dir, the task data, zero-shot transfer."""
+
+    init_model_dir: str = ""  # pretrained model_dir whose encoder weights start the run
+    dataset: str = ""  # built-in task name, or "files"
+    train_language: str = "en"  # zero-shot: train on this language, evaluate on all
+    train_file: str = ""
+    eval_files: str = ""  # "en=/path,sw=/path"
+    label_names: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class RuntimeConfig(hyperparams.Config):
+    distribution_strategy: str = "one_device"
+    tpu: str = ""
+    num_gpus: int = 0
+    mixed_precision_dtype: str = "float32"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ExperimentConfig(hyperparams.Config):
+    task: str = "mlm"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    """Checks cross-field constraints; raises ValueError naming the field."""
+
+    def check(condition, field, message):
+        if not condition:
+            raise ValueError(f"config field {field}: {message}")
+
+    check(config.task in TASKS, "task", f"{config.task!r} is not one of {TASKS}")
+    check(config.data.corpus in CORPORA, "data.corpus", f"{config.data.corpus!r} is not one of {CORPORA}")
+    check(len(config.data.languages) >= 1, "data.languages", "needs at least one language")
+    check(
+        len(set(config.data.languages)) == len(config.data.languages),
+        "data.languages",
+        f"duplicate codes in {list(config.data.languages)}",
+    )
+    check(config.data.batching in ("mixed", "one_language"), "data.batching", "must be mixed or one_language")
+    check(config.data.batch_size > 0, "data.batch_size", "must be positive")
+    try:
+        slots = normalize_ls_slots(config.model.language_specific)
+    except ValueError as error:
+        raise ValueError(f"config field model.language_specific: {error}") from None
+    check(config.model.hidden_dim % config.model.num_heads == 0, "model.num_heads", "must divide hidden_dim")
+    check(
+        config.data.sequence_length <= config.model.max_sequence_length,
+        "data.sequence_length",
+        f"{config.data.sequence_length} exceeds model.max_sequence_length {config.model.max_sequence_length}",
+    )
+    for layer in config.model.language_specific_layers:
+        check(0 <= layer < config.model.num_layers, "model.language_specific_layers", f"{layer} out of range")
+    if config.meta.enabled:
+        check(bool(slots), "meta.enabled", "the meta step trains LS layers: set model.language_specific")
+        check(
+            config.data.batching == "one_language",
+            "data.batching",
+            "the meta step needs one-language batches (the language k of each ordinary step)",
+        )
+        check(config.meta.every_n_steps >= 1, "meta.every_n_steps", "must be >= 1")
+        check(
+            not (config.meta.exclude_current_language and len(config.data.languages) < 2),
+            "meta.exclude_current_language",
+            "needs at least two languages",
+        )
+    check(
+        config.runtime.distribution_strategy in STRATEGIES,
+        "runtime.distribution_strategy",
+        f"{config.runtime.distribution_strategy!r} is not one of {STRATEGIES}",
+    )
+    check(
+        config.runtime.mixed_precision_dtype in PRECISIONS,
+        "runtime.mixed_precision_dtype",
+        f"{config.runtime.mixed_precision_dtype!r} is not one of {PRECISIONS}",
+    )
+    check(config.trainer.train_steps >= 0, "trainer.train_steps", "must be >= 0")
+    return config
+
+
+# ----------------------------------------------------------------------------- presets
+EXPERIMENTS: dict[str, Callable[[], ExperimentConfig]] = {}
+
+
+def register(name: str):
+    def decorator(factory):
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} registered twice")
+        EXPERIMENTS[name] = factory
+        return factory
+
+    return decorator
+
+
+def get_experiment(name: str) -> ExperimentConfig:
+    if name not in EXPERIMENTS:
+        raise KeyError(f"Unknown experiment {name!r}; registered: {sorted(EXPERIMENTS)}.")
+    return EXPERIMENTS[name]()
+
+
+@register("tiny")
+def tiny() -> ExperimentConfig:
+    """Seconds on a CPU: synthetic languages, a 2-layer d=32 encoder. For tests."""
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64,
+                          max_sequence_length=32, adapter_dim=8, dropout=0.0, attention_dropout=0.0),
+        data=DataConfig(corpus="synthetic", languages=["en", "xx", "yy"], vocab_size=200, sequence_length=32,
+                        batch_size=8, max_predictions=5, meta_examples_per_language=2,
+                        eval_batches_per_language=2, eval_batch_size=8, shuffle_buffer=100),
+        trainer=TrainerConfig(train_steps=20, learning_rate=1e-3, steps_per_loop=5, checkpoint_interval=10,
+                              eval_interval=10, summary_interval=5),
+        meta=MetaConfig(learning_rate=1e-3),
+    )
+
+
+@register("demo")
+def demo() -> ExperimentConfig:
+    """The built-in corpus on a 2-core CPU in a few minutes per variant."""
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=128, num_layers=2, num_heads=4, intermediate_dim=512,
+                          max_sequence_length=64, adapter_dim=32),
+        data=DataConfig(vocab_size=4000, sequence_length=64, batch_size=32, max_predictions=10,
+                        eval_batches_per_language=4),
+        trainer=TrainerConfig(train_steps=300, learning_rate=5e-4, warmup_steps=30, steps_per_loop=50,
+                              checkpoint_interval=100, eval_interval=300),
+        meta=MetaConfig(learning_rate=5e-4),
+    )
+
+
+@register("small")
+def small() -> ExperimentConfig:
+    """A small encoder (d=256, 4 layers, seq 128, batch 32) for a 2-core CPU."""
+    return ExperimentConfig(
+        trainer=TrainerConfig(train_steps=2000, learning_rate=3e-4, warmup_steps=100),
+        meta=MetaConfig(learning_rate=3e-4),
+    )
+
+
+@register("paper")
+def paper() -> ExperimentConfig:
+    """The reference sizes (d=512, 4 layers, 8 heads, 32 x 256 tokens, Adam 1e-4, clip 5)."""
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=512, num_layers=4, num_heads=8, intermediate_dim=2048,
+                          max_sequence_length=256, adapter_dim=128),
+        data=DataConfig(vocab_size=30000, sequence_length=256, batch_size=32, max_predictions=40),
+        trainer=TrainerConfig(train_steps=200000, learning_rate=1e-4, warmup_steps=4000,
+                              steps_per_loop=500, checkpoint_interval=5000, eval_interval=5000),
+        meta=MetaConfig(learning_rate=1e-4),
+    )
+
+
+def variant_overrides(variant: str, languages: List[str], language: Optional[str] = None,
+                      pivot: str = "en", ls_kind: str = "adapter") -> dict:
+    """The config overrides that make one of the paper's variants.
+
+    Args:
+        variant: one of `VARIANTS`.
+        languages: all languages of the study.
+        language: the language X of a Mono or JointPair run.
+        pivot: the pair partner of JointPair (English in the paper).
+        ls_kind: the LS kind of the +LS / +Meta LS variants.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
+    if variant in ("mono", "joint_pair") and language is None:
+        raise ValueError(f"variant {variant!r} needs a language")
+    chosen = {
+        "mono": [language],
+        "joint_pair": [pivot, language] if language != pivot else [pivot],
+    }.get(variant, list(languages))
+    return {
+        "data": {"languages": chosen},
+        "model": {"language_specific": ls_kind if variant.endswith("_ls") else "none"},
+        "meta": {"enabled": variant == "joint_all_meta_ls"},
+    }

@@ -1,0 +1,251 @@
+"""The ordinary step and the meta step (PAPER.md section 4), as replica functions.
+
+Let theta be the shared parameters and phi_l language l's LS parameters (rows
+l of the stacked LS variables). For a one-language train batch of language k:
+
+1. Ordinary step: L_k(theta, phi) on the batch; Adam (the shared optimizer)
+   on theta and, by default, phi (only row k receives gradient).
+2. Look-ahead: g = grad_theta L_k(theta, phi) on a fresh batch of k, keeping
+   the graph; theta' = theta - alpha * g (plain SGD, alpha = the shared
+   optimizer's current learning rate unless set).
+3. Meta loss: M = mean over languages l of L_l(theta', phi_l) on a held-out
+   MIXED batch holding examples of every language, in ONE forward pass (each
+   example routed to its own language's LS layers); optionally without l = k.
+4. Meta update: grad_{phi_k} M, differentiating through g (second order),
+   taken structurally as row k of the LS gradients, summed across replicas,
+   THEN clipped; applied to row k only by the meta optimizer (a
+   `RowSparseAdam`). theta is never changed by the meta loss.
+
+First-order mode treats g as a constant, which drops the term
+-alpha * (d^2 L_k / d phi_k d theta)^T grad_theta' M. `reuse_ordinary_gradient`
+is a different, cheaper estimator: the look-ahead uses the ordinary step's own
+gradient (taken at theta before its update) instead of a fresh batch's.
+
+Both steps run inside `strategy.run`; all cross-replica sums happen here, so
+several replicas give the single-device result on the same global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from tf_metaling.losses import mean_loss, per_language_mean_loss, per_language_sums
+from tf_metaling.meta.fast_weights import call_with_weights
+from tf_metaling.meta.gradients import all_reduce_sum, apply_reduced, clip_by_global_norm
+from tf_metaling.models.partition import language_slice, partition_variables
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaOptions:
+    """Options of the meta step (see `tf_metaling.configs.MetaConfig`)."""
+
+    first_order: bool = False
+    exclude_current_language: bool = False
+    inner_learning_rate: Optional[float] = None  # None: the shared optimizer's current rate
+    reuse_ordinary_gradient: bool = False
+    clip_norm: float = 5.0
+    ordinary_step_updates_language: bool = True
+
+
+def _dense(gradient):
+    return None if gradient is None else tf.convert_to_tensor(gradient)
+
+
+class MetaStep:
+    """Ordinary and meta updates of a model with language-specific layers.
+
+    Args:
+        model: a built `MultilingualModel` (or any Keras model whose outputs
+            `example_losses` understands).
+        example_losses: ``fn(outputs, batch) -> (loss_sum [B], weight [B])``,
+            e.g. `tf_metaling.losses.masked_lm_example_losses` on the
+            ``masked_lm_logits`` output.
+        shared_optimizer: the optimizer of the ordinary step.
+        meta_optimizer: the LS parameters' optimizer for meta updates (must
+            update only the rows it is given: `RowSparseAdam`); None disables
+            meta updates.
+        options: `MetaOptions`.
+        clip_norm: global-norm clip of the ordinary step's gradient.
+        output_names: the model outputs to compute (passed as ``outputs=``).
+    """
+
+    def __init__(
+        self,
+        model,
+        example_losses: Callable,
+        shared_optimizer,
+        meta_optimizer=None,
+        options: MetaOptions = MetaOptions(),
+        clip_norm: float = 5.0,
+        output_names=None,
+    ):
+        self.model = model
+        self.partition = partition_variables(model)
+        self.example_losses = example_losses
+        self.shared_optimizer = shared_optimizer
+        self.meta_optimizer = meta_optimizer
+        self.options = options
+        self.clip_norm = clip_norm
+        self.output_names = output_names
+        self.num_languages = self.partition.num_languages
+        if meta_optimizer is not None and not self.partition.language:
+            raise ValueError("The meta step trains language-specific parameters; this model has none.")
+
+    # ------------------------------------------------------------------ pieces
+    def _call_kwargs(self):
+        return {} if self.output_names is None else {"outputs": self.output_names}
+
+    def _losses(self, batch, shared_values=None, language_values=None, training=True):
+        if shared_values is None and language_values is None:
+            outputs = self.model(batch, training=training, **self._call_kwargs())
+        else:
+            outputs = call_with_weights(
+                self.model, self.partition, shared_values, language_values, batch,
+                training=training, **self._call_kwargs(),
+            )
+        return self.example_losses(outputs, batch)
+
+    def _ordinary_variables(self):
+        variables = list(self.partition.shared)
+        if self.options.ordinary_step_updates_language:
+            variables += list(self.partition.language)
+        return variables
+
+    def inner_learning_rate(self):
+        if self.options.inner_learning_rate is not None:
+            return tf.constant(self.options.inner_learning_rate, tf.float64)
+        return tf.cast(self.shared_optimizer.learning_rate, tf.float32)
+
+    # ------------------------------------------------------------------ steps
+    def _statistics(self, loss, loss_sums, weights, batch):
+        """The global loss and per-language ``(loss sum [L], weight [L])`` for logging."""
+        language_loss, language_weight = per_language_sums(
+            tf.stop_gradient(loss_sums), weights, batch["language_ids"], self.num_languages
+        )
+        loss, language_loss, language_weight = all_reduce_sum([tf.stop_gradient(loss), language_loss, language_weight])
+        return {"loss": loss, "language_loss_sums": language_loss, "language_weights": language_weight}
+
+    def ordinary_step(self, batch):
+        """One optimizer step on `batch`; returns the global loss and per-language sums."""
+        variables = self._ordinary_variables()
+        with tf.GradientTape() as tape:
+            loss_sums, weights = self._losses(batch)
+            loss = mean_loss(loss_sums, weights)
+        gradients = all_reduce_sum(tape.gradient(loss, variables))
+        gradients, _ = clip_by_global_norm(gradients, self.clip_norm)
+        apply_reduced(self.shared_optimizer, gradients, variables)
+        return self._statistics(loss, loss_sums, weights, batch)
+
+    def meta_step(self, train_batch, lookahead_batch, meta_batch, language):
+        """Ordinary step on `train_batch`, then the meta update of language `language`.
+
+        Returns the `ordinary_step` statistics plus ``meta_loss`` (global).
+        """
+        if self.options.reuse_ordinary_gradient:
+            return self._meta_step_reusing_gradient(train_batch, meta_batch, language)
+        statistics = self.ordinary_step(train_batch)
+        statistics["meta_loss"] = self.meta_update(lookahead_batch, meta_batch, language)
+        return statistics
+
+    def meta_update(self, lookahead_batch, meta_batch, language):
+        """Steps 2-4: look-ahead on `lookahead_batch`, meta loss on `meta_batch`, update phi_k."""
+        meta_loss, rows = self.meta_gradient(lookahead_batch, meta_batch, language)
+        self._apply_meta_gradient(rows, language)
+        return meta_loss
+
+    def meta_gradient(self, lookahead_batch, meta_batch, language, shared=None, phi=None):
+        """The meta loss and grad_{phi_k} M (one tensor per LS variable, row k), summed across replicas.
+
+        `shared`/`phi` default to the variables' current values.
+        """
+        shared = [tf.convert_to_tensor(v) for v in (shared if shared is not None else self.partition.shared)]
+        phi = [tf.convert_to_tensor(v) for v in (phi if phi is not None else self.partition.language)]
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(phi)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(shared)
+                if self.options.first_order:
+                    with outer.stop_recording():
+                        lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+                else:
+                    lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+            if self.options.first_order:
+                with outer.stop_recording():
+                    step = [_dense(g) for g in inner.gradient(lookahead, shared)]
+            else:
+                step = [_dense(g) for g in inner.gradient(lookahead, shared)]
+            step = all_reduce_sum(step)
+            looked_ahead = self._look_ahead(shared, step)
+            meta_loss = self._meta_loss(meta_batch, looked_ahead, phi, language)
+        rows = self._select_language(outer.gradient(meta_loss, phi), language)
+        return all_reduce_sum([meta_loss])[0], rows
+
+    def meta_objective(self, lookahead_batch, meta_batch, language, shared, phi):
+        """M(theta, phi) itself: the meta loss after a look-ahead from `shared` (for checks)."""
+        shared = [tf.convert_to_tensor(v) for v in shared]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(shared)
+            lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+        step = all_reduce_sum([_dense(g) for g in tape.gradient(lookahead, shared)])
+        return self._meta_loss(meta_batch, self._look_ahead(shared, step), phi, language)
+
+    def _look_ahead(self, shared, step):
+        """theta' = theta - alpha * g (plain SGD, differentiable in g)."""
+        alpha = self.inner_learning_rate()
+        return [theta if g is None else theta - tf.cast(alpha, theta.dtype) * g for theta, g in zip(shared, step)]
+
+    def _meta_loss(self, meta_batch, shared_values, language_values, language):
+        loss_sums, weights = self._losses(meta_batch, shared_values, language_values)
+        exclude = language if self.options.exclude_current_language else None
+        return per_language_mean_loss(
+            loss_sums, weights, meta_batch["language_ids"], self.num_languages, exclude_language=exclude
+        )
+
+    def _select_language(self, gradients, language):
+        """Row k of every LS gradient (phi_k, selected structurally), summed across replicas."""
+        return all_reduce_sum(
+            [tf.zeros(v.shape[1:], v.dtype) if g is None else language_slice(g, language)
+             for g, v in zip(gradients, self.partition.language)]
+        )
+
+    def _apply_meta_gradient(self, rows, language):
+        # Clip phi_k's own gradient (the reference clipped before selecting it).
+        rows, _ = clip_by_global_norm(rows, self.options.clip_norm)
+        index = tf.reshape(tf.cast(language, tf.int32), [1])
+        sparse = [
+            tf.IndexedSlices(row[None], index, tf.constant(v.shape.as_list(), tf.int32))
+            for row, v in zip(rows, self.partition.language)
+        ]
+        apply_reduced(self.meta_optimizer, sparse, self.partition.language)
+
+    def _meta_step_reusing_gradient(self, train_batch, meta_batch, language):
+        """The cheaper estimator: theta' = theta_updated - alpha * g(theta_old) with g from the ordinary step."""
+        shared = [tf.convert_to_tensor(v) for v in self.partition.shared]
+        phi = [tf.convert_to_tensor(v) for v in self.partition.language]
+        ordinary_variables = self._ordinary_variables()
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(phi)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(shared + phi)
+                loss_sums, weights = self._losses(train_batch, shared, phi)
+                loss = mean_loss(loss_sums, weights)
+            gradients = inner.gradient(loss, shared + phi)
+            if self.options.first_order:
+                step = [tf.stop_gradient(_dense(g)) for g in gradients[: len(shared)]]
+            else:
+                step = [_dense(g) for g in gradients[: len(shared)]]
+            step = all_reduce_sum(step)
+            with outer.stop_recording():
+                # The ordinary update, from the same gradients.
+                ordinary = gradients if self.options.ordinary_step_updates_language else gradients[: len(shared)]
+                reduced, _ = clip_by_global_norm(all_reduce_sum(ordinary), self.clip_norm)
+                apply_reduced(self.shared_optimizer, reduced, ordinary_variables)
+            updated = [tf.stop_gradient(tf.convert_to_tensor(v)) for v in self.partition.shared]
+            meta_loss = self._meta_loss(meta_batch, self._look_ahead(updated, step), phi, language)
+        self._apply_meta_gradient(self._select_language(outer.gradient(meta_loss, phi), language), language)
+        statistics = self._statistics(loss, loss_sums, weights, train_batch)
+        statistics["meta_loss"] = all_reduce_sum([meta_loss])[0]
+        return statistics

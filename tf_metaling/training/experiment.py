@@ -1,0 +1,222 @@
+"""Running a masked-LM experiment: config -> strategy -> model, optimizers -> Orbit controller.
+
+`run_pretraining(config, model_dir, mode)` is what ``trainers/pretrain.py``
+calls. It builds the strategy, the inputs, and inside ``strategy.scope()`` the
+model and both optimizers (built on their variables before the first step, as
+Keras 3 needs under a strategy); writes ``config.yaml`` and ``model.json`` into
+model_dir; and hands an Orbit `Controller` the trainer, the evaluator and a
+checkpoint manager. The checkpoint holds the model, both optimizers' state,
+the step, and the positions of the training and meta data iterators, so a
+killed run restarted on the same model_dir continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import keras
+import orbit
+import tensorflow as tf
+import yaml
+
+from tf_metaling import checkpoints
+from tf_metaling.configs import ExperimentConfig, validate
+from tf_metaling.losses import masked_lm_example_losses
+from tf_metaling.meta.meta_step import MetaOptions, MetaStep
+from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables
+from tf_metaling.models.multilingual_model import MASKED_LM_LOGITS
+from tf_metaling.optimizers import RowSparseAdam
+from tf_metaling.training.mlm_inputs import build_mlm_inputs
+from tf_metaling.training.multilingual_trainer import MultilingualTrainer
+from tf_metaling.training.schedules import WarmupSchedule
+
+MODES = ("train", "eval", "train_and_eval")
+CONFIG_FILE = "config.yaml"
+EVAL_RESULTS_FILE = "eval_results.json"
+
+
+def build_strategy(runtime) -> tf.distribute.Strategy:
+    """The strategy named by ``runtime.distribution_strategy``, via Model Garden's helper."""
+    from official.common import distribute_utils
+
+    return distribute_utils.get_distribution_strategy(
+        distribution_strategy=runtime.distribution_strategy,
+        num_gpus=runtime.num_gpus,
+        tpu_address=runtime.tpu or None,
+    )
+
+
+def config_as_yaml(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.as_dict(), sort_keys=True)
+
+
+def write_config(config: ExperimentConfig, model_dir: str) -> str:
+    return checkpoints.atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_as_yaml(config))
+
+
+def build_model(config: ExperimentConfig, languages, vocab_size: int) -> MultilingualModel:
+    model_config = config.model
+    policy = config.runtime.mixed_precision_dtype
+    encoder = MultilingualEncoder(
+        vocabulary_size=vocab_size,
+        languages=languages,
+        hidden_dim=model_config.hidden_dim,
+        num_layers=model_config.num_layers,
+        num_heads=model_config.num_heads,
+        intermediate_dim=model_config.intermediate_dim,
+        max_sequence_length=model_config.max_sequence_length,
+        language_specific=model_config.language_specific,
+        language_specific_layers=list(model_config.language_specific_layers) or None,
+        adapter_dim=model_config.adapter_dim,
+        adapter_activation=model_config.adapter_activation,
+        dropout=model_config.dropout,
+        attention_dropout=model_config.attention_dropout,
+        activation=model_config.activation,
+        normalize_first=model_config.normalize_first,
+        language_embedding=model_config.language_embedding,
+        dtype=None if policy == "float32" else policy,
+    )
+    return MultilingualModel(encoder)
+
+
+def _check_model_dir_matches(model, model_dir):
+    """A resumed run must build the same model it checkpointed."""
+    path = os.path.join(model_dir, checkpoints.MODEL_CONFIG_FILE)
+    if not os.path.exists(path) or checkpoints.latest_checkpoint(model_dir) is None:
+        return
+    with open(path, encoding="utf-8") as file:
+        saved = json.load(file)
+    current = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+    if saved.get("config") != current.get("config"):
+        raise ValueError(
+            f"{path}: the checkpointed model differs from the one this config builds; use a new "
+            "model_dir or the original config."
+        )
+
+
+def masked_lm_example_metrics(outputs, batch):
+    """``(correct [B], weight [B])``: top-1 accuracy of the masked-LM predictions."""
+    predicted = tf.argmax(outputs[MASKED_LM_LOGITS], axis=-1, output_type=tf.int32)
+    weights = batch.get("mask_weights")
+    weights = tf.ones_like(predicted, tf.float32) if weights is None else tf.cast(weights, tf.float32)
+    correct = tf.cast(tf.equal(predicted, batch["mask_ids"]), tf.float32) * weights
+    return tf.reduce_sum(correct, axis=1), tf.reduce_sum(weights, axis=1)
+
+
+def mlm_losses(outputs, batch):
+    return masked_lm_example_losses(outputs[MASKED_LM_LOGITS], batch)
+
+
+def run_pretraining(
+    config: ExperimentConfig,
+    model_dir: str,
+    mode: str = "train_and_eval",
+    strategy: Optional[tf.distribute.Strategy] = None,
+    log=None,
+) -> dict:
+    """Trains and/or evaluates a masked-LM experiment in `model_dir`. Returns the last eval metrics."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
+    validate(config)
+    os.makedirs(model_dir, exist_ok=True)
+    seed = config.runtime.seed
+    keras.utils.set_random_seed(seed)
+    strategy = strategy or build_strategy(config.runtime)
+    inputs = build_mlm_inputs(config.data, model_dir, seed)
+    meta_config = config.meta
+    trainer_config = config.trainer
+
+    with strategy.scope():
+        model = build_model(config, inputs.languages, inputs.vocab_size)
+        schedule = WarmupSchedule(
+            trainer_config.learning_rate,
+            trainer_config.warmup_steps,
+            trainer_config.train_steps,
+            trainer_config.decay_to_zero,
+        )
+        shared_optimizer = RowSparseAdam(schedule)
+        shared_optimizer.build(model.trainable_variables)
+        meta_optimizer = None
+        if meta_config.enabled:
+            meta_optimizer = RowSparseAdam(meta_config.learning_rate)
+            meta_optimizer.build(list(partition_variables(model).language))
+        global_step = tf.Variable(
+            0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+        )
+    _check_model_dir_matches(model, model_dir)
+    write_config(config, model_dir)
+    checkpoints.save_model_config(model, model_dir)
+
+    meta_step = MetaStep(
+        model,
+        mlm_losses,
+        shared_optimizer,
+        meta_optimizer,
+        MetaOptions(
+            first_order=meta_config.first_order,
+            exclude_current_language=meta_config.exclude_current_language,
+            inner_learning_rate=meta_config.inner_learning_rate or None,
+            reuse_ordinary_gradient=meta_config.reuse_ordinary_gradient,
+            clip_norm=meta_config.clip_norm,
+            ordinary_step_updates_language=meta_config.ordinary_step_updates_language,
+        ),
+        clip_norm=trainer_config.clip_norm,
+        output_names=(MASKED_LM_LOGITS,),
+    )
+    trainer = MultilingualTrainer(
+        strategy=strategy,
+        meta_step=meta_step,
+        train_dataset_fn=inputs.train_dataset_fn(paired=meta_config.enabled),
+        eval_batches=inputs.eval_batches(),
+        output_name=MASKED_LM_LOGITS,
+        example_metrics=masked_lm_example_metrics,
+        global_step=global_step,
+        languages=inputs.languages,
+        total_steps=trainer_config.train_steps,
+        meta_dataset_fn=inputs.meta_dataset_fn() if meta_config.enabled else None,
+        meta_enabled=meta_config.enabled,
+        meta_every_n_steps=meta_config.every_n_steps,
+        log=log,
+    )
+    tracked = {"model": model, "optimizer": shared_optimizer, "global_step": global_step,
+               "train_iterator": trainer.train_iterator}
+    if meta_optimizer is not None:
+        tracked.update(meta_optimizer=meta_optimizer, meta_iterator=trainer.meta_iterator)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(**tracked),
+        directory=model_dir,
+        max_to_keep=trainer_config.max_to_keep,
+        step_counter=global_step,
+        checkpoint_interval=trainer_config.checkpoint_interval,
+    )
+    controller = orbit.Controller(
+        strategy=strategy,
+        trainer=trainer,
+        evaluator=trainer,
+        global_step=global_step,
+        steps_per_loop=trainer_config.steps_per_loop,
+        checkpoint_manager=manager,
+        summary_interval=trainer_config.summary_interval,
+        summary_dir=os.path.join(model_dir, "train"),
+        eval_summary_dir=os.path.join(model_dir, "eval"),
+    )
+    metrics = {}
+    if mode == "train":
+        controller.train(steps=trainer_config.train_steps)
+    elif mode == "eval":
+        metrics = controller.evaluate(steps=-1)
+    else:
+        controller.train_and_evaluate(
+            train_steps=trainer_config.train_steps,
+            eval_steps=-1,
+            eval_interval=trainer_config.eval_interval,
+        )
+        # Orbit evaluates after every eval_interval chunk, the last one included.
+        metrics = trainer.last_eval_metrics or controller.evaluate(steps=-1)
+    if metrics:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics["step"] = int(global_step.numpy())
+        checkpoints.atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
+    return metrics

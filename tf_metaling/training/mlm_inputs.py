@@ -1,0 +1,230 @@
+"""Masked-LM inputs of an experiment: corpus -> tokenizer -> distributed tf.data streams.
+
+From a `DataConfig` this builds, once per model_dir:
+
+- the text sources per language (the built-in corpus, synthetic languages,
+  or the user's files), with the high/low-resource groups;
+- the tokenizer (loaded from ``model_dir/vocab.txt`` when resuming, else the
+  configured vocabulary file, else learned language-balanced from the training
+  text and saved into model_dir so that a resumed run reads the same ids);
+- the functions `tf.distribute` needs: one-language (or mixed) training
+  batches, meta batches holding every language, and fixed evaluation batches.
+
+Under `tf.distribute` with one-language batches, every replica of a step must
+see the same language k (the meta step updates phi_k on all replicas).
+Each input pipeline therefore draws languages with the same seed, reads its
+own shard of the text, batches its whole share of the global batch, and then
+splits it (`rebatch`) into per-replica pieces, which the replicas take in turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Mapping, Optional
+
+import tensorflow as tf
+
+from tf_metaling import checkpoints
+from tf_metaling.configs import DataConfig
+from tf_metaling.data import pipelines
+from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
+from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.languages import LanguageVocabulary
+
+
+def parse_language_files(spec: str, field: str) -> dict[str, str]:
+    """``"en=/a.txt,sw=/b.txt.gz"`` -> ``{"en": "/a.txt", "sw": "/b.txt.gz"}``."""
+    files = {}
+    for position, item in enumerate(part.strip() for part in spec.split(",") if part.strip()):
+        if "=" not in item:
+            raise ValueError(f"config field {field}: item {position} {item!r} is not 'language=path'.")
+        code, path = (s.strip() for s in item.split("=", 1))
+        if code in files:
+            raise ValueError(f"config field {field}: language {code!r} given twice.")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"config field {field}: {code}={path}: no such file.")
+        files[code] = path
+    return files
+
+
+@dataclasses.dataclass
+class MlmInputs:
+    """Everything the masked-LM trainer reads. Build it with `build_mlm_inputs`."""
+
+    config: DataConfig
+    languages: LanguageVocabulary
+    tokenizer: Tokenizer
+    vocab_size: int
+    train_sources: Mapping
+    valid_sources: Mapping
+    groups: dict
+    transforms: Optional[dict] = None
+    seed: int = 0
+
+    def pipeline_config(self, batch_size: int, **changes) -> pipelines.MlmPipelineConfig:
+        data = self.config
+        return pipelines.MlmPipelineConfig(
+            batch_size=batch_size,
+            sequence_length=data.sequence_length,
+            max_predictions=data.max_predictions,
+            alpha=data.sampling_alpha,
+            batching=data.batching,
+            packing=data.packing,
+            shuffle_buffer=data.shuffle_buffer,
+            seed=self.seed,
+            **changes,
+        )
+
+    def _common(self) -> dict:
+        return {"language_transforms": self.transforms, "vocab_size": self.vocab_size}
+
+    def train_dataset_fn(self, paired: bool = False) -> Callable:
+        """For `distribute_datasets_from_function`: training batches of the global batch size.
+
+        With `paired`, each element is ``{"train": batch, "lookahead": batch}``:
+        two batches of the same language (the meta step's ordinary and
+        look-ahead batches).
+        """
+        global_batch = self.config.batch_size
+
+        def dataset_fn(input_context: tf.distribute.InputContext | None = None):
+            pipelines_count = 1 if input_context is None else input_context.num_input_pipelines
+            pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
+            replicas = 1 if input_context is None else input_context.num_replicas_in_sync
+            if global_batch % replicas:
+                raise ValueError(
+                    f"config field data.batch_size: {global_batch} is not divisible by the "
+                    f"{replicas} replicas."
+                )
+            per_pipeline = global_batch // pipelines_count
+            per_replica = global_batch // replicas
+            factor = 2 if paired else 1
+            dataset = pipelines.mlm_dataset(
+                self.train_sources,
+                self.tokenizer,
+                self.languages,
+                self.pipeline_config(per_pipeline * factor),
+                shard=(pipelines_count, pipeline_id),
+                **self._common(),
+            )
+            if paired:
+                dataset = dataset.map(
+                    lambda batch: {
+                        "train": {k: v[:per_pipeline] for k, v in batch.items()},
+                        "lookahead": {k: v[per_pipeline:] for k, v in batch.items()},
+                    }
+                )
+            if per_replica != per_pipeline:
+                dataset = dataset.rebatch(per_replica)
+            return dataset
+
+        return dataset_fn
+
+    def meta_dataset_fn(self) -> Callable:
+        """For `distribute_datasets_from_function`: held-out batches with every language.
+
+        Each pipeline builds the same stream and keeps every n-th row, so the
+        global meta batch is the same whatever the number of workers.
+        """
+        per_language = self.config.meta_examples_per_language
+        size = per_language * len(self.valid_sources)
+
+        def dataset_fn(input_context: tf.distribute.InputContext | None = None):
+            pipelines_count = 1 if input_context is None else input_context.num_input_pipelines
+            pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
+            replicas = 1 if input_context is None else input_context.num_replicas_in_sync
+            dataset = pipelines.meta_batch_dataset(
+                self.valid_sources,
+                self.tokenizer,
+                self.languages,
+                self.pipeline_config(size),
+                examples_per_language=per_language,
+                **self._common(),
+            )
+            if pipelines_count > 1:
+                dataset = dataset.map(lambda b: {k: v[pipeline_id::pipelines_count] for k, v in b.items()})
+            rows = -(-size // pipelines_count)
+            replicas_here = replicas // pipelines_count
+            if replicas_here > 1:
+                dataset = dataset.rebatch(-(-rows // replicas_here))
+            return dataset
+
+        return dataset_fn
+
+    def eval_batches(self) -> dict:
+        """``{language: [batch, ...]}``: fixed masked batches of held-out text."""
+        return pipelines.language_batches(
+            self.valid_sources,
+            self.tokenizer,
+            self.languages,
+            self.pipeline_config(self.config.eval_batch_size),
+            num_batches=self.config.eval_batches_per_language,
+            **self._common(),
+        )
+
+
+def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed) -> Tokenizer:
+    saved = checkpoints.vocab_path(model_dir) if model_dir else None
+    if saved:
+        return Tokenizer.from_vocab_file(saved)
+    if config.vocab_file:
+        tokenizer = Tokenizer.from_vocab_file(config.vocab_file)
+    else:
+        tokenizer = Tokenizer.train(
+            {code: pipelines.iterate_text(source, code) for code, source in train_sources.items()},
+            vocab_size=config.vocab_size,
+            alpha=config.sampling_alpha,
+            seed=seed,
+            max_sentences_per_language=20000,
+        )
+    if model_dir:
+        tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+    return tokenizer
+
+
+def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: int = 0) -> MlmInputs:
+    """Reads the configured corpus and prepares the tokenizer and streams."""
+    languages = LanguageVocabulary(list(config.languages))
+    transforms = None
+    if config.corpus == "builtin":
+        from tf_metaling.data.corpora import load_builtin_corpus
+
+        corpus = load_builtin_corpus(
+            cache_dir=config.cache_dir or None,
+            languages=list(config.languages),
+            low_resource_size=config.low_resource_size,
+        )
+        train_sources = {code: corpus.sentences(code, "train") for code in config.languages}
+        valid_sources = {code: corpus.sentences(code, "valid") for code in config.languages}
+        groups = {group: [c for c in codes if c in languages] for group, codes in corpus.groups.items()}
+    elif config.corpus == "files":
+        train_sources = parse_language_files(config.train_files, "data.train_files")
+        valid_sources = parse_language_files(config.valid_files, "data.valid_files")
+        for field, sources in (("data.train_files", train_sources), ("data.valid_files", valid_sources)):
+            missing = [code for code in config.languages if code not in sources]
+            if missing:
+                raise ValueError(f"config field {field}: no file for language(s) {missing}.")
+            languages.check(list(sources), where=f"config field {field}")
+        train_sources = {code: train_sources[code] for code in config.languages}
+        valid_sources = {code: valid_sources[code] for code in config.languages}
+        groups = {"high": list(config.languages), "low": []}
+    else:  # synthetic: one toy corpus, languages derived by shifting ids and reversing words
+        sentences = toy_sentences(400 * len(config.languages), seed=seed)
+        held_out = toy_sentences(40 * len(config.languages), seed=seed + 1)
+        base = Tokenizer.train({"base": sentences}, vocab_size=config.vocab_size, seed=seed)
+        synthetic = SyntheticLanguages(
+            base.vocab_size,
+            [SyntheticLanguage(code, shift=i, reverse=bool(i % 2)) for i, code in enumerate(config.languages)],
+        )
+        train_sources = synthetic.sources(sentences)
+        valid_sources = synthetic.sources(held_out)
+        transforms = synthetic.transforms()
+        groups = {"high": list(config.languages), "low": []}
+        if model_dir:
+            base.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+        return MlmInputs(config, languages, base, synthetic.vocab_size, train_sources, valid_sources,
+                         groups, transforms, seed)
+    tokenizer = _load_or_learn_tokenizer(config, train_sources, model_dir, seed)
+    return MlmInputs(config, languages, tokenizer, tokenizer.vocab_size, train_sources, valid_sources,
+                     groups, transforms, seed)
