@@ -17,3 +17,20 @@ try:
     )
 except RuntimeError:  # devices already initialised by an earlier import
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def two_cpu_devices():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "two logical CPU devices are configured above"
+    return devices
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy(two_cpu_devices):
+    """One MirroredStrategy for the whole session: several strategies over the same
+    devices in one process can mix up their collective instances."""
+    return tf.distribute.MirroredStrategy(two_cpu_devices)
