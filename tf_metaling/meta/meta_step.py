@@ -48,6 +48,9 @@ class MetaOptions:
     reuse_ordinary_gradient: bool = False
     clip_norm: float = 5.0
     ordinary_step_updates_language: bool = True
+    # Train and look-ahead batches hold one language (the paper's setting): the model
+    # then slices that language's LS weights once instead of gathering them per example.
+    one_language_batches: bool = False
 
 
 def _dense(gradient):
@@ -90,7 +93,9 @@ class MetaStep:
         self.options = options
         self.clip_norm = clip_norm
         self.output_names = output_names
-        self.num_languages = self.partition.num_languages
+        # A fully shared model has no LS variables to count languages from.
+        vocabulary = getattr(model, "language_vocabulary", None)
+        self.num_languages = len(vocabulary) if vocabulary is not None else self.partition.num_languages
         if meta_optimizer is not None and not self.partition.language:
             raise ValueError("The meta step trains language-specific parameters; this model has none.")
 
@@ -98,12 +103,20 @@ class MetaStep:
     def _call_kwargs(self):
         return {} if self.output_names is None else {"outputs": self.output_names}
 
-    def _losses(self, batch, shared_values=None, language_values=None, training=True):
+    def _losses(self, batch, shared_values=None, language_values=None, training=True, one_language=False):
+        inputs = batch
+        if one_language:
+            language_ids = batch["language_ids"]
+            check = tf.debugging.assert_equal(
+                language_ids, language_ids[0], message="one_language_batches: a batch mixes languages"
+            )
+            with tf.control_dependencies([check]):
+                inputs = {**batch, "language_ids": tf.identity(language_ids[0])}
         if shared_values is None and language_values is None:
-            outputs = self.model(batch, training=training, **self._call_kwargs())
+            outputs = self.model(inputs, training=training, **self._call_kwargs())
         else:
             outputs = call_with_weights(
-                self.model, self.partition, shared_values, language_values, batch,
+                self.model, self.partition, shared_values, language_values, inputs,
                 training=training, **self._call_kwargs(),
             )
         return self.example_losses(outputs, batch)
@@ -132,7 +145,7 @@ class MetaStep:
         """One optimizer step on `batch`; returns the global loss and per-language sums."""
         variables = self._ordinary_variables()
         with tf.GradientTape() as tape:
-            loss_sums, weights = self._losses(batch)
+            loss_sums, weights = self._losses(batch, one_language=self.options.one_language_batches)
             loss = mean_loss(loss_sums, weights)
         gradients = all_reduce_sum(tape.gradient(loss, variables))
         gradients, _ = clip_by_global_norm(gradients, self.clip_norm)
@@ -167,11 +180,12 @@ class MetaStep:
             outer.watch(phi)
             with tf.GradientTape(watch_accessed_variables=False) as inner:
                 inner.watch(shared)
+                one_language = self.options.one_language_batches
                 if self.options.first_order:
                     with outer.stop_recording():
-                        lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+                        lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi, one_language=one_language))
                 else:
-                    lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+                    lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi, one_language=one_language))
             if self.options.first_order:
                 with outer.stop_recording():
                     step = [_dense(g) for g in inner.gradient(lookahead, shared)]
@@ -188,7 +202,9 @@ class MetaStep:
         shared = [tf.convert_to_tensor(v) for v in shared]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(shared)
-            lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi))
+            lookahead = mean_loss(
+                *self._losses(lookahead_batch, shared, phi, one_language=self.options.one_language_batches)
+            )
         step = all_reduce_sum([_dense(g) for g in tape.gradient(lookahead, shared)])
         return self._meta_loss(meta_batch, self._look_ahead(shared, step), phi, language)
 
@@ -230,7 +246,9 @@ class MetaStep:
             outer.watch(phi)
             with tf.GradientTape(watch_accessed_variables=False) as inner:
                 inner.watch(shared + phi)
-                loss_sums, weights = self._losses(train_batch, shared, phi)
+                loss_sums, weights = self._losses(
+                    train_batch, shared, phi, one_language=self.options.one_language_batches
+                )
                 loss = mean_loss(loss_sums, weights)
             gradients = inner.gradient(loss, shared + phi)
             if self.options.first_order:

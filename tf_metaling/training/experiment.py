@@ -161,6 +161,7 @@ def run_pretraining(
             reuse_ordinary_gradient=meta_config.reuse_ordinary_gradient,
             clip_norm=meta_config.clip_norm,
             ordinary_step_updates_language=meta_config.ordinary_step_updates_language,
+            one_language_batches=config.data.batching == "one_language",
         ),
         clip_norm=trainer_config.clip_norm,
         output_names=(MASKED_LM_LOGITS,),

@@ -1,0 +1,241 @@
+"""Step time of JointAll, JointAll+LS and the +Meta LS estimators, measured in one run.
+
+Same model size (the `small` preset: d=256, 4 layers, 4 heads, FFN 1024,
+sequence 128, batch 32, vocabulary 8000, adapters r=64), same token batches
+for every variant, 6 languages, a meta update on every step. Reported per
+variant: the median time of one training iteration (for +Meta LS: the
+ordinary step plus the meta update of the batch's language) and its ratio to
+the JointAll+LS step. Also timed, to show where the time goes: the meta update
+alone, the look-ahead forward/backward, and the meta-loss forward.
+
+Variants:
+- joint_all:        ordinary step, no LS layers
+- joint_all_ls:     ordinary step with adapters (the baseline of the ratios)
+- meta_exact:       the paper's estimator (second order), meta loss in ONE mixed batch
+- meta_first_order: without the Hessian-vector term
+- meta_reuse:       look-ahead with the ordinary step's gradient (a different estimator)
+- meta_naive_loop:  exact, but the meta loss loops over languages in Python
+                    (one forward per language on that language's rows of the same batch)
+- meta_reference_loop: exact, the meta loss as the reference code computes it: a
+                    held-out batch of the full batch size for every language, one
+                    forward pass each
+
+    python benchmarks/train_step.py            # prints the table, writes JSON
+    python benchmarks/train_step.py --steps 3  # quicker
+
+Targets (one run): meta_exact <= 4.0x, meta_first_order <= 2.5x the
+joint_all_ls step; meta_naive_loop / meta_exact >= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf_metaling.losses import masked_lm_example_losses, mean_loss  # noqa: E402
+from tf_metaling.meta.meta_step import MetaOptions, MetaStep  # noqa: E402
+from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables  # noqa: E402
+from tf_metaling.optimizers import RowSparseAdam  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def mlm_losses(outputs, batch):
+    return masked_lm_example_losses(outputs["masked_lm_logits"], batch)
+
+
+class NaiveLoopMetaStep(MetaStep):
+    """The meta loss as a Python loop: one forward pass per language (reference style)."""
+
+    def __init__(self, *args, examples_per_language, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.examples_per_language = examples_per_language
+
+    def _meta_loss(self, meta_batch, shared_values, language_values, language):
+        losses = []
+        n = self.examples_per_language
+        for index in range(self.num_languages):
+            rows = {key: value[index * n:(index + 1) * n] for key, value in meta_batch.items()}
+            rows["language_ids"] = tf.constant(index, tf.int32)  # a one-language batch
+            losses.append(mean_loss(*self._losses(rows, shared_values, language_values)))
+        return tf.add_n(losses) / len(losses)
+
+
+def make_batch(rng, batch_size, args, language_ids):
+    return {
+        "token_ids": tf.constant(rng.randint(5, args.vocabulary_size, (batch_size, args.sequence_length)), tf.int32),
+        "padding_mask": tf.ones((batch_size, args.sequence_length), tf.int32),
+        "language_ids": tf.constant(language_ids, tf.int32),
+        "mask_positions": tf.constant(
+            np.stack([rng.choice(args.sequence_length, args.predictions, replace=False) for _ in range(batch_size)]),
+            tf.int32,
+        ),
+        "mask_ids": tf.constant(rng.randint(5, args.vocabulary_size, (batch_size, args.predictions)), tf.int32),
+        "mask_weights": tf.ones((batch_size, args.predictions), tf.float32),
+    }
+
+
+def build(args, language_specific, options=None, naive=False):
+    keras.utils.set_random_seed(0)
+    encoder = MultilingualEncoder(
+        vocabulary_size=args.vocabulary_size,
+        languages=[f"l{i}" for i in range(args.languages)],
+        hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        intermediate_dim=4 * args.hidden_dim,
+        max_sequence_length=args.sequence_length,
+        language_specific=language_specific,
+        adapter_dim=args.adapter_dim,
+    )
+    model = MultilingualModel(encoder)
+    shared = RowSparseAdam(1e-4)
+    shared.build(model.trainable_variables)
+    meta = None
+    if options is not None:
+        meta = RowSparseAdam(1e-4)
+        meta.build(list(partition_variables(model).language))
+    options = dataclasses.replace(options or MetaOptions(), one_language_batches=True)
+    cls = NaiveLoopMetaStep if naive else MetaStep
+    extra = {"examples_per_language": naive} if naive else {}
+    return cls(model, mlm_losses, shared, meta, options, output_names=("masked_lm_logits",), **extra)
+
+
+def timed(fn, args, warmup, steps):
+    for _ in range(warmup):
+        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden_dim", type=int, default=256)
+    parser.add_argument("--num_layers", type=int, default=4)
+    parser.add_argument("--num_heads", type=int, default=4)
+    parser.add_argument("--adapter_dim", type=int, default=64)
+    parser.add_argument("--vocabulary_size", type=int, default=8000)
+    parser.add_argument("--sequence_length", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--languages", type=int, default=6)
+    parser.add_argument("--meta_examples_per_language", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--output", default=os.path.join(RESULTS, "train_step.json"))
+    args = parser.parse_args()
+
+    rng = np.random.RandomState(0)
+    k = 2
+    train = make_batch(rng, args.batch_size, args, [k] * args.batch_size)
+    lookahead = make_batch(rng, args.batch_size, args, [k] * args.batch_size)
+    meta_languages = np.repeat(np.arange(args.languages), args.meta_examples_per_language)
+    meta = make_batch(rng, len(meta_languages), args, meta_languages)
+    language = tf.constant(k)
+    rows = []
+
+    def record(name, seconds, samples, note=""):
+        rows.append({"variant": name, "median_seconds": seconds, "samples": samples, "note": note})
+        print(f"  {name:<28}{seconds * 1000:>9.0f} ms  {note}", flush=True)
+
+    print(f"{args.languages} languages, batch {args.batch_size} x {args.sequence_length}, d={args.hidden_dim}, "
+          f"{args.num_layers} layers, meta batch {len(meta_languages)}", flush=True)
+    plain = build(args, None)
+    record("joint_all", *timed(tf.function(plain.ordinary_step, autograph=False), (train,), args.warmup, args.steps))
+    with_ls = build(args, "adapter")
+    record("joint_all_ls", *timed(tf.function(with_ls.ordinary_step, autograph=False), (train,), args.warmup, args.steps))
+
+    reference_languages = np.repeat(np.arange(args.languages), args.batch_size)
+    reference_meta = make_batch(rng, len(reference_languages), args, reference_languages)
+    variants = {
+        "meta_exact": (MetaOptions(), 0, meta),
+        "meta_first_order": (MetaOptions(first_order=True), 0, meta),
+        "meta_reuse": (MetaOptions(reuse_ordinary_gradient=True), 0, meta),
+        "meta_naive_loop": (MetaOptions(), args.meta_examples_per_language, meta),
+        "meta_reference_loop": (MetaOptions(), args.batch_size, reference_meta),
+    }
+    for name, (options, naive, meta_batch) in variants.items():
+        step = build(args, "adapter", options, naive=naive)
+        full = tf.function(step.meta_step, autograph=False)
+        start = time.perf_counter()
+        full.get_concrete_function(train, lookahead, meta_batch, language)
+        trace_seconds = time.perf_counter() - start
+        record(name, *timed(full, (train, lookahead, meta_batch, language), args.warmup, args.steps),
+               note=f"(trace {trace_seconds:.0f}s)")
+        if name in ("meta_exact", "meta_first_order"):
+            update = tf.function(step.meta_update, autograph=False)
+            record(f"  {name}: meta update only",
+                   *timed(update, (lookahead, meta, language), args.warmup, args.steps))
+
+    # Pieces of the exact meta update, to show where its time goes.
+    step = build(args, "adapter", MetaOptions())
+    shared = list(step.partition.shared)
+    phi = list(step.partition.language)
+
+    def lookahead_only(batch):
+        with tf.GradientTape() as tape:
+            loss = mean_loss(*step._losses(batch))
+        return tape.gradient(loss, shared)
+
+    def meta_forward_only(batch):
+        return step._meta_loss(batch, [tf.convert_to_tensor(v) for v in shared], [tf.convert_to_tensor(v) for v in phi], language)
+
+    record("  piece: look-ahead fwd+bwd", *timed(tf.function(lookahead_only, autograph=False), (lookahead,), args.warmup, args.steps))
+    record("  piece: meta-loss forward", *timed(tf.function(meta_forward_only, autograph=False), (meta,), args.warmup, args.steps))
+
+    by_name = {r["variant"]: r["median_seconds"] for r in rows}
+    base = by_name["joint_all_ls"]
+    ratios = {
+        name: by_name[name] / base
+        for name in ("joint_all", "meta_exact", "meta_first_order", "meta_reuse", "meta_naive_loop",
+                     "meta_reference_loop")
+    }
+    ratios["naive_loop_over_batched"] = by_name["meta_naive_loop"] / by_name["meta_exact"]
+    ratios["reference_loop_over_batched"] = by_name["meta_reference_loop"] / by_name["meta_exact"]
+    targets = {"meta_exact": 4.0, "meta_first_order": 2.5}
+    met = {
+        "meta_exact": ratios["meta_exact"] <= 4.0,
+        "meta_first_order": ratios["meta_first_order"] <= 2.5,
+        "naive_loop_over_batched": ratios["naive_loop_over_batched"] >= 2.0,
+        "reference_loop_over_batched": ratios["reference_loop_over_batched"] >= 2.0,
+    }
+    print("\nratios to the joint_all_ls step (one run):")
+    for name, value in ratios.items():
+        target = targets.get(name)
+        suffix = f"  (target <= {target}: {'met' if met.get(name) else 'NOT met'})" if target else ""
+        if name in ("naive_loop_over_batched", "reference_loop_over_batched"):
+            suffix = f"  (target >= 2.0: {'met' if met[name] else 'NOT met'})"
+        print(f"  {name:<26}{value:>6.2f}x{suffix}")
+    report = {
+        "benchmark": "train_step",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "settings": {k2: v for k2, v in vars(args).items() if k2 != "output"},
+        "rows": rows,
+        "ratios_to_joint_all_ls": ratios,
+        "targets_met": met,
+    }
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    tmp = args.output + ".tmp"
+    with open(tmp, "w") as file:
+        json.dump(report, file, indent=2)
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Flags shared by the trainers, and config resolution in the Model Garden order.
+
+registered preset (--experiment) -> --config_file (YAML, repeatable) ->
+--params_override (YAML string or "a.b=1,c.d=x") -> shorthands (--languages,
+--seed, --strategy) -> validate -> lock.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+from official.modeling import hyperparams
+
+from tf_metaling import configs
+
+
+def define_flags():
+    flags.DEFINE_string("experiment", "small", f"Registered preset: {sorted(configs.EXPERIMENTS)}.")
+    flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run.")
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, summaries and the resolved config.")
+    flags.DEFINE_multi_string("config_file", [], "YAML config file(s), applied in order.")
+    flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides.")
+    flags.DEFINE_enum(
+        "strategy", None, list(configs.STRATEGIES), "Distribution strategy (overrides runtime.distribution_strategy)."
+    )
+    flags.DEFINE_string("tpu", None, "TPU name or address (with --strategy=tpu).")
+    flags.DEFINE_list("languages", None, "Language codes (overrides data.languages).")
+    flags.DEFINE_integer("seed", None, "Random seed (overrides runtime.seed).")
+    flags.mark_flag_as_required("model_dir")
+
+
+def resolve_config(flag_values) -> configs.ExperimentConfig:
+    config = configs.get_experiment(flag_values.experiment)
+    for path in flag_values.config_file:
+        config = hyperparams.override_params_dict(config, path, is_strict=True)
+    if flag_values.params_override:
+        config = hyperparams.override_params_dict(config, flag_values.params_override, is_strict=True)
+    shorthands = {}
+    if flag_values.languages:
+        shorthands.setdefault("data", {})["languages"] = list(flag_values.languages)
+    if flag_values.seed is not None:
+        shorthands.setdefault("runtime", {})["seed"] = flag_values.seed
+    if flag_values.strategy:
+        shorthands.setdefault("runtime", {})["distribution_strategy"] = flag_values.strategy
+    if flag_values.tpu:
+        shorthands.setdefault("runtime", {})["tpu"] = flag_values.tpu
+    if shorthands:
+        config = hyperparams.override_params_dict(config, shorthands, is_strict=True)
+    configs.validate(config)
+    config.lock()
+    return config
