@@ -19,7 +19,9 @@ def atomic_path(path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
     os.close(fd)
     try:
         yield tmp
@@ -31,22 +33,20 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
 
 
 def atomic_write_lines(path, lines) -> int:
     """Writes one line per item (which must not contain newlines); returns the count."""
     count = 0
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for line in lines:
-                if "\n" in line or "\r" in line:
-                    raise ValueError(f"Line {count + 1} for {path} contains a line break: {line!r}")
-                f.write(line)
-                f.write("\n")
-                count += 1
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for line in lines:
+            if "\n" in line or "\r" in line:
+                raise ValueError(f"Line {count + 1} for {path} contains a line break: {line!r}")
+            f.write(line)
+            f.write("\n")
+            count += 1
     return count
 
 

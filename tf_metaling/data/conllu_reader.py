@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.text_reader import decode_line, open_binary
@@ -131,7 +131,7 @@ class ConlluReader:
         words, tags = [], []
         sentence_id = text = None
         next_id = 1
-        range_end = 0
+        range_end = range_line = 0
         first_word_line = None
         counts = {"multiword_tokens": 0, "empty_nodes": 0, "comments": 0}
         for line_number, line in block:
@@ -175,7 +175,7 @@ class ConlluReader:
                         expected=f"a range {next_id}-N with N > {next_id}",
                         found=word_id,
                     )
-                range_end = end
+                range_end, range_line = end, line_number
                 counts["multiword_tokens"] += 1
                 continue
             if not _WORD_ID.match(word_id):
@@ -224,7 +224,7 @@ class ConlluReader:
         if range_end >= next_id:
             raise self._error(
                 "multiword token range extends past the last word",
-                block[-1][0],
+                range_line,
                 field="ID",
                 expected=f"words up to {range_end}",
                 found=str(next_id - 1),

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 
 ON_ERROR_POLICIES = ("raise", "skip")
+_logger = logging.getLogger(__name__)
 
 
 class DataFormatError(ValueError):
@@ -99,7 +100,7 @@ class SkipReport:
 
     def log(self) -> None:
         if self.total:
-            logging.warning("%s", self.summary())
+            _logger.warning("%s", self.summary())
 
 
 def check_on_error(on_error: str) -> str:

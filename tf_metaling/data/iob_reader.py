@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.text_reader import decode_line, open_binary

@@ -16,7 +16,7 @@ languages outside `keep_languages` are counted in ``stats["other_language"]``
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.sentence_classification import ClassificationExample

@@ -36,9 +36,11 @@ Batches are dicts: ``token_ids`` int32 [B, T], ``padding_mask`` int32 [B, T]
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
-from typing import Callable, Mapping
+import weakref
+from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
@@ -123,8 +125,10 @@ def derive_seed(seed: int, *keys) -> int:
 def _paths(source) -> list[str] | None:
     if isinstance(source, (str, os.PathLike)):
         return [os.fspath(source)]
-    if isinstance(source, (list, tuple)) and source and all(
-        isinstance(p, os.PathLike) for p in source
+    if (
+        isinstance(source, (list, tuple))
+        and source
+        and all(isinstance(p, os.PathLike) for p in source)
     ):
         return [os.fspath(p) for p in source]
     return None
@@ -160,12 +164,8 @@ def text_dataset(source, language: str, on_error: str = "raise") -> tf.data.Data
             )
         return tf.data.Dataset.from_tensor_slices(tf.constant(list(source), tf.string))
     if callable(source):
-        return tf.data.Dataset.from_generator(
-            source, output_signature=tf.TensorSpec([], tf.string)
-        )
-    raise TypeError(
-        f"Unsupported text source for language {language!r}: {type(source).__name__}."
-    )
+        return tf.data.Dataset.from_generator(source, output_signature=tf.TensorSpec([], tf.string))
+    raise TypeError(f"Unsupported text source for language {language!r}: {type(source).__name__}.")
 
 
 def source_size(source, language: str = "") -> int:
@@ -196,23 +196,65 @@ def sampling_probabilities(sources: Mapping, alpha: float, sizes=None) -> dict[s
 
 
 # ---------------------------------------------------------------- per language
+# Tracing the tokenizer and the masking ops takes seconds (thousands of graph
+# ops); traced once per process as tf.functions, every dataset that uses them
+# only adds a call.
+_TRACED_ENCODE = weakref.WeakKeyDictionary()
+
+
+def _traced_encode(tokenizer, sequence_length: int, packing: str, transform):
+    """``texts [N], language_id -> examples``, one tf.function per setting."""
+    cache = _TRACED_ENCODE.setdefault(tokenizer, {})
+    key = (sequence_length, packing, transform)
+    if key not in cache:
+
+        def encode(texts, language_id):
+            word_pieces = tokenizer.tokenize_words(texts)  # [N, (W), (P)]
+            if transform is not None:
+                word_pieces = transform(word_pieces)
+            pieces = word_pieces.merge_dims(1, 2)
+            if packing == "sentence":
+                inputs = tokenizer.pack(pieces, sequence_length)
+            else:
+                inputs = _pack_stream(pieces, sequence_length)
+            rows = tf.shape(inputs["token_ids"])[0]
+            inputs["language_ids"] = tf.fill([rows], language_id)
+            return inputs
+
+        cache[key] = tf.function(
+            encode,
+            input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)],
+            autograph=False,
+        )
+    return cache[key]
+
+
+@functools.cache
+def _traced_mask(masking_config: masking.MaskingConfig):
+    def mask(token_ids, padding_mask, seed):
+        batch = {"token_ids": token_ids, "padding_mask": padding_mask}
+        return masking.mask_batch(batch, masking_config, seed)
+
+    return tf.function(
+        mask,
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([2], tf.int64),
+        ],
+        autograph=False,
+    )
+
+
 def _encode_fn(tokenizer, config: MlmPipelineConfig, language_id: int, transform):
-    length = config.sequence_length
+    encode = _traced_encode(tokenizer, config.sequence_length, config.packing, transform)
+    language = tf.constant(language_id, tf.int32)
 
-    def encode(texts):
-        word_pieces = tokenizer.tokenize_words(texts)  # [N, (W), (P)]
-        if transform is not None:
-            word_pieces = transform(word_pieces)
-        pieces = word_pieces.merge_dims(1, 2)
-        if config.packing == "sentence":
-            inputs = tokenizer.pack(pieces, length)
-        else:
-            inputs = _pack_stream(pieces, length)
-        rows = tf.shape(inputs["token_ids"])[0]
-        inputs["language_ids"] = tf.fill([rows], tf.constant(language_id, tf.int32))
-        return inputs
+    @tf.autograph.experimental.do_not_convert
+    def encode_language(texts):
+        return encode(texts, language)
 
-    return encode
+    return encode_language
 
 
 def _pack_stream(pieces: tf.RaggedTensor, sequence_length: int) -> dict:
@@ -225,7 +267,10 @@ def _pack_stream(pieces: tf.RaggedTensor, sequence_length: int) -> dict:
     full = total // chunk
     rest = total - full * chunk
     lengths = tf.concat(
-        [tf.fill([full], tf.constant(chunk, tf.int64)), tf.reshape(rest, [1])[: tf.cast(rest > 0, tf.int32)]],
+        [
+            tf.fill([full], tf.constant(chunk, tf.int64)),
+            tf.reshape(rest, [1])[: tf.cast(rest > 0, tf.int32)],
+        ],
         axis=0,
     )
     chunks = tf.RaggedTensor.from_row_lengths(stream, lengths)
@@ -272,13 +317,20 @@ def language_examples(
 
 def _add_masking(dataset, masking_config, seed: int) -> tf.data.Dataset:
     steps = tf.data.Dataset.counter()
+    mask = _traced_mask(masking_config)
 
-    def mask(batch, step):
+    @tf.autograph.experimental.do_not_convert
+    def add_mask(batch, step):
         batch_seed = tf.stack([tf.constant(seed, tf.int64), step])
-        return masking.mask_batch(batch, masking_config, batch_seed)
+        masked = mask(batch["token_ids"], batch["padding_mask"], batch_seed)
+        out = dict(batch)
+        out.update(masked)
+        sequence_length = batch["token_ids"].shape[1]
+        out["token_ids"] = tf.ensure_shape(out["token_ids"], [None, sequence_length])
+        return out
 
     return tf.data.Dataset.zip((dataset, steps)).map(
-        mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        add_mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
 
 
@@ -379,7 +431,11 @@ def mlm_dataset(
 
 
 def mlm_dataset_fn(
-    sources: Mapping, tokenizer, languages, config: MlmPipelineConfig = MlmPipelineConfig(), **kwargs
+    sources: Mapping,
+    tokenizer,
+    languages,
+    config: MlmPipelineConfig = MlmPipelineConfig(),
+    **kwargs,
 ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
     """The function to give `strategy.distribute_datasets_from_function`."""
 
@@ -470,6 +526,7 @@ def meta_batch_dataset(
         )
         per_language.append(stream.batch(examples_per_language, drop_remainder=True))
 
+    @tf.autograph.experimental.do_not_convert
     def concatenate(*batches):
         return {key: tf.concat([b[key] for b in batches], axis=0) for key in batches[0]}
 
@@ -479,6 +536,8 @@ def meta_batch_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
-def meta_batch(sources: Mapping, tokenizer, languages, config=MlmPipelineConfig(), **kwargs) -> dict:
+def meta_batch(
+    sources: Mapping, tokenizer, languages, config=MlmPipelineConfig(), **kwargs
+) -> dict:
     """One batch of `meta_batch_dataset` (fixed for a given seed)."""
     return next(iter(meta_batch_dataset(sources, tokenizer, languages, config, **kwargs)))

@@ -40,8 +40,7 @@ class Pretokenizer:
     def __init__(self, lower_case: bool = True, normalization_form: str | None = "NFC"):
         if normalization_form not in NORMALIZATION_FORMS:
             raise ValueError(
-                f"normalization_form={normalization_form!r}: expected one of "
-                f"{NORMALIZATION_FORMS}."
+                f"normalization_form={normalization_form!r}: expected one of {NORMALIZATION_FORMS}."
             )
         self.lower_case = bool(lower_case)
         self.normalization_form = normalization_form

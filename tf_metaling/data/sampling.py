@@ -9,7 +9,7 @@ without repeating them endlessly.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -9,7 +9,7 @@ evaluated zero-shot on the others.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -93,6 +93,7 @@ def classification_dataset(
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
+    @tf.autograph.experimental.do_not_convert
     def encode(texts, text_pairs, language_ids, labels):
         if pairs:
             inputs = tokenizer.encode_pairs(texts, text_pairs, sequence_length)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -46,7 +46,9 @@ def reverse_word_order(word_pieces: tf.RaggedTensor) -> tf.RaggedTensor:
     starts = words.row_starts()
     lengths = words.row_lengths()
     row = words.value_rowids()
-    position = tf.range(tf.shape(row, out_type=row.dtype)[0], dtype=row.dtype) - tf.gather(starts, row)
+    position = tf.range(tf.shape(row, out_type=row.dtype)[0], dtype=row.dtype) - tf.gather(
+        starts, row
+    )
     source = tf.gather(starts, row) + tf.gather(lengths, row) - 1 - position
     return tf.RaggedTensor.from_row_splits(
         tf.gather(words.values, source), words.row_splits, validate=False
@@ -95,7 +97,7 @@ class SyntheticLanguages:
         self.span = self.base_vocab_size - NUM_SPECIAL_TOKENS
 
     @classmethod
-    def standard(cls, base_vocab_size: int, base_code: str = "en") -> "SyntheticLanguages":
+    def standard(cls, base_vocab_size: int, base_code: str = "en") -> SyntheticLanguages:
         """The original language plus shifted, reversed, shifted+reversed copies."""
         return cls(
             base_vocab_size,

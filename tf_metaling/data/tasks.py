@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,11 +67,15 @@ def retrieval_sets(
             continue
         pairs = [(i, t) for i, t in corpus.examples(code, split) if i in pivot_text]
         if max_pairs is not None and len(pairs) > max_pairs:
-            chosen = sorted(pairs, key=lambda p: hashlib.sha256(f"retrieval:{p[0]}".encode()).hexdigest())
+            chosen = sorted(
+                pairs, key=lambda p: hashlib.sha256(f"retrieval:{p[0]}".encode()).hexdigest()
+            )
             keep = {i for i, _ in chosen[:max_pairs]}
             pairs = [p for p in pairs if p[0] in keep]
         if len(pairs) < 2:
-            raise ValueError(f"Language {code!r} shares fewer than 2 {split} verses with {pivot!r}.")
+            raise ValueError(
+                f"Language {code!r} shares fewer than 2 {split} verses with {pivot!r}."
+            )
         sets[code] = RetrievalSet(
             source_language=code,
             target_language=pivot,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 

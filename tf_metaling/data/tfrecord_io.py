@@ -10,7 +10,7 @@ without the tokenizer. Files are written under a temporary name and renamed.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -35,23 +35,20 @@ def _compression(path) -> str | None:
 def write_text_tfrecord(path, texts: Iterable[str], language: str) -> int:
     """Writes sentences of one language; returns how many were written."""
     count = 0
-    with atomic_path(path) as tmp:
-        with tf.io.TFRecordWriter(tmp, options=_compression(path)) as writer:
-            for text in texts:
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError(
-                        f"{path}: sentence {count + 1} is empty or not a str: {text!r}"
-                    )
-                example = tf.train.Example(
-                    features=tf.train.Features(
-                        feature={
-                            "text": _bytes_feature(text.encode("utf-8")),
-                            "language": _bytes_feature(language.encode("utf-8")),
-                        }
-                    )
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp, options=_compression(path)) as writer:
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{path}: sentence {count + 1} is empty or not a str: {text!r}")
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "text": _bytes_feature(text.encode("utf-8")),
+                        "language": _bytes_feature(language.encode("utf-8")),
+                    }
                 )
-                writer.write(example.SerializeToString())
-                count += 1
+            )
+            writer.write(example.SerializeToString())
+            count += 1
     return count
 
 
@@ -69,29 +66,28 @@ def text_tfrecord_dataset(paths) -> tf.data.Dataset:
 def write_example_tfrecord(path, examples: Iterable[Mapping[str, np.ndarray]]) -> int:
     """Writes dicts of numeric arrays (ints -> int64, floats -> float lists)."""
     count = 0
-    with atomic_path(path) as tmp:
-        with tf.io.TFRecordWriter(tmp, options=_compression(path)) as writer:
-            for example in examples:
-                feature = {}
-                for key, value in example.items():
-                    array = np.asarray(value).reshape(-1)
-                    if np.issubdtype(array.dtype, np.integer):
-                        feature[key] = tf.train.Feature(
-                            int64_list=tf.train.Int64List(value=array.tolist())
-                        )
-                    elif np.issubdtype(array.dtype, np.floating):
-                        feature[key] = tf.train.Feature(
-                            float_list=tf.train.FloatList(value=array.tolist())
-                        )
-                    else:
-                        raise TypeError(
-                            f"{path}: example {count + 1}, key {key!r}: expected ints or "
-                            f"floats, got {array.dtype}."
-                        )
-                writer.write(
-                    tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-                )
-                count += 1
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp, options=_compression(path)) as writer:
+        for example in examples:
+            feature = {}
+            for key, value in example.items():
+                array = np.asarray(value).reshape(-1)
+                if np.issubdtype(array.dtype, np.integer):
+                    feature[key] = tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=array.tolist())
+                    )
+                elif np.issubdtype(array.dtype, np.floating):
+                    feature[key] = tf.train.Feature(
+                        float_list=tf.train.FloatList(value=array.tolist())
+                    )
+                else:
+                    raise TypeError(
+                        f"{path}: example {count + 1}, key {key!r}: expected ints or "
+                        f"floats, got {array.dtype}."
+                    )
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
+            count += 1
     return count
 
 

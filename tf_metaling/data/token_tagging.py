@@ -15,7 +15,7 @@ with the sequence; `encode_tagged_words` returns their number per example as
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -155,6 +155,7 @@ def tagging_dataset(
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
+    @tf.autograph.experimental.do_not_convert
     def encode(words, labels, language_ids):
         inputs = encode_tagged_words(tokenizer, words, labels, sequence_length)
         inputs["language_ids"] = language_ids

@@ -11,17 +11,20 @@ Special tokens have fixed ids that every other part of the project relies on:
 ``[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4``.
 
 `TOKENIZER_OPS` lists the string/text ops the in-graph tokenizer uses
-(`encode`, `encode_pairs`, `tokenize_pretokenized`, `detokenize`); it is
-checked against traced graphs by the tests. Stock TF Serving bundles
-tensorflow-text 2.12, which has all of them (FastWordpiece* since 2.7,
-NormalizeUTF8 since 2.0; the rest are core TensorFlow).
+(`encode`, `encode_pairs`, `tokenize_pretokenized`, `detokenize`); the tests
+check it against traced graphs. All are old enough for the tensorflow-text
+2.12.1 that stock TF Serving builds in (its build even patches
+fast_wordpiece_tokenizer.cc, tensorflow/serving PR 4057): FastWordpiece
+predates FastBertTokenizer (2.9), NormalizeUTF8 dates from 2.0, the rest is
+core TensorFlow. No TF Serving binary can be installed here, so this was not
+run against one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -44,14 +47,16 @@ SUFFIX_INDICATOR = "##"
 
 # Found by tracing encode / encode_pairs / tokenize_pretokenized / detokenize
 # (tests/data/test_tokenizer.py::test_tokenizer_ops_match_traced_graph).
-# The first three come from tensorflow-text, the others are core TensorFlow.
+# FastWordpiece*, NormalizeUTF8 and TFText>* come from tensorflow-text (the
+# detokenizer op is registered under the "TFText>" namespace); the others are
+# core TensorFlow.
 TOKENIZER_OPS = (
-    "FastWordpieceDetokenize",
     "FastWordpieceTokenizeWithOffsets",
     "NormalizeUTF8",
     "StaticRegexReplace",
     "StringLower",
     "StringSplitV2",
+    "TFText>FastWordpieceDetokenize",
 )
 
 _CONFIG_SUFFIX = ".config.json"
@@ -123,7 +128,7 @@ class Tokenizer(tf.Module):
         lower_case: bool = True,
         normalization_form: str | None = "NFC",
         languages=None,
-    ) -> "Tokenizer":
+    ) -> Tokenizer:
         """Learns a shared vocabulary with language-balanced counts.
 
         Args:
@@ -165,15 +170,15 @@ class Tokenizer(tf.Module):
         shares = language_sampling_probabilities(
             {lang: s["words"] for lang, s in summary.items()}, alpha
         )
-        for lang in summary:
-            summary[lang]["share"] = shares[lang]
+        for lang, stats in summary.items():
+            stats["share"] = shares[lang]
         tokenizer._training_summary_json = json.dumps(
             {"alpha": alpha, "requested_vocab_size": vocab_size, "languages": summary}
         )
         return tokenizer
 
     @classmethod
-    def from_vocab_file(cls, path, **options) -> "Tokenizer":
+    def from_vocab_file(cls, path, **options) -> Tokenizer:
         """Loads a vocabulary written by `save` (one token per line).
 
         Options saved next to the file (``<path>.config.json``) are used unless
@@ -312,11 +317,7 @@ class Tokenizer(tf.Module):
     def detokenize(self, ids) -> tf.Tensor:
         """Ids [B, T] or [B, (T)] -> [B] strings; [PAD], [CLS], [SEP] are dropped."""
         ids = tf.cast(_as_tensor_or_ragged(ids), tf.int32)
-        keep = (
-            tf.not_equal(ids, PAD_ID)
-            & tf.not_equal(ids, CLS_ID)
-            & tf.not_equal(ids, SEP_ID)
-        )
+        keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, CLS_ID) & tf.not_equal(ids, SEP_ID)
         return self._wordpiece.detokenize(tf.ragged.boolean_mask(ids, keep))
 
 
@@ -338,9 +339,7 @@ def read_vocab_file(path) -> list[str]:
                 ) from None
             vocab.append(token)
     if not vocab:
-        raise DataFormatError(
-            "empty vocabulary file", path=path, expected="one token per line"
-        )
+        raise DataFormatError("empty vocabulary file", path=path, expected="one token per line")
     _check_vocab(vocab, source=path)
     return vocab
 
@@ -387,9 +386,7 @@ def _as_tensor_or_ragged(value, dtype=None):
 
 def _check_sequence_length(sequence_length, minimum):
     if not isinstance(sequence_length, (int, np.integer)) or sequence_length < minimum:
-        raise ValueError(
-            f"sequence_length={sequence_length!r}: expected an int >= {minimum}."
-        )
+        raise ValueError(f"sequence_length={sequence_length!r}: expected an int >= {minimum}.")
 
 
 def _truncate_rows(rt: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:

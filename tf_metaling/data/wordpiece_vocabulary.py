@@ -21,7 +21,7 @@ import collections
 import os
 import random
 import tempfile
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def learn_wordpiece_vocabulary(
     # are rare words of large languages, which the balancing meant to thin out.
     rows = []
     for word, count in word_counts.items():
-        count = int(round(count))
+        count = round(count)
         if count > 0 and SENTENCEPIECE_WORD_BOUNDARY not in word:
             rows.append((word, count))
     rows.sort(key=lambda wc: (-wc[1], wc[0]))
@@ -180,7 +180,7 @@ def learn_wordpiece_vocabulary(
             continue
         piece = processor.id_to_piece(index)
         if piece.startswith(SENTENCEPIECE_WORD_BOUNDARY):
-            token = piece[len(SENTENCEPIECE_WORD_BOUNDARY):]
+            token = piece[len(SENTENCEPIECE_WORD_BOUNDARY) :]
         else:
             token = suffix_indicator + piece
         if not token or token == suffix_indicator or token in seen:

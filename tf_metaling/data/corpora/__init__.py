@@ -17,13 +17,13 @@ from tf_metaling.data.corpora.package_cache import PackagePin, default_cache_dir
 
 __all__ = [
     "BUILTIN_PACKAGES",
-    "BuiltinCorpus",
     "PAPER_HIGH_RESOURCE",
     "PAPER_LANGUAGES",
     "PAPER_LOW_RESOURCE",
     "PAPER_STAND_INS",
-    "PackagePin",
     "SPLITS",
+    "BuiltinCorpus",
+    "PackagePin",
     "build_builtin_corpus",
     "corpus_root",
     "default_cache_dir",

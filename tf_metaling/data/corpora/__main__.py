@@ -16,9 +16,17 @@ import time
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tf_metaling.data.corpora", description=__doc__.split("\n")[0])
-    parser.add_argument("--cache_dir", default=None, help="cache directory (default: $TF_METALING_CACHE or ~/.cache/tf_metaling)")
-    parser.add_argument("--languages", default="all", help='"all", "paper", or comma-separated codes')
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_metaling.data.corpora", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="cache directory (default: $TF_METALING_CACHE or ~/.cache/tf_metaling)",
+    )
+    parser.add_argument(
+        "--languages", default="all", help='"all", "paper", or comma-separated codes'
+    )
     parser.add_argument("--low_resource_size", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     args = parser.parse_args(argv)
@@ -44,8 +52,10 @@ def main(argv=None) -> int:
         print()
     else:
         print(f"built-in corpus at {corpus_root(args.cache_dir)} ({time.time() - start:.1f}s)")
-        print(f"groups: high={corpus.groups['high']} low={corpus.groups['low']} "
-              f"(low-resource train subsampled to {corpus.low_resource_size} sentences)")
+        print(
+            f"groups: high={corpus.groups['high']} low={corpus.groups['low']} "
+            f"(low-resource train subsampled to {corpus.low_resource_size} sentences)"
+        )
         print(corpus.format_table())
     return 0
 

@@ -95,7 +95,13 @@ def _read_kjv(sdist_path) -> tuple[dict, str]:
                 record = json.loads(raw.decode("utf-8"))
                 book, chapter, verse = record["book"], int(record["chapter"]), int(record["verse"])
                 text = record["text"]
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            except (
+                UnicodeDecodeError,
+                json.JSONDecodeError,
+                KeyError,
+                TypeError,
+                ValueError,
+            ) as error:
                 raise DataFormatError(
                     f"bad verse record ({error})",
                     path=where,

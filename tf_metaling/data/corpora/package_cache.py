@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 CACHE_ENV = "TF_METALING_CACHE"
 
@@ -84,7 +84,7 @@ def pip_download(pin: PackagePin, directory: str) -> str:
             "-d",
             directory,
         ]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(
                 f"pip could not download {pin.name}=={pin.version} ({pin.url}).\n"

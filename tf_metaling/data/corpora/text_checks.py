@@ -21,16 +21,14 @@ from __future__ import annotations
 import collections
 import re
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 REPLACEMENT_CHARACTER = "\ufffd"
 DEFECTS = ("replacement_character", "mojibake", "no_letters")
 
 # Characters Windows-1252 maps bytes 0x80-0xFF to (Latin-1 range and the
 # 0x80-0x9F punctuation block).
-_CP1252_HIGH = "".join(
-    bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0x100)
-)
+_CP1252_HIGH = "".join(bytes([b]).decode("cp1252", errors="ignore") for b in range(0x80, 0x100))
 _MOJIBAKE_RUN = re.compile("[" + re.escape(_CP1252_HIGH) + "]{2,}")
 
 _SCRIPT_NAMES = {
@@ -76,14 +74,17 @@ def sentence_defect(text: str) -> str | None:
 
 
 def script_counts(texts: Iterable[str]) -> collections.Counter:
-    counts = collections.Counter()
+    """Letters per script (distinct characters are named once: texts are large)."""
+    characters = collections.Counter()
     for text in texts:
-        for ch in text:
-            if not ch.isalpha():
-                continue
-            name = unicodedata.name(ch, "")
-            first = name.split(" ", 1)[0] if name else "UNKNOWN"
-            counts[_SCRIPT_NAMES.get(first, first.title())] += 1
+        characters.update(text)
+    counts = collections.Counter()
+    for ch, n in characters.items():
+        if not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "")
+        first = name.split(" ", 1)[0] if name else "UNKNOWN"
+        counts[_SCRIPT_NAMES.get(first, first.title())] += n
     return counts
 
 
