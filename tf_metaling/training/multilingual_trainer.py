@@ -94,7 +94,6 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             train_dataset,
             options=orbit.StandardTrainerOptions(use_tf_function=False, use_tf_while_loop=False),
         )
-        # Iterators exist from the start so that checkpoints can hold their position.
         self.train_iterator = iter(train_dataset)
         self._train_iter = self.train_iterator
         self.meta_iterator = None
