@@ -129,8 +129,7 @@ def test_resume_after_kill_matches_straight_run(tmp_path):
     assert expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    with open(os.path.join(straight, "eval_results.json")) as file:
-        assert json.load(file)["step"] == 12
+    assert tf.train.latest_checkpoint(resumed).endswith("ckpt-12")
 
 
 def _free_ports(count):
@@ -148,7 +147,9 @@ def _free_ports(count):
 @pytest.mark.slow
 def test_two_worker_processes_match_a_single_process(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    steps, split = 6, ",data.split_global_batch=true"
+    # No dropout: replicas draw their own masks, so only a deterministic model can
+    # match the single process exactly.
+    steps, split = 4, ",data.split_global_batch=true,model.dropout=0.0,model.num_layers=1"
     single = str(tmp_path / "single")
     subprocess.run(_pretrain_command(single, steps, split), cwd=ROOT, env=env, check=True, capture_output=True)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
