@@ -363,6 +363,8 @@ def main(argv=None) -> int:
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # Other work on the machine slows every figure; keep its trace.
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "settings": {
             "batch_size": args.batch_size,
@@ -381,7 +383,12 @@ def main(argv=None) -> int:
         report["memory"] = memory_runs(args)
         rss = [run["rss_mb_stream_max"] for run in report["memory"]]
         report["stream_rss_max_growth_mb_smallest_to_largest"] = round(rss[-1] - rss[0], 1)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print_tables(report)
+    print(
+        f"(load average at start {report['machine']['load_average_at_start']}, "
+        f"at end {report['machine']['load_average_at_end']})"
+    )
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".tmp", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
