@@ -10,7 +10,11 @@ from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NliReader
-from tf_metaling.data.sentence_classification import ClassificationExample, classification_dataset
+from tf_metaling.data.sentence_classification import (
+    ClassificationExample,
+    classification_dataset,
+    label_id,
+)
 from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import example_tfrecord_dataset, write_example_tfrecord
 from tf_metaling.data.token_tagging import (
@@ -302,9 +306,8 @@ def test_classification_dataset_single_and_pairs(tokenizer):
     single = [ClassificationExample("un chat", "neutral", "fr")]
     batch = next(iter(classification_dataset(single, tokenizer, LANGUAGES, labels, 8, 1)))
     assert set(batch) == {"token_ids", "padding_mask", "language_ids", "labels"}
-    with pytest.raises(Exception, match="unknown label"):
-        unknown = [ClassificationExample("x", "maybe", "fr", source="f.tsv:3")]
-        next(iter(classification_dataset(unknown, tokenizer, LANGUAGES, labels, 8, 1)))
+    with pytest.raises(DataFormatError, match=r"f\.tsv:3: unknown label.*found 'maybe'"):
+        label_id(ClassificationExample("x", "maybe", "fr", source="f.tsv:3"), labels)
 
 
 def test_example_tfrecords_roundtrip(tmp_path):
