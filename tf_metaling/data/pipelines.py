@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from tf_metaling.data import masking
 from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
-from tf_metaling.data.text_reader import TextLineReader, count_text_lines
+from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import is_tfrecord_path, text_tfrecord_dataset
 from tf_metaling.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 
@@ -141,7 +141,9 @@ def text_dataset(source, language: str, on_error: str = "raise") -> tf.data.Data
     PathLike) or a list of PathLike to text files (``.gz`` ok) or to text
     TFRecords (``.tfrecord``); a `tf.data.Dataset` of strings; or a function
     returning an iterator of sentences. Text files are read with
-    `TextLineReader` (strict UTF-8, errors name file:line).
+    `text_line_dataset` (strict UTF-8, errors name file:line); with
+    ``on_error="skip"`` with `TextLineReader`, which skips undecodable lines
+    and logs their count after each pass (slower: Python per line).
     """
     if isinstance(source, tf.data.Dataset):
         return source
@@ -149,6 +151,8 @@ def text_dataset(source, language: str, on_error: str = "raise") -> tf.data.Data
     if paths is not None:
         if all(is_tfrecord_path(p) for p in paths):
             return text_tfrecord_dataset(paths).map(lambda example: example["text"])
+        if on_error == "raise":
+            return text_line_dataset(paths, language)
         reader = TextLineReader(paths, language, on_error=on_error)
         return tf.data.Dataset.from_generator(
             lambda: iter(reader), output_signature=tf.TensorSpec([], tf.string)
