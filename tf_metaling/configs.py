@@ -288,6 +288,55 @@ def paper() -> ExperimentConfig:
     )
 
 
+@register("study_small")
+def study_small() -> ExperimentConfig:
+    """One run of the `small` comparison study (trainers/experiments.py --preset=small).
+
+    Sized so that the whole study (7 languages; Mono x 7, JointPair x 6, JointAll,
+    +LS, +Meta LS; 3 seeds: 48 runs) fits in an hour on 2 CPU cores.
+    """
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=64, num_layers=2, num_heads=2, intermediate_dim=256,
+                          max_sequence_length=64, adapter_dim=16, dropout=0.1, attention_dropout=0.1),
+        data=DataConfig(vocab_size=3000, sequence_length=64, batch_size=32, max_predictions=10,
+                        eval_batches_per_language=3, eval_batch_size=64, meta_examples_per_language=4),
+        trainer=TrainerConfig(train_steps=300, learning_rate=1e-3, warmup_steps=30, steps_per_loop=50,
+                              checkpoint_interval=300, eval_interval=300, summary_interval=50),
+        meta=MetaConfig(learning_rate=1e-3),
+    )
+
+
+@register("study_demo")
+def study_demo() -> ExperimentConfig:
+    """One run of the demo study (`make demo`): three languages, minutes on 2 CPU cores."""
+    config = study_small()
+    config.data.languages = ["en", "ar", "ur"]
+    config.trainer.train_steps = 150
+    config.trainer.checkpoint_interval = 150
+    config.trainer.eval_interval = 150
+    return config
+
+
+@register("study_paper")
+def study_paper() -> ExperimentConfig:
+    """One run of the study at the reference sizes (GPU/TPU)."""
+    return paper()
+
+
+@register("zero_shot_classification")
+def zero_shot_classification() -> ExperimentConfig:
+    """Fine-tune a pretrained model_dir on English Meccan/Medinan verse classes; test all languages.
+
+    Set ``finetune.init_model_dir`` to the pretrained run (e.g. one of `demo`).
+    """
+    config = demo()
+    config.task = "sentence_classification"
+    config.finetune = FinetuneConfig(dataset="revelation_period", train_language="en")
+    config.trainer = TrainerConfig(train_steps=200, learning_rate=1e-4, steps_per_loop=50,
+                                   checkpoint_interval=100, eval_interval=200, summary_interval=50)
+    return config
+
+
 def variant_overrides(variant: str, languages: List[str], language: Optional[str] = None,
                       pivot: str = "en", ls_kind: str = "adapter") -> dict:
     """The config overrides that make one of the paper's variants.

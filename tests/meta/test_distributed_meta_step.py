@@ -61,9 +61,10 @@ def test_two_replicas_equal_one_device(options, two_cpu_devices, mirrored_strate
     for a, b in zip(single.model.weights, mirrored.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
-    single_fn = tf.function(single.meta_step, autograph=False)
+    # Eager: tracing the second-order graph twice costs far more than three eager
+    # steps; the traced path is covered by the trainer tests (tests/training).
+    single_fn = single.meta_step
 
-    @tf.function(autograph=False)
     def mirrored_fn(train, lookahead, meta, language):
         results = mirrored_strategy.run(mirrored.meta_step, args=(train, lookahead, meta, language))
         return mirrored_strategy.experimental_local_results(results)[0]

@@ -14,9 +14,10 @@ continues on exactly the data it would have seen.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import orbit
@@ -133,28 +134,52 @@ def mlm_losses(outputs, batch):
     return masked_lm_example_losses(outputs[MASKED_LM_LOGITS], batch)
 
 
-def run_pretraining(
-    config: ExperimentConfig,
-    model_dir: str,
-    mode: str = "train_and_eval",
-    strategy: Optional[tf.distribute.Strategy] = None,
-    log=None,
-) -> dict:
-    """Trains and/or evaluates a masked-LM experiment in `model_dir`. Returns the last eval metrics."""
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
+@dataclasses.dataclass
+class TaskSpec:
+    """What a task gives the generic runner.
+
+    Attributes:
+        languages: the `LanguageVocabulary` of the model.
+        build_model: builds the model (called inside ``strategy.scope()``).
+        output_name: the model output the losses read.
+        example_losses / example_metrics: per-example ``(sum, weight)`` functions.
+        train_dataset_fn: ``fn(skip_batches, paired) -> dataset_fn`` for
+            `distribute_datasets_from_function`.
+        eval_batches: ``{language: [batch, ...]}``.
+        meta_dataset_fn: ``fn(skip_batches) -> dataset_fn`` (meta-learning only).
+        initialize: optional ``fn(model)`` run on a fresh model (not when resuming),
+            e.g. loading pretrained weights.
+    """
+
+    languages: object
+    build_model: Callable
+    output_name: str
+    example_losses: Callable
+    example_metrics: Callable
+    train_dataset_fn: Callable
+    eval_batches: dict
+    meta_dataset_fn: Optional[Callable] = None
+    initialize: Optional[Callable] = None
+
+
+def prepare_run(config: ExperimentConfig, model_dir: str, strategy=None):
+    """Validates, seeds, builds the strategy; returns ``(strategy, writable model_dir)``."""
     validate(config)
-    seed = config.runtime.seed
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(config.runtime.seed)
     strategy = strategy or build_strategy(config.runtime)
     model_dir = writable_model_dir(strategy, model_dir)
     os.makedirs(model_dir, exist_ok=True)
-    inputs = build_mlm_inputs(config.data, model_dir, seed)
+    return strategy, model_dir
+
+
+def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec: TaskSpec, log=None) -> dict:
+    """Builds model and optimizers under `strategy`, restores, and runs the Orbit controller."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
     meta_config = config.meta
     trainer_config = config.trainer
-
     with strategy.scope():
-        model = build_model(config, inputs.languages, inputs.vocab_size)
+        model = spec.build_model()
         schedule = WarmupSchedule(
             trainer_config.learning_rate,
             trainer_config.warmup_steps,
@@ -176,7 +201,7 @@ def run_pretraining(
 
     meta_step = MetaStep(
         model,
-        mlm_losses,
+        spec.example_losses,
         shared_optimizer,
         meta_optimizer,
         MetaOptions(
@@ -189,7 +214,7 @@ def run_pretraining(
             one_language_batches=config.data.batching == "one_language",
         ),
         clip_norm=trainer_config.clip_norm,
-        output_names=(MASKED_LM_LOGITS,),
+        output_names=(spec.output_name,),
     )
     # Restore before the data streams exist: distributed iterators cannot be
     # checkpointed, so a resumed run skips the batches it already consumed.
@@ -203,20 +228,21 @@ def run_pretraining(
         step_counter=global_step,
         checkpoint_interval=trainer_config.checkpoint_interval,
     )
-    manager.restore_or_initialize()
+    if manager.restore_or_initialize() is None and spec.initialize is not None:
+        spec.initialize(model)
     done = int(global_step.numpy())
     meta_done = -(-done // meta_config.every_n_steps) if meta_config.enabled else 0
     trainer = MultilingualTrainer(
         strategy=strategy,
         meta_step=meta_step,
-        train_dataset_fn=inputs.train_dataset_fn(paired=meta_config.enabled, skip_batches=done),
-        eval_batches=inputs.eval_batches(),
-        output_name=MASKED_LM_LOGITS,
-        example_metrics=masked_lm_example_metrics,
+        train_dataset_fn=spec.train_dataset_fn(done, meta_config.enabled),
+        eval_batches=spec.eval_batches,
+        output_name=spec.output_name,
+        example_metrics=spec.example_metrics,
         global_step=global_step,
-        languages=inputs.languages,
+        languages=spec.languages,
         total_steps=trainer_config.train_steps,
-        meta_dataset_fn=inputs.meta_dataset_fn(skip_batches=meta_done) if meta_config.enabled else None,
+        meta_dataset_fn=spec.meta_dataset_fn(meta_done) if meta_config.enabled else None,
         meta_enabled=meta_config.enabled,
         meta_every_n_steps=meta_config.every_n_steps,
         log=log,
@@ -250,3 +276,26 @@ def run_pretraining(
         metrics["step"] = int(global_step.numpy())
         checkpoints.atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
     return metrics
+
+
+def run_pretraining(
+    config: ExperimentConfig,
+    model_dir: str,
+    mode: str = "train_and_eval",
+    strategy: Optional[tf.distribute.Strategy] = None,
+    log=None,
+) -> dict:
+    """Trains and/or evaluates a masked-LM experiment in `model_dir`. Returns the last eval metrics."""
+    strategy, model_dir = prepare_run(config, model_dir, strategy)
+    inputs = build_mlm_inputs(config.data, model_dir, config.runtime.seed)
+    spec = TaskSpec(
+        languages=inputs.languages,
+        build_model=lambda: build_model(config, inputs.languages, inputs.vocab_size),
+        output_name=MASKED_LM_LOGITS,
+        example_losses=mlm_losses,
+        example_metrics=masked_lm_example_metrics,
+        train_dataset_fn=lambda skip, paired: inputs.train_dataset_fn(paired=paired, skip_batches=skip),
+        eval_batches=inputs.eval_batches(),
+        meta_dataset_fn=lambda skip: inputs.meta_dataset_fn(skip_batches=skip),
+    )
+    return run_task(config, model_dir, mode, strategy, spec, log)

@@ -1,0 +1,64 @@
+"""The paper's comparisons on the built-in corpus, with a table and an interference report.
+
+    python -m trainers.experiments --preset=small --output_dir=runs/study   # <= 60 min, 2 CPU cores
+    python -m trainers.experiments --preset=demo --output_dir=runs/demo     # a few minutes
+    python -m trainers.experiments --preset=paper --output_dir=gs://...     # GPU/TPU sizes
+
+Trains and evaluates Mono (each language), JointPair (English + X), JointAll,
+JointAll+LS and JointAll+Meta LS for every seed; rerunning the same command
+skips finished runs. Ends by printing the table and the report's path.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from tf_metaling import configs  # noqa: E402
+from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan  # noqa: E402
+
+PRESETS = {
+    "demo": StudyPlan(experiment="study_demo", seeds=(0,)),
+    "small": StudyPlan(experiment="study_small", seeds=(0, 1, 2)),
+    "paper": StudyPlan(experiment="study_paper", seeds=(0, 1, 2), retrieval_pairs=1000, classification_train=5000),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("preset", "small", sorted(PRESETS), "Study size.")
+flags.DEFINE_string("output_dir", None, "Directory of the study (runs, table, report).")
+flags.DEFINE_list("variants", None, f"Subset of {list(configs.VARIANTS)}.")
+flags.DEFINE_list("seeds", None, "Seeds (default: the preset's).")
+flags.DEFINE_list("languages", None, "Languages (default: the preset's; must include en).")
+flags.DEFINE_string("ls_kind", "adapter", "LS kind of the +LS and +Meta LS variants.")
+flags.DEFINE_string("params_override", "", "Overrides of every run's config (a.b=value,...).")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    del argv
+    plan = PRESETS[FLAGS.preset]
+    if FLAGS.variants:
+        unknown = [v for v in FLAGS.variants if v not in configs.VARIANTS]
+        if unknown:
+            raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(configs.VARIANTS)}.")
+        plan.variants = tuple(FLAGS.variants)
+    if FLAGS.seeds:
+        plan.seeds = tuple(int(s) for s in FLAGS.seeds)
+    if FLAGS.languages:
+        plan.languages = tuple(FLAGS.languages)
+    plan.ls_kind = FLAGS.ls_kind
+    if FLAGS.params_override:
+        plan.overrides = FLAGS.params_override  # YAML or "a.b=value,..." (hyperparams syntax)
+    study = ComparisonStudy(plan, FLAGS.output_dir)
+    study.report(study.run())
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

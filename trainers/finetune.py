@@ -1,0 +1,38 @@
+"""Fine-tuning for token tagging or sentence classification, with zero-shot transfer.
+
+    python -m trainers.finetune --experiment=zero_shot_classification --model_dir=/tmp/cls \
+        --params_override="finetune.init_model_dir=/tmp/pretrained"
+
+Trains on `finetune.train_language` (English by default) and evaluates every
+language of the task: the other languages' accuracy is zero-shot transfer.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from tf_metaling.training.finetuning import run_finetuning  # noqa: E402
+from trainers import flags_common  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    config = flags_common.resolve_config(FLAGS)
+    metrics = run_finetuning(config, FLAGS.model_dir, FLAGS.mode)
+    for name in sorted(metrics):
+        print(f"{name}: {metrics[name]}")
+
+
+def run():
+    flags_common.define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
