@@ -71,6 +71,9 @@ class DynamicBatcher:
         self._queue: collections.deque = collections.deque()
         self._condition = threading.Condition()
         self._stopped = False
+        # Counters for monitoring and tests: merged batches run, requests served through them.
+        self.batches_run = 0
+        self.requests_batched = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(options.num_batch_threads)
@@ -161,6 +164,9 @@ class DynamicBatcher:
             for task in tasks:
                 self._run_alone(task)
             return
+        with self._condition:
+            self.batches_run += 1
+            self.requests_batched += len(tasks)
         offset = 0
         for task in tasks:
             task.outputs = {name: value[offset : offset + task.size] for name, value in outputs.items()}

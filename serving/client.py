@@ -90,6 +90,7 @@ class RestClient:
         self.model_name = model_name
         self.timeout = timeout
         self._connection = None
+        self._single_outputs = {}
 
     def request(self, method: str, path: str, document=None):
         """Sends one request; returns the decoded JSON answer or raises `ServerError`."""
@@ -130,10 +131,20 @@ class RestClient:
         if not columnar:
             return answer["predictions"]
         outputs = answer["outputs"]
-        return outputs if isinstance(outputs, dict) else {"output": outputs}
+        if isinstance(outputs, dict):
+            return outputs
+        # TF Serving drops the name of a signature's only output; the metadata has it.
+        return {self._single_output_name(signature_name, version, label): outputs}
 
     def predict_text(self, signature_name: str, texts, languages, **options) -> dict:
         return self.predict(text_inputs(texts, languages), signature_name, **options)
+
+    def _single_output_name(self, signature_name, version, label) -> str:
+        key = (signature_name or "serving_default", version, label)
+        if key not in self._single_outputs:
+            signatures = self.metadata(version, label)["metadata"]["signature_def"]["signature_def"]
+            (self._single_outputs[key],) = signatures[key[0]]["outputs"]
+        return self._single_outputs[key]
 
     def classify(self, texts, languages, signature_name="classify", version=None, label=None) -> list:
         """``[[(label, score), ...] per text]`` from the Classify API."""

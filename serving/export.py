@@ -34,6 +34,9 @@ from serving.signatures import ServingModule
 
 _VERSION_PATTERN = re.compile(r"^\d+$")
 TRAINING_CONFIG_FILE = "config.yaml"
+# The exported language vocabulary (codes in index order, unknown policy), for
+# clients and tools; TF Serving ignores assets.extra beyond the warmup file.
+LANGUAGES_FILE = os.path.join("assets.extra", "languages.json")
 METRICS_FILE = "eval_results.json"
 
 
@@ -109,6 +112,8 @@ def export_model(
         _set_method_names(temporary, module.method_names())
         logs = warmup.build_warmup_logs(module, model_name, warmup_texts)
         warmup.write_warmup_file(warmup.warmup_path(temporary), logs)
+        with open(os.path.join(temporary, LANGUAGES_FILE), "w", encoding="utf-8") as file:
+            file.write(languages.to_json())
         card = model_card.render_model_card(
             model, module, model_name, version, signature_specs(temporary),
             training_config=training_config, metrics=metrics, source=source or "a Keras model",
