@@ -71,9 +71,11 @@ class DynamicBatcher:
         self._queue: collections.deque = collections.deque()
         self._condition = threading.Condition()
         self._stopped = False
-        # Counters for monitoring and tests: merged batches run, requests served through them.
-        self.batches_run = 0
+        # Counters for monitoring and tests: batches of several requests formed,
+        # the requests in them, and batches rerun request by request after a failure.
+        self.batches_formed = 0
         self.requests_batched = 0
+        self.batches_split = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(options.num_batch_threads)
@@ -154,6 +156,9 @@ class DynamicBatcher:
         if len(tasks) == 1:
             self._run_alone(tasks[0])
             return
+        with self._condition:
+            self.batches_formed += 1
+            self.requests_batched += len(tasks)
         merged = {name: np.concatenate([task.inputs[name] for task in tasks]) for name in tasks[0].inputs}
         total = sum(task.size for task in tasks)
         try:
@@ -161,12 +166,11 @@ class DynamicBatcher:
             if any(np.ndim(value) == 0 or np.shape(value)[0] != total for value in outputs.values()):
                 raise ServingError(grpc.StatusCode.INTERNAL, "an output is not batched along dimension 0")
         except Exception:  # one bad request must not fail the others: rerun each alone
+            with self._condition:
+                self.batches_split += 1
             for task in tasks:
                 self._run_alone(task)
             return
-        with self._condition:
-            self.batches_run += 1
-            self.requests_batched += len(tasks)
         offset = 0
         for task in tasks:
             task.outputs = {name: value[offset : offset + task.size] for name, value in outputs.items()}

@@ -251,17 +251,19 @@ class GrpcClient:
 
 
 # ---------------------------------------------------------------------- command line
-def _define_flags():
+def define_flags(flag_values=None):
+    """Defines the client's flags on `flag_values` (default: absl's global FLAGS)."""
     from absl import flags
 
-    flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "API to use.")
-    flags.DEFINE_string("server", "127.0.0.1:8501", "host:port of the server.")
-    flags.DEFINE_string("model_name", "tf_metaling", "Served model name.")
-    flags.DEFINE_integer("version", None, "Model version (default: latest).")
-    flags.DEFINE_string("signature", "embed", "Signature to call, or 'status' / 'metadata' / 'classify'.")
-    flags.DEFINE_multi_string("text", [], "Input text (repeat for a batch).")
-    flags.DEFINE_multi_string("language", [], "Language code per text (one code applies to all).")
-    flags.DEFINE_float("timeout", 60.0, "Seconds per request.")
+    values = flag_values if flag_values is not None else flags.FLAGS
+    flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "API to use.", flag_values=values)
+    flags.DEFINE_string("server", "127.0.0.1:8501", "host:port of the server.", flag_values=values)
+    flags.DEFINE_string("model_name", "tf_metaling", "Served model name.", flag_values=values)
+    flags.DEFINE_integer("version", None, "Model version (default: latest).", flag_values=values)
+    flags.DEFINE_string("signature", "embed", "Signature to call, or 'status' / 'metadata' / 'classify'.", flag_values=values)
+    flags.DEFINE_multi_string("text", [], "Input text (repeat for a batch).", flag_values=values)
+    flags.DEFINE_multi_string("language", [], "Language code per text (one code applies to all).", flag_values=values)
+    flags.DEFINE_float("timeout", 60.0, "Seconds per request.", flag_values=values)
 
 
 def _jsonable(value):
@@ -272,11 +274,8 @@ def _jsonable(value):
     return value
 
 
-def main(argv):
-    from absl import flags
-
-    del argv
-    FLAGS = flags.FLAGS
+def query_from_flags(FLAGS) -> int:
+    """Sends the request that parsed flag values describe, prints the JSON answer; returns an exit code."""
     client_type = RestClient if FLAGS.protocol == "rest" else GrpcClient
     client = client_type(FLAGS.server, FLAGS.model_name, timeout=FLAGS.timeout)
     try:
@@ -301,10 +300,17 @@ def main(argv):
     return 0
 
 
+def main(argv):
+    from absl import flags
+
+    del argv
+    return query_from_flags(flags.FLAGS)
+
+
 def run():
     from absl import app
 
-    _define_flags()
+    define_flags()
     app.run(main)
 
 

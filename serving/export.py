@@ -189,37 +189,46 @@ def _set_method_names(export_dir: str, method_names: dict) -> None:
 
 
 # ---------------------------------------------------------------------- command line
-def _define_flags():
+def define_flags(flag_values=None):
+    """Defines the exporter's flags on `flag_values` (default: absl's global FLAGS)."""
     from absl import flags
 
-    flags.DEFINE_string("model_dir", None, "A trainer's model_dir (model.json + checkpoints).")
-    flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix in model_dir (default: newest).")
-    flags.DEFINE_string("vocab_file", None, "Tokenizer vocabulary (default: model_dir/vocab.txt if present).")
-    flags.DEFINE_string("export_base", None, "Directory holding one base path per model name.")
-    flags.DEFINE_string("model_name", "tf_metaling", "Served model name.")
-    flags.DEFINE_integer("version", None, "Version number (default: next free).")
-    flags.DEFINE_enum("unknown_language", None, ["error", "default"], "Unknown-language policy (default: the model's).")
-    flags.DEFINE_string("default_language", None, "Fallback language for --unknown_language=default.")
-    flags.DEFINE_integer("top_k", 5, "Candidates per masked position in fill_mask.")
-    flags.mark_flags_as_required(["model_dir", "export_base"])
+    values = flag_values if flag_values is not None else flags.FLAGS
+    flags.DEFINE_string("model_dir", None, "A trainer's model_dir (model.json + checkpoints).", flag_values=values)
+    flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix in model_dir (default: newest).", flag_values=values)
+    flags.DEFINE_string("vocab_file", None, "Tokenizer vocabulary (default: model_dir/vocab.txt if present).",
+                        flag_values=values)
+    flags.DEFINE_string("export_base", None, "Directory holding one base path per model name.", flag_values=values)
+    flags.DEFINE_string("model_name", "tf_metaling", "Served model name.", flag_values=values)
+    flags.DEFINE_integer("version", None, "Version number (default: next free).", flag_values=values)
+    flags.DEFINE_enum("unknown_language", None, ["error", "default"],
+                      "Unknown-language policy (default: the model's).", flag_values=values)
+    flags.DEFINE_string("default_language", None, "Fallback language for --unknown_language=default.",
+                        flag_values=values)
+    flags.DEFINE_integer("top_k", 5, "Candidates per masked position in fill_mask.", flag_values=values)
+    flags.mark_flags_as_required(["model_dir", "export_base"], flag_values=values)
+
+
+def export_from_flags(values) -> str:
+    """Runs the export that parsed flag values describe; returns the version directory."""
+    return export_model_dir(
+        values.model_dir,
+        values.export_base,
+        values.model_name,
+        values.version,
+        checkpoint_path=values.checkpoint,
+        vocab_file=values.vocab_file,
+        unknown_language=values.unknown_language,
+        default_language=values.default_language,
+        top_k=values.top_k,
+    )
 
 
 def main(argv):
     from absl import flags, logging
 
     del argv
-    FLAGS = flags.FLAGS
-    path = export_model_dir(
-        FLAGS.model_dir,
-        FLAGS.export_base,
-        FLAGS.model_name,
-        FLAGS.version,
-        checkpoint_path=FLAGS.checkpoint,
-        vocab_file=FLAGS.vocab_file,
-        unknown_language=FLAGS.unknown_language,
-        default_language=FLAGS.default_language,
-        top_k=FLAGS.top_k,
-    )
+    path = export_from_flags(flags.FLAGS)
     logging.info("exported %s", path)
     print(path)
 
@@ -228,7 +237,7 @@ def run():
     from absl import app
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _define_flags()
+    define_flags()
     app.run(main)
 
 

@@ -125,25 +125,27 @@ class ModelServer:
 
 
 # ---------------------------------------------------------------------- command line
-def _define_flags():
+def define_flags(flag_values=None):
+    """Defines the server's flags (TF Serving's names where it has them) on `flag_values`."""
     from absl import flags
 
-    flags.DEFINE_string("host", DEFAULT_HOST, "Address to bind (default loopback only).")
-    flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port; -1: no gRPC).")
-    flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: any free port; -1: no REST).")
-    flags.DEFINE_string("model_name", "default", "Model name (with --model_base_path).")
-    flags.DEFINE_string("model_base_path", None, "Directory with the model's integer version directories.")
-    flags.DEFINE_string("model_config_file", None, "TF Serving ModelServerConfig text proto (several models).")
-    flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Base-path scan interval (0: load once).")
-    flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests to the same signature.")
-    flags.DEFINE_integer("max_batch_size", 32, "Most examples in one merged batch.")
-    flags.DEFINE_integer("batch_timeout_micros", 2000, "Longest wait for a batch to fill.")
-    flags.DEFINE_integer("num_batch_threads", 1, "Threads running merged batches, per signature.")
-    flags.DEFINE_integer("max_enqueued_batches", 64, "Queue limit (in batches) before RESOURCE_EXHAUSTED.")
-    flags.DEFINE_integer("max_request_bytes", 8 << 20, "Largest request body / gRPC message.")
-    flags.DEFINE_integer("max_request_batch_size", 1024, "Most examples in one request.")
-    flags.DEFINE_integer("threads", 64, "Worker threads per front end.")
-    flags.DEFINE_float("grace_seconds", 10.0, "How long shutdown waits for in-flight requests.")
+    values = flag_values if flag_values is not None else flags.FLAGS
+    flags.DEFINE_string("host", DEFAULT_HOST, "Address to bind (default loopback only).", flag_values=values)
+    flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port; -1: no gRPC).", flag_values=values)
+    flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: any free port; -1: no REST).", flag_values=values)
+    flags.DEFINE_string("model_name", "default", "Model name (with --model_base_path).", flag_values=values)
+    flags.DEFINE_string("model_base_path", None, "Directory with the model's integer version directories.", flag_values=values)
+    flags.DEFINE_string("model_config_file", None, "TF Serving ModelServerConfig text proto (several models).", flag_values=values)
+    flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Base-path scan interval (0: load once).", flag_values=values)
+    flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests to the same signature.", flag_values=values)
+    flags.DEFINE_integer("max_batch_size", 32, "Most examples in one merged batch.", flag_values=values)
+    flags.DEFINE_integer("batch_timeout_micros", 2000, "Longest wait for a batch to fill.", flag_values=values)
+    flags.DEFINE_integer("num_batch_threads", 1, "Threads running merged batches, per signature.", flag_values=values)
+    flags.DEFINE_integer("max_enqueued_batches", 64, "Queue limit (in batches) before RESOURCE_EXHAUSTED.", flag_values=values)
+    flags.DEFINE_integer("max_request_bytes", 8 << 20, "Largest request body / gRPC message.", flag_values=values)
+    flags.DEFINE_integer("max_request_batch_size", 1024, "Most examples in one request.", flag_values=values)
+    flags.DEFINE_integer("threads", 64, "Worker threads per front end.", flag_values=values)
+    flags.DEFINE_float("grace_seconds", 10.0, "How long shutdown waits for in-flight requests.", flag_values=values)
 
 
 def server_from_flags(flags_values) -> ModelServer:
@@ -197,7 +199,7 @@ def run():
     from absl import app
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _define_flags()
+    define_flags()
     app.run(main)
 
 

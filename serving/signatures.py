@@ -75,7 +75,11 @@ _EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="inputs")
 
 
 class _Untracked:
-    """Holds the Keras model out of the module's object graph (only its variables are saved)."""
+    """Holds the Keras model and the shared model functions out of the module's object graph.
+
+    Only the variables are saved as objects; the functions reach the SavedModel
+    through the signatures that call them.
+    """
 
     def __init__(self, model):
         self.model = model
@@ -118,6 +122,29 @@ class ServingModule(tf.Module):
         self.model_variables = [variable.value for variable in model.variables]
         self._holder = _Untracked(model)
         outputs = model.output_names_available
+        # Every signature calls these two functions, so the model is traced twice
+        # per export instead of once per signature (and the SavedModel holds one
+        # copy of the encoder graph). Outputs a signature does not use are pruned
+        # when the call is inlined at run time.
+        id_specs = [tf.TensorSpec([None, None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.int32)]
+        self._holder.encode = tf.function(
+            lambda token_ids, padding_mask, language_ids: self._holder.model(
+                {"token_ids": token_ids, "padding_mask": padding_mask, "language_ids": language_ids},
+                training=False,
+                outputs=[name for name in outputs if name != MASKED_LM_LOGITS],
+            ),
+            input_signature=id_specs,
+        )
+        if MASKED_LM_LOGITS in outputs:
+            self._holder.masked_lm = tf.function(
+                lambda token_ids, padding_mask, language_ids, mask_positions: self._holder.model(
+                    {"token_ids": token_ids, "padding_mask": padding_mask, "language_ids": language_ids,
+                     "mask_positions": mask_positions},
+                    training=False,
+                    outputs=[MASKED_LM_LOGITS],
+                )[MASKED_LM_LOGITS],
+                input_signature=id_specs + [tf.TensorSpec([None, None], tf.int32)],
+            )
         self.has_masked_lm = MASKED_LM_LOGITS in outputs
         self.token_class_names = list(model.token_class_names or [])
         self.sentence_class_names = list(model.sentence_class_names or [])
@@ -247,8 +274,11 @@ class ServingModule(tf.Module):
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
     def _run(self, inputs, outputs):
-        model_inputs = {key: inputs[key] for key in ("token_ids", "padding_mask", "language_ids", "mask_positions") if key in inputs}
-        return self._holder.model(model_inputs, training=False, outputs=outputs)
+        arguments = (inputs["token_ids"], inputs["padding_mask"], inputs["language_ids"])
+        if outputs == [MASKED_LM_LOGITS]:
+            return {MASKED_LM_LOGITS: self._holder.masked_lm(*arguments, tf.cast(inputs["mask_positions"], tf.int32))}
+        results = self._holder.encode(*arguments)
+        return {name: results[name] for name in outputs}
 
     def _request_inputs(self, request, with_masks=False):
         if self.text_mode:

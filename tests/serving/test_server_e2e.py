@@ -128,19 +128,23 @@ def test_cli_client_prints_the_answer(server, loaded_text, capsys):
 
     from serving import client as client_module
 
-    if "protocol" not in flags.FLAGS:
-        client_module._define_flags()
     expected = _direct(loaded_text, sig.EMBED, text_inputs(["habari"], ["sw"]))["embedding"]
     for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
-        flags.FLAGS.unparse_flags()  # multi-string flags would otherwise accumulate
-        flags.FLAGS([
+        values = flags.FlagValues()
+        client_module.define_flags(values)
+        values([
             "tf-metaling-client", f"--protocol={protocol}", f"--server=127.0.0.1:{port}", "--model_name=tiny",
             "--signature=embed", "--text=habari", "--language=sw",
         ])
-        assert client_module.main([]) == 0
+        assert client_module.query_from_flags(values) == 0
         answer = json.loads(capsys.readouterr().out)
         np.testing.assert_allclose(answer["embedding"], expected, atol=1e-5)
-    flags.FLAGS.unparse_flags()
+    values = flags.FlagValues()
+    client_module.define_flags(values)
+    values(["tf-metaling-client", f"--server=127.0.0.1:{server.rest_port}", "--model_name=tiny",
+            "--text=x", "--language=de"])
+    assert client_module.query_from_flags(values) == 1
+    assert "'de'" in json.loads(capsys.readouterr().err)["error"]
 
 
 def raw_request(port, method, path, body: bytes | None = None, headers=None):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -53,22 +49,3 @@ def test_session_loader_reports_unknown_language(session_run):
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown language code"):
         session_run(sig.EMBED, {
             "text": np.asarray([b"x"], dtype=object), "language": np.asarray([b"zz"], dtype=object)})
-
-
-@pytest.mark.slow
-def test_saved_model_cli_runs_the_token_id_export_without_custom_ops(ids_export, loaded_ids):
-    """saved_model_cli does not import tensorflow-text: the token-id export needs no custom op."""
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    expressions = "token_ids=[[2,7,9,3]];padding_mask=[[1,1,1,1]];language=['sw']"
-    result = subprocess.run(
-        [cli, "run", "--dir", ids_export, "--tag_set", "serve", "--signature_def", "embed",
-         "--input_exprs", expressions],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    expected = loaded_ids.signatures[sig.EMBED](
-        token_ids=tf.constant([[2, 7, 9, 3]]), padding_mask=tf.ones((1, 4), tf.int32), language=tf.constant(["sw"])
-    )["embedding"].numpy()[0]
-    printed = result.stdout[result.stdout.index("Result for output key embedding:"):]
-    numbers = np.asarray([float(x) for x in printed.split("[[", 1)[1].split("]]", 1)[0].split()])
-    np.testing.assert_allclose(numbers, expected, atol=1e-5)
