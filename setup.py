@@ -17,6 +17,8 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "pyyaml==6.0.4",
     "matplotlib==3.11.2",
+    # The serving REST front end (serving/rest_service.py).
+    "aiohttp==3.14.5",
 ]
 
 TEST_REQUIRES = [
@@ -39,6 +41,9 @@ setup(
     entry_points={
         "console_scripts": [
             "tf-metaling-smoke=tf_metaling.smoke:run",
+            "tf-metaling-export=serving.export:run",
+            "tf-metaling-server=serving.server:run",
+            "tf-metaling-client=serving.client:run",
         ]
     },
     license="Apache-2.0",

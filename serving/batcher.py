@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -43,7 +43,7 @@ class BatchingOptions:
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "key", "done", "outputs", "error", "enqueued")
+    __slots__ = ("done", "enqueued", "error", "inputs", "key", "outputs", "size")
 
     def __init__(self, inputs: dict, size: int, key):
         self.inputs = inputs
@@ -165,7 +165,7 @@ class DynamicBatcher:
             outputs = self.execute(merged)
             if any(np.ndim(value) == 0 or np.shape(value)[0] != total for value in outputs.values()):
                 raise ServingError(grpc.StatusCode.INTERNAL, "an output is not batched along dimension 0")
-        except Exception:  # one bad request must not fail the others: rerun each alone
+        except Exception:  # noqa: BLE001 - one bad request must not fail the others: rerun each alone
             with self._condition:
                 self.batches_split += 1
             for task in tasks:

@@ -154,7 +154,8 @@ class RestClient:
             for t, code in zip(inputs["text"], inputs["language"])
         ]
         answer = self.request(
-            "POST", _model_path(self.model_name, version, label) + ":classify",
+            "POST",
+            _model_path(self.model_name, version, label) + ":classify",
             {"signature_name": signature_name, "examples": examples},
         )
         return [[(label_, score) for label_, score in row] for row in answer["result"]]
@@ -260,7 +261,9 @@ def define_flags(flag_values=None):
     flags.DEFINE_string("server", "127.0.0.1:8501", "host:port of the server.", flag_values=values)
     flags.DEFINE_string("model_name", "tf_metaling", "Served model name.", flag_values=values)
     flags.DEFINE_integer("version", None, "Model version (default: latest).", flag_values=values)
-    flags.DEFINE_string("signature", "embed", "Signature to call, or 'status' / 'metadata' / 'classify'.", flag_values=values)
+    flags.DEFINE_string(
+        "signature", "embed", "Signature to call, or 'status' / 'metadata' / 'classify'.", flag_values=values
+    )
     flags.DEFINE_multi_string("text", [], "Input text (repeat for a batch).", flag_values=values)
     flags.DEFINE_multi_string("language", [], "Language code per text (one code applies to all).", flag_values=values)
     flags.DEFINE_float("timeout", 60.0, "Seconds per request.", flag_values=values)

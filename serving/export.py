@@ -27,10 +27,10 @@ import tempfile
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from tf_metaling import checkpoints
-from tf_metaling.languages import LanguageVocabulary
 from serving import model_card, op_check, warmup
 from serving.signatures import ServingModule
+from tf_metaling import checkpoints
+from tf_metaling.languages import LanguageVocabulary
 
 _VERSION_PATTERN = re.compile(r"^\d+$")
 TRAINING_CONFIG_FILE = "config.yaml"
@@ -98,8 +98,10 @@ def export_model(
 
     model_languages = model.language_vocabulary
     policy = unknown_language or model_languages.unknown
-    fallback = default_language if default_language is not None else (
-        model_languages.default_language if policy == model_languages.unknown else None
+    fallback = (
+        default_language
+        if default_language is not None
+        else (model_languages.default_language if policy == model_languages.unknown else None)
     )
     languages = LanguageVocabulary(model_languages.codes, unknown=policy, default_language=fallback)
     module = ServingModule(model, tokenizer=tokenizer, languages=languages, top_k=top_k)
@@ -115,8 +117,14 @@ def export_model(
         with open(os.path.join(temporary, LANGUAGES_FILE), "w", encoding="utf-8") as file:
             file.write(languages.to_json())
         card = model_card.render_model_card(
-            model, module, model_name, version, signature_specs(temporary),
-            training_config=training_config, metrics=metrics, source=source or "a Keras model",
+            model,
+            module,
+            model_name,
+            version,
+            signature_specs(temporary),
+            training_config=training_config,
+            metrics=metrics,
+            source=source or "a Keras model",
         )
         with open(os.path.join(temporary, model_card.MODEL_CARD_FILE), "w", encoding="utf-8") as file:
             file.write(card)
@@ -196,15 +204,22 @@ def define_flags(flag_values=None):
     values = flag_values if flag_values is not None else flags.FLAGS
     flags.DEFINE_string("model_dir", None, "A trainer's model_dir (model.json + checkpoints).", flag_values=values)
     flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix in model_dir (default: newest).", flag_values=values)
-    flags.DEFINE_string("vocab_file", None, "Tokenizer vocabulary (default: model_dir/vocab.txt if present).",
-                        flag_values=values)
+    flags.DEFINE_string(
+        "vocab_file", None, "Tokenizer vocabulary (default: model_dir/vocab.txt if present).", flag_values=values
+    )
     flags.DEFINE_string("export_base", None, "Directory holding one base path per model name.", flag_values=values)
     flags.DEFINE_string("model_name", "tf_metaling", "Served model name.", flag_values=values)
     flags.DEFINE_integer("version", None, "Version number (default: next free).", flag_values=values)
-    flags.DEFINE_enum("unknown_language", None, ["error", "default"],
-                      "Unknown-language policy (default: the model's).", flag_values=values)
-    flags.DEFINE_string("default_language", None, "Fallback language for --unknown_language=default.",
-                        flag_values=values)
+    flags.DEFINE_enum(
+        "unknown_language",
+        None,
+        ["error", "default"],
+        "Unknown-language policy (default: the model's).",
+        flag_values=values,
+    )
+    flags.DEFINE_string(
+        "default_language", None, "Fallback language for --unknown_language=default.", flag_values=values
+    )
     flags.DEFINE_integer("top_k", 5, "Candidates per masked position in fill_mask.", flag_values=values)
     flags.mark_flags_as_required(["model_dir", "export_base"], flag_values=values)
 

@@ -159,8 +159,15 @@ def _serialized_examples(model_input) -> list:
 class GrpcService:
     """The gRPC server: both services on `host:port` (port 0: any free port)."""
 
-    def __init__(self, api: PredictionApi, host: str = "127.0.0.1", port: int = 8500,
-                 max_request_bytes: int = 8 << 20, threads: int = 64, grace_seconds: float = 10.0):
+    def __init__(
+        self,
+        api: PredictionApi,
+        host: str = "127.0.0.1",
+        port: int = 8500,
+        max_request_bytes: int = 8 << 20,
+        threads: int = 64,
+        grace_seconds: float = 10.0,
+    ):
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host

@@ -49,7 +49,7 @@ def render_model_card(
     lines = [
         f"# Model card: {model_name}, version {version}",
         "",
-        f"Exported {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
+        f"Exported {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}"
         + (f" from {source}." if source else "."),
         "",
         "## Languages",
@@ -58,26 +58,37 @@ def render_model_card(
         "|---|---|",
         *[f"| {index} | `{code}` |" for index, code in enumerate(languages.codes)],
         "",
-        f"Every request names its language per example (`language` input); a batch may mix languages. "
-        f"Unknown language policy: {policy}.",
+        (
+            f"Every request names its language per example (`language` input); a batch may mix languages. "
+            f"Unknown language policy: {policy}."
+        ),
         "",
         "## Architecture",
         "",
-        f"- Encoder: {encoder.num_layers} layers, hidden size {encoder.hidden_dim}, {encoder.num_heads} heads, "
-        f"feed-forward {encoder.intermediate_dim}, {encoder.max_sequence_length} positions, "
-        f"{'pre' if encoder.normalize_first else 'post'}-LN.",
+        (
+            f"- Encoder: {encoder.num_layers} layers, hidden size {encoder.hidden_dim}, {encoder.num_heads} heads, "
+            f"feed-forward {encoder.intermediate_dim}, {encoder.max_sequence_length} positions, "
+            f"{'pre' if encoder.normalize_first else 'post'}-LN."
+        ),
         f"- Language-specific layers: {kinds}"
         + (f" in blocks {list(encoder.language_specific_layers)}" if encoder.language_specific else "")
         + (f", adapter width {encoder.adapter_dim}" if any("adapter" in k for k in encoder.language_specific) else "")
         + ".",
-        f"- Parameters: {partition.num_shared_parameters:,} shared, "
-        f"{partition.num_language_parameters_per_language:,} per language.",
+        (
+            f"- Parameters: {partition.num_shared_parameters:,} shared, "
+            f"{partition.num_language_parameters_per_language:,} per language."
+        ),
         f"- Subword vocabulary: {encoder.vocabulary_size} ids"
-        + (" (tokenizer exported: text signatures available)." if serving_module.text_mode else
-           " (no tokenizer exported: token-id signatures only)."),
-        f"- Heads: masked LM {'yes' if serving_module.has_masked_lm else 'no'}; "
-        f"tagging {list(serving_module.token_class_names) or 'no'}; "
-        f"sentence classes {list(serving_module.sentence_class_names) or 'no'}.",
+        + (
+            " (tokenizer exported: text signatures available)."
+            if serving_module.text_mode
+            else " (no tokenizer exported: token-id signatures only)."
+        ),
+        (
+            f"- Heads: masked LM {'yes' if serving_module.has_masked_lm else 'no'}; "
+            f"tagging {list(serving_module.token_class_names) or 'no'}; "
+            f"sentence classes {list(serving_module.sentence_class_names) or 'no'}."
+        ),
         "",
         "## Signatures",
         "",
@@ -88,9 +99,11 @@ def render_model_card(
         lines.append(f"| `{name}` | {'<br>'.join(inputs)} | {'<br>'.join(outputs)} |")
     lines += [
         "",
-        "`serving_default` uses core TensorFlow ops only. Text signatures run the tokenizer in the graph "
-        "with the tensorflow-text ops listed in `serving/tf_text_2_12_ops.txt`; on TF Serving they need a "
-        "build that links tensorflow-text (the stock image does).",
+        (
+            "`serving_default` uses core TensorFlow ops only. Text signatures run the tokenizer in the graph "
+            "with the tensorflow-text ops listed in `serving/tf_text_2_12_ops.txt`; on TF Serving they need a "
+            "build that links tensorflow-text (the stock image does)."
+        ),
         "",
         "## Training configuration",
         "",
@@ -107,8 +120,10 @@ def render_model_card(
         "## Limitations",
         "",
         "- Languages outside the table above have no language-specific weights.",
-        "- Exported and tested with TensorFlow 2.20 and the project's TF-Serving-compatible server; "
-        "loading in a `tensorflow_model_server` binary was not tested here.",
+        (
+            "- Exported and tested with TensorFlow 2.20 and the project's TF-Serving-compatible server; "
+            "loading in a `tensorflow_model_server` binary was not tested here."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -53,7 +53,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.version_policy not in ("latest", "all", "specific"):
-            raise ValueError(f"model {self.name}: version_policy={self.version_policy!r}: expected latest, all or specific.")
+            raise ValueError(
+                f"model {self.name}: version_policy={self.version_policy!r}: expected latest, all or specific."
+            )
         if self.version_policy == "latest" and self.num_versions < 1:
             raise ValueError(f"model {self.name}: num_versions must be >= 1.")
 
@@ -160,7 +162,9 @@ class ModelManager:
             self._watcher.join()
         with self._lock:
             entries = [
-                e for versions in self._entries.values() for e in versions.values()
+                e
+                for versions in self._entries.values()
+                for e in versions.values()
                 if e.state in (AVAILABLE, UNLOADING) and e.servable is not None
             ]
             for entry in entries:
@@ -257,7 +261,9 @@ class ModelManager:
 
     def _config(self, name):
         if name not in self.configs:
-            raise not_found(f"Servable not found for request: Latest({name}); this server has models {sorted(self.configs)}.")
+            raise not_found(
+                f"Servable not found for request: Latest({name}); this server has models {sorted(self.configs)}."
+            )
         return self.configs[name]
 
     def _acquire(self, name, version, label):
@@ -305,6 +311,7 @@ class ModelManager:
 
     def wait_for_version(self, name: str, version: int, timeout: float = 60.0) -> bool:
         """Blocks until `version` of `name` is AVAILABLE (True) or the timeout passes (False)."""
+
         def ready():
             entry = self._entries[name].get(int(version))
             return entry is not None and entry.state == AVAILABLE
@@ -325,4 +332,13 @@ def _versions_on_disk(base_path: str) -> dict:
     return found
 
 
-__all__ = ["AVAILABLE", "END", "LOADING", "ModelConfig", "ModelManager", "ServingError", "UNLOADING", "read_model_config_file"]
+__all__ = [
+    "AVAILABLE",
+    "END",
+    "LOADING",
+    "UNLOADING",
+    "ModelConfig",
+    "ModelManager",
+    "ServingError",
+    "read_model_config_file",
+]

@@ -47,8 +47,15 @@ class RestService:
         grace_seconds: how long `stop` waits for in-flight requests.
     """
 
-    def __init__(self, api: PredictionApi, host: str = "127.0.0.1", port: int = 8501,
-                 max_request_bytes: int = 8 << 20, threads: int = 64, grace_seconds: float = 10.0):
+    def __init__(
+        self,
+        api: PredictionApi,
+        host: str = "127.0.0.1",
+        port: int = 8501,
+        max_request_bytes: int = 8 << 20,
+        threads: int = 64,
+        grace_seconds: float = 10.0,
+    ):
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host
@@ -119,7 +126,9 @@ class RestService:
             payload = await loop.run_in_executor(self._executor, self._dispatch, method, path, body)
             return web.Response(body=payload, status=200, content_type="application/json")
         except ServingError as error:
-            logging.warning("REST %s %s -> %d %s: %s", method, path, error.http_status, error.code.name, one_line(error.message))
+            logging.warning(
+                "REST %s %s -> %d %s: %s", method, path, error.http_status, error.code.name, one_line(error.message)
+            )
             return _error_response(error)
         except Exception as error:  # noqa: BLE001 - any failure answers 500, the server goes on
             wrapped = internal_error(error)
@@ -158,7 +167,7 @@ class RestService:
             raise invalid_argument("The request body must be a JSON object.")
         signature_name = document.get("signature_name")
         if signature_name is not None and not isinstance(signature_name, str):
-            raise invalid_argument("\"signature_name\" must be a string.")
+            raise invalid_argument('"signature_name" must be a string.')
         formats = []
 
         def parse(signature):

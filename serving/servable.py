@@ -120,7 +120,7 @@ class Servable:
         name = name or DEFAULT_SIGNATURE
         if name not in self.signatures:
             raise invalid_argument(
-                f"Serving signature name: \"{name}\" not found in signature def; "
+                f'Serving signature name: "{name}" not found in signature def; '
                 f"model {self.model_name} version {self.version} has {sorted(self.signatures)}."
             )
         return self.signatures[name]
@@ -133,7 +133,7 @@ class Servable:
         if unknown:
             raise invalid_argument(
                 f"output tensor alias not found in signature: {', '.join(unknown)}; "
-                f"outputs of \"{signature.name}\" are {sorted(signature.outputs)}."
+                f'outputs of "{signature.name}" are {sorted(signature.outputs)}.'
             )
         batcher = self._batchers.get(signature.name)
         outputs = batcher.submit(inputs) if batcher is not None else self._execute(signature, inputs)
@@ -146,7 +146,7 @@ class Servable:
         expected, given = set(signature.inputs), set(inputs)
         if expected != given:
             missing, extra = sorted(expected - given), sorted(given - expected)
-            parts = [f"input size does not match signature \"{signature.name}\": {len(given)}!={len(expected)}"]
+            parts = [f'input size does not match signature "{signature.name}": {len(given)}!={len(expected)}']
             if missing:
                 parts.append(f"missing inputs: {', '.join(missing)}")
             if extra:
@@ -158,9 +158,7 @@ class Servable:
             value = inputs[key]
             dtype = tf.dtypes.as_dtype(value.dtype) if value.dtype != object else tf.string
             if dtype != spec.dtype:
-                raise invalid_argument(
-                    f"Expects arg '{key}' to be {spec.dtype_name} but {dtype.name} is provided."
-                )
+                raise invalid_argument(f"Expects arg '{key}' to be {spec.dtype_name} but {dtype.name} is provided.")
             if spec.shape is not None:
                 if value.ndim != len(spec.shape):
                     raise invalid_argument(
@@ -195,7 +193,7 @@ class Servable:
         if signature.method_name != "tensorflow/serving/classify":
             raise invalid_argument(
                 f"Expected classification signature method_name to be tensorflow/serving/classify. "
-                f"Was: {signature.method_name} (signature \"{signature.name}\")."
+                f'Was: {signature.method_name} (signature "{signature.name}").'
             )
         if not serialized_examples:
             raise invalid_argument("Empty batch: the request has no examples.")
@@ -234,7 +232,9 @@ class Servable:
     # ------------------------------------------------------------------ execution
     def _execute(self, signature: SignatureInfo, inputs: dict) -> dict:
         try:
-            tensors = {key: tf.convert_to_tensor(value, dtype=signature.inputs[key].dtype) for key, value in inputs.items()}
+            tensors = {
+                key: tf.convert_to_tensor(value, dtype=signature.inputs[key].dtype) for key, value in inputs.items()
+            }
             results = signature.function(**tensors)
             return {key: value.numpy() for key, value in results.items()}
         except tf.errors.OpError as error:

@@ -71,11 +71,13 @@ class ModelServer:
         self.host = host
         self._grpc = (
             GrpcService(self.api, host, grpc_port, max_request_bytes, threads, grace_seconds)
-            if grpc_port is not None else None
+            if grpc_port is not None
+            else None
         )
         self._rest = (
             RestService(self.api, host, rest_port, max_request_bytes, threads, grace_seconds)
-            if rest_port is not None else None
+            if rest_port is not None
+            else None
         )
         self._stopped = threading.Event()
         self._finished = threading.Event()
@@ -88,7 +90,7 @@ class ModelServer:
     def rest_port(self):
         return self._rest.port if self._rest else None
 
-    def start(self) -> "ModelServer":
+    def start(self) -> ModelServer:
         self.manager.start()
         if self._grpc:
             self._grpc.start()
@@ -134,14 +136,22 @@ def define_flags(flag_values=None):
     flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port; -1: no gRPC).", flag_values=values)
     flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: any free port; -1: no REST).", flag_values=values)
     flags.DEFINE_string("model_name", "default", "Model name (with --model_base_path).", flag_values=values)
-    flags.DEFINE_string("model_base_path", None, "Directory with the model's integer version directories.", flag_values=values)
-    flags.DEFINE_string("model_config_file", None, "TF Serving ModelServerConfig text proto (several models).", flag_values=values)
-    flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Base-path scan interval (0: load once).", flag_values=values)
+    flags.DEFINE_string(
+        "model_base_path", None, "Directory with the model's integer version directories.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "model_config_file", None, "TF Serving ModelServerConfig text proto (several models).", flag_values=values
+    )
+    flags.DEFINE_float(
+        "file_system_poll_wait_seconds", 1.0, "Base-path scan interval (0: load once).", flag_values=values
+    )
     flags.DEFINE_bool("enable_batching", False, "Batch concurrent requests to the same signature.", flag_values=values)
     flags.DEFINE_integer("max_batch_size", 32, "Most examples in one merged batch.", flag_values=values)
     flags.DEFINE_integer("batch_timeout_micros", 2000, "Longest wait for a batch to fill.", flag_values=values)
     flags.DEFINE_integer("num_batch_threads", 1, "Threads running merged batches, per signature.", flag_values=values)
-    flags.DEFINE_integer("max_enqueued_batches", 64, "Queue limit (in batches) before RESOURCE_EXHAUSTED.", flag_values=values)
+    flags.DEFINE_integer(
+        "max_enqueued_batches", 64, "Queue limit (in batches) before RESOURCE_EXHAUSTED.", flag_values=values
+    )
     flags.DEFINE_integer("max_request_bytes", 8 << 20, "Largest request body / gRPC message.", flag_values=values)
     flags.DEFINE_integer("max_request_batch_size", 1024, "Most examples in one request.", flag_values=values)
     flags.DEFINE_integer("threads", 64, "Worker threads per front end.", flag_values=values)

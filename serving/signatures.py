@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from serving import text_inputs
 from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
 from tf_metaling.languages import LanguageVocabulary, as_vocabulary
 from tf_metaling.models.multilingual_model import (
@@ -49,7 +50,6 @@ from tf_metaling.models.multilingual_model import (
     SEQUENCE_OUTPUT,
     TOKEN_LOGITS,
 )
-from serving import text_inputs
 
 SERVING_DEFAULT = "serving_default"
 SERVE_TEXT = "serve_text"
@@ -138,8 +138,12 @@ class ServingModule(tf.Module):
         if MASKED_LM_LOGITS in outputs:
             self._holder.masked_lm = tf.function(
                 lambda token_ids, padding_mask, language_ids, mask_positions: self._holder.model(
-                    {"token_ids": token_ids, "padding_mask": padding_mask, "language_ids": language_ids,
-                     "mask_positions": mask_positions},
+                    {
+                        "token_ids": token_ids,
+                        "padding_mask": padding_mask,
+                        "language_ids": language_ids,
+                        "mask_positions": mask_positions,
+                    },
                     training=False,
                     outputs=[MASKED_LM_LOGITS],
                 )[MASKED_LM_LOGITS],
@@ -168,17 +172,16 @@ class ServingModule(tf.Module):
         if self.token_class_names:
             functions[TAG] = tf.function(self._tag).get_concrete_function(**request_spec)
         if self.sentence_class_names:
-            functions[SENTENCE_CLASSIFICATION] = tf.function(
-                self._sentence_classification
-            ).get_concrete_function(**request_spec)
+            functions[SENTENCE_CLASSIFICATION] = tf.function(self._sentence_classification).get_concrete_function(
+                **request_spec
+            )
             functions[CLASSIFY] = tf.function(self._classify).get_concrete_function(inputs=_EXAMPLES_SPEC)
         return functions
 
     def method_names(self) -> dict:
         """Signature name -> SignatureDef method name (TF Serving's Classify needs its own)."""
         return {
-            name: CLASSIFY_METHOD_NAME if name == CLASSIFY else PREDICT_METHOD_NAME
-            for name in self.signature_names()
+            name: CLASSIFY_METHOD_NAME if name == CLASSIFY else PREDICT_METHOD_NAME for name in self.signature_names()
         }
 
     def signature_names(self) -> list:
@@ -308,8 +311,12 @@ class ServingModule(tf.Module):
             tf.debugging.Assert(shape[0] > 0, ["Empty batch: the request has no examples."]),
             tf.debugging.Assert(
                 tf.reduce_all(tf.equal(tf.shape(padding_mask), shape)),
-                ["Mismatched lengths: padding_mask has shape", tf.shape(padding_mask),
-                 "but token_ids has shape", shape],
+                [
+                    "Mismatched lengths: padding_mask has shape",
+                    tf.shape(padding_mask),
+                    "but token_ids has shape",
+                    shape,
+                ],
             ),
             tf.debugging.Assert(
                 tf.equal(tf.size(language), shape[0]),
@@ -362,6 +369,6 @@ __all__ = [
     "SENTENCE_CLASSIFICATION",
     "SERVE_TEXT",
     "SERVING_DEFAULT",
-    "ServingModule",
     "TAG",
+    "ServingModule",
 ]

@@ -26,15 +26,17 @@ ROW, COLUMNAR = "row", "columnar"
 def parse_predict_body(body, signature) -> tuple:
     """A decoded JSON request body -> (``{input: numpy array}``, format)."""
     if not isinstance(body, dict):
-        raise invalid_argument("The request body must be a JSON object with \"instances\" or \"inputs\".")
+        raise invalid_argument('The request body must be a JSON object with "instances" or "inputs".')
     has_rows, has_columns = "instances" in body, "inputs" in body
     if has_rows == has_columns:
         raise invalid_argument(
-            "The request must have exactly one of \"instances\" (row format) or \"inputs\" (columnar format)."
+            'The request must have exactly one of "instances" (row format) or "inputs" (columnar format).'
         )
     extra = sorted(set(body) - {"instances", "inputs", "signature_name"})
     if extra:
-        raise invalid_argument(f"Unexpected keys in the request: {extra}; expected signature_name and instances or inputs.")
+        raise invalid_argument(
+            f"Unexpected keys in the request: {extra}; expected signature_name and instances or inputs."
+        )
     specs = signature.inputs
     if has_rows:
         return _parse_rows(body["instances"], specs), ROW
@@ -43,9 +45,9 @@ def parse_predict_body(body, signature) -> tuple:
 
 def _parse_rows(instances, specs) -> dict:
     if not isinstance(instances, list):
-        raise invalid_argument("\"instances\" must be a list with one item per example.")
+        raise invalid_argument('"instances" must be a list with one item per example.')
     if not instances:
-        raise invalid_argument("Empty batch: \"instances\" is an empty list.")
+        raise invalid_argument('Empty batch: "instances" is an empty list.')
     names = sorted(specs)
     if len(names) == 1 and not (isinstance(instances[0], dict) and set(instances[0]) == set(names)):
         name = names[0]
@@ -60,7 +62,9 @@ def _parse_rows(instances, specs) -> dict:
         if missing or extra:
             raise invalid_argument(
                 f"instances[{index}] has inputs {sorted(instance)}; expected {names}"
-                + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else "") + "."
+                + (f" (missing {missing})" if missing else "")
+                + (f" (unexpected {extra})" if extra else "")
+                + "."
             )
         for name in names:
             columns[name].append(instance[name])
@@ -73,12 +77,14 @@ def _parse_columns(inputs, specs) -> dict:
         missing, extra = sorted(set(names) - set(inputs)), sorted(set(inputs) - set(names))
         if missing or extra:
             raise invalid_argument(
-                f"\"inputs\" has {sorted(inputs)}; expected {names}"
-                + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else "") + "."
+                f'"inputs" has {sorted(inputs)}; expected {names}'
+                + (f" (missing {missing})" if missing else "")
+                + (f" (unexpected {extra})" if extra else "")
+                + "."
             )
         return {name: to_array(inputs[name], specs[name], name) for name in names}
     if len(names) != 1:
-        raise invalid_argument(f"\"inputs\" must be an object with the inputs {names}.")
+        raise invalid_argument(f'"inputs" must be an object with the inputs {names}.')
     return {names[0]: to_array(inputs, specs[names[0]], names[0])}
 
 
@@ -155,7 +161,7 @@ def _string_value(item, name) -> bytes:
         except (binascii.Error, ValueError):
             raise invalid_argument(f"Input '{name}' has invalid base64 in {{\"b64\": ...}}.") from None
     raise invalid_argument(
-        f"Input '{name}' must hold strings (or {{\"b64\": \"...\"}} objects); found {type(item).__name__ if item is not None else 'null'}."
+        f'Input \'{name}\' must hold strings (or {{"b64": "..."}} objects); found {type(item).__name__ if item is not None else "null"}.'
     )
 
 
@@ -164,8 +170,10 @@ def to_json_value(name: str, array: np.ndarray):
     """A numpy output -> nested JSON-compatible lists."""
     if array.dtype == object or array.dtype.kind == "S":
         binary = name.endswith("_bytes")
-        convert = (lambda b: {"b64": base64.b64encode(b).decode("ascii")}) if binary else (
-            lambda b: b.decode("utf-8", errors="replace")
+        convert = (
+            (lambda b: {"b64": base64.b64encode(b).decode("ascii")})
+            if binary
+            else (lambda b: b.decode("utf-8", errors="replace"))
         )
         return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else array.tolist()
     if array.dtype.kind == "f":
@@ -182,7 +190,7 @@ def make_predict_response(outputs: dict, fmt: str) -> dict:
     sizes = {name: (outputs[name].shape[0] if outputs[name].ndim else None) for name in names}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise invalid_argument(
-            f"Output tensors have different batch sizes {sizes}; use the columnar format (\"inputs\")."
+            f'Output tensors have different batch sizes {sizes}; use the columnar format ("inputs").'
         )
     if len(names) == 1:
         return {"predictions": to_json_value(names[0], outputs[names[0]])}
@@ -195,21 +203,21 @@ def make_predict_response(outputs: dict, fmt: str) -> dict:
 def parse_classify_body(document) -> tuple:
     """``{"signature_name", "context", "examples"}`` -> (signature_name, serialized tf.Examples)."""
     if not isinstance(document, dict):
-        raise invalid_argument("The request body must be a JSON object with \"examples\".")
+        raise invalid_argument('The request body must be a JSON object with "examples".')
     extra = sorted(set(document) - {"signature_name", "context", "examples"})
     if extra:
         raise invalid_argument(f"Unexpected keys in the request: {extra}; expected signature_name, context, examples.")
     signature_name = document.get("signature_name")
     if signature_name is not None and not isinstance(signature_name, str):
-        raise invalid_argument("\"signature_name\" must be a string.")
+        raise invalid_argument('"signature_name" must be a string.')
     examples = document.get("examples")
     if not isinstance(examples, list):
-        raise invalid_argument("\"examples\" must be a list of objects (one per example).")
+        raise invalid_argument('"examples" must be a list of objects (one per example).')
     if not examples:
-        raise invalid_argument("Empty batch: \"examples\" is an empty list.")
+        raise invalid_argument('Empty batch: "examples" is an empty list.')
     context = document.get("context", {})
     if not isinstance(context, dict):
-        raise invalid_argument("\"context\" must be an object of features.")
+        raise invalid_argument('"context" must be an object of features.')
     serialized = []
     for index, features in enumerate(examples):
         if not isinstance(features, dict):

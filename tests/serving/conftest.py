@@ -47,8 +47,13 @@ def export_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def text_export(text_model, tokenizer, export_base):
     return export_model(
-        text_model, export_base, TEXT_MODEL, 1, tokenizer=tokenizer,
-        warmup_texts={"sw": "habari ya leo"}, metrics={"mlm_accuracy/en": 0.25},
+        text_model,
+        export_base,
+        TEXT_MODEL,
+        1,
+        tokenizer=tokenizer,
+        warmup_texts={"sw": "habari ya leo"},
+        metrics={"mlm_accuracy/en": 0.25},
     )
 
 
@@ -78,8 +83,12 @@ def server(text_export, ids_export, export_base):
         ModelConfig(IDS_MODEL, os.path.join(export_base, IDS_MODEL)),
     ]
     running = ModelServer(
-        models, grpc_port=0, rest_port=0, poll_seconds=0,
-        max_request_bytes=MAX_REQUEST_BYTES, max_request_batch_size=MAX_REQUEST_BATCH_SIZE,
+        models,
+        grpc_port=0,
+        rest_port=0,
+        poll_seconds=0,
+        max_request_bytes=MAX_REQUEST_BYTES,
+        max_request_batch_size=MAX_REQUEST_BATCH_SIZE,
     ).start()
     yield running
     running.stop()

@@ -23,12 +23,14 @@ def tiny_tokenizer() -> Tokenizer:
 
 def tiny_text_model(tokenizer: Tokenizer, seed: int = 0, languages=LANGUAGES, **overrides) -> MultilingualModel:
     encoder = tiny_encoder(
-        "adapter", languages=languages, seed=seed, vocabulary_size=tokenizer.vocab_size,
-        max_sequence_length=16, **overrides,
+        "adapter",
+        languages=languages,
+        seed=seed,
+        vocabulary_size=tokenizer.vocab_size,
+        max_sequence_length=16,
+        **overrides,
     )
-    return MultilingualModel(
-        encoder, token_class_names=TAG_NAMES, sentence_class_names=CLASS_NAMES, head_dropout=0.0
-    )
+    return MultilingualModel(encoder, token_class_names=TAG_NAMES, sentence_class_names=CLASS_NAMES, head_dropout=0.0)
 
 
 def id_batch(languages=("en", "sw", "fr"), length=7, vocabulary_size=40, seed=3):

@@ -31,38 +31,83 @@ REST_CASES = {
     "unknown label": ("POST", "/v1/models/tiny/labels/canary:predict", _embed_body(), 404, "label: canary"),
     "unknown model status": ("GET", "/v1/models/nope", None, 404, "nope"),
     "unknown version status": ("GET", "/v1/models/tiny/versions/9", None, 404, "version 9"),
-    "unknown signature": ("POST", EMBED, dict(_embed_body(), signature_name="nope"), 400, "\"nope\" not found"),
-    "missing input": ("POST", EMBED, {"signature_name": "embed", "inputs": {"text": ["x"]}}, 400, "missing ['language']"),
-    "extra input": ("POST", EMBED, {"signature_name": "embed", "inputs": {"text": ["x"], "language": ["en"], "topic": ["y"]}},
-                    400, "unexpected ['topic']"),
-    "wrong dtype (string ids)": ("POST", EMBED, _ids_body([["a", "b"]], [[1, 1]], ["en"]), 400, "token_ids' must hold int32"),
+    "unknown signature": ("POST", EMBED, dict(_embed_body(), signature_name="nope"), 400, '"nope" not found'),
+    "missing input": (
+        "POST",
+        EMBED,
+        {"signature_name": "embed", "inputs": {"text": ["x"]}},
+        400,
+        "missing ['language']",
+    ),
+    "extra input": (
+        "POST",
+        EMBED,
+        {"signature_name": "embed", "inputs": {"text": ["x"], "language": ["en"], "topic": ["y"]}},
+        400,
+        "unexpected ['topic']",
+    ),
+    "wrong dtype (string ids)": (
+        "POST",
+        EMBED,
+        _ids_body([["a", "b"]], [[1, 1]], ["en"]),
+        400,
+        "token_ids' must hold int32",
+    ),
     "wrong dtype (float ids)": ("POST", EMBED, _ids_body([[2.5, 3]], [[1, 1]], ["en"]), 400, "must hold integers"),
     "wrong dtype (number as language)": ("POST", EMBED, _embed_body(languages=[7]), 400, "must hold strings"),
     "ragged": ("POST", EMBED, _ids_body([[2, 9, 3], [2, 3]], [[1, 1, 1], [1, 1]], ["en", "fr"]), 400, "ragged"),
     "mismatched lengths": ("POST", EMBED, _ids_body([[2, 9, 3]], [[1, 1]], ["en"]), 400, "Mismatched lengths"),
-    "mismatched batch sizes": ("POST", EMBED, _embed_body(texts=["a", "b"], languages=["en"]), 400, "Mismatched batch sizes"),
+    "mismatched batch sizes": (
+        "POST",
+        EMBED,
+        _embed_body(texts=["a", "b"], languages=["en"]),
+        400,
+        "Mismatched batch sizes",
+    ),
     "empty batch (row)": ("POST", EMBED, {"signature_name": "embed", "instances": []}, 400, "Empty batch"),
     "empty batch (columnar)": ("POST", EMBED, _embed_body(texts=[], languages=[]), 400, "Empty batch"),
-    "batch over the limit": ("POST", EMBED, _embed_body(texts=["x"] * (MAX_REQUEST_BATCH_SIZE + 1),
-                                                         languages=["en"] * (MAX_REQUEST_BATCH_SIZE + 1)),
-                             400, f"limit of {MAX_REQUEST_BATCH_SIZE} examples"),
+    "batch over the limit": (
+        "POST",
+        EMBED,
+        _embed_body(texts=["x"] * (MAX_REQUEST_BATCH_SIZE + 1), languages=["en"] * (MAX_REQUEST_BATCH_SIZE + 1)),
+        400,
+        f"limit of {MAX_REQUEST_BATCH_SIZE} examples",
+    ),
     "invalid JSON": ("POST", EMBED, b'{"inputs": [1,', 400, "JSON Parse error"),
     "invalid base64": ("POST", EMBED, _embed_body(texts=[{"b64": "%%%not base64"}]), 400, "invalid base64"),
     "instances and inputs": ("POST", EMBED, dict(_embed_body(), instances=[]), 400, "exactly one of"),
-    "oversize body": ("POST", EMBED, _embed_body(texts=["x" * MAX_REQUEST_BYTES]), 413, f"limit of {MAX_REQUEST_BYTES} bytes"),
-    "classify with a predict signature": ("POST", "/v1/models/tiny:classify",
-                                          {"signature_name": "embed", "examples": [{"text": "x", "language": "en"}]},
-                                          400, "tensorflow/serving/classify"),
-    "classify with unknown language": ("POST", "/v1/models/tiny:classify",
-                                       {"examples": [{"text": "x", "language": "zz"}], "signature_name": "classify"},
-                                       400, "'zz'"),
+    "oversize body": (
+        "POST",
+        EMBED,
+        _embed_body(texts=["x" * MAX_REQUEST_BYTES]),
+        413,
+        f"limit of {MAX_REQUEST_BYTES} bytes",
+    ),
+    "classify with a predict signature": (
+        "POST",
+        "/v1/models/tiny:classify",
+        {"signature_name": "embed", "examples": [{"text": "x", "language": "en"}]},
+        400,
+        "tensorflow/serving/classify",
+    ),
+    "classify with unknown language": (
+        "POST",
+        "/v1/models/tiny:classify",
+        {"examples": [{"text": "x", "language": "zz"}], "signature_name": "classify"},
+        400,
+        "'zz'",
+    ),
 }
 
 
 def _check_valid_request_still_works(rest, grpc_client, loaded_text):
     expected = loaded_text.signatures["embed"](text=tf.constant(["le chat"]), language=tf.constant(["fr"]))["embedding"]
-    np.testing.assert_allclose(rest.predict_text("embed", ["le chat"], ["fr"])["embedding"], expected.numpy(), atol=1e-5)
-    np.testing.assert_allclose(grpc_client.predict_text("embed", ["le chat"], ["fr"])["embedding"], expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        rest.predict_text("embed", ["le chat"], ["fr"])["embedding"], expected.numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        grpc_client.predict_text("embed", ["le chat"], ["fr"])["embedding"], expected.numpy(), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("case", sorted(REST_CASES))
@@ -85,38 +130,86 @@ def _ids(token_ids, padding_mask, languages):
 
 
 GRPC_CASES = {
-    "unknown language": (dict(inputs=text_inputs(["x"], ["de"]), signature_name="embed"),
-                         grpc.StatusCode.INVALID_ARGUMENT, "'de'"),
-    "unknown model": (dict(inputs=text_inputs(["x"], ["en"]), signature_name="embed", model="nope"),
-                      grpc.StatusCode.NOT_FOUND, "nope"),
-    "unknown version": (dict(inputs=text_inputs(["x"], ["en"]), signature_name="embed", version=5),
-                        grpc.StatusCode.NOT_FOUND, "Specific(tiny, 5)"),
-    "unknown label": (dict(inputs=text_inputs(["x"], ["en"]), signature_name="embed", label="canary"),
-                      grpc.StatusCode.NOT_FOUND, "canary"),
-    "unknown signature": (dict(inputs=text_inputs(["x"], ["en"]), signature_name="nope"),
-                          grpc.StatusCode.INVALID_ARGUMENT, "\"nope\" not found"),
-    "missing input": (dict(inputs={"text": text_inputs(["x"], ["en"])["text"]}, signature_name="embed"),
-                      grpc.StatusCode.INVALID_ARGUMENT, "missing inputs: language"),
-    "extra input": (dict(inputs=dict(text_inputs(["x"], ["en"]), topic=np.asarray([1])), signature_name="embed"),
-                    grpc.StatusCode.INVALID_ARGUMENT, "unexpected inputs: topic"),
-    "wrong dtype": (dict(inputs=dict(_ids([[2, 3]], [[1, 1]], ["en"]), token_ids=np.asarray([[2.0, 3.0]], np.float32))),
-                    grpc.StatusCode.INVALID_ARGUMENT, "to be int32 but float32 is provided"),
-    "wrong rank": (dict(inputs=dict(_ids([[2, 3]], [[1, 1]], ["en"]), token_ids=np.asarray([2, 3], np.int32))),
-                   grpc.StatusCode.INVALID_ARGUMENT, "must have rank 2"),
-    "mismatched lengths": (dict(inputs=_ids([[2, 9, 3]], [[1, 1]], ["en"])),
-                           grpc.StatusCode.INVALID_ARGUMENT, "Mismatched lengths"),
-    "mismatched batch sizes": (dict(inputs=_ids([[2, 3], [2, 3]], [[1, 1], [1, 1]], ["en"])),
-                               grpc.StatusCode.INVALID_ARGUMENT, "Mismatched batch sizes"),
-    "empty batch": (dict(inputs=text_inputs([], []), signature_name="embed"),
-                    grpc.StatusCode.INVALID_ARGUMENT, "Empty batch"),
-    "batch over the limit": (dict(inputs=text_inputs(["x"] * 9, "en"), signature_name="embed"),
-                             grpc.StatusCode.INVALID_ARGUMENT, "limit of 8 examples"),
-    "token id out of range": (dict(inputs=_ids([[2, 5000, 3]], [[1, 1, 1]], ["en"])),
-                              grpc.StatusCode.INVALID_ARGUMENT, "must lie in"),
-    "unknown output filter": (dict(inputs=text_inputs(["x"], ["en"]), signature_name="embed", output_filter=["logits"]),
-                              grpc.StatusCode.INVALID_ARGUMENT, "output tensor alias not found"),
-    "oversize message": (dict(inputs=text_inputs(["x" * MAX_REQUEST_BYTES], ["en"]), signature_name="embed"),
-                         grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+    "unknown language": (
+        {"inputs": text_inputs(["x"], ["de"]), "signature_name": "embed"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "'de'",
+    ),
+    "unknown model": (
+        {"inputs": text_inputs(["x"], ["en"]), "signature_name": "embed", "model": "nope"},
+        grpc.StatusCode.NOT_FOUND,
+        "nope",
+    ),
+    "unknown version": (
+        {"inputs": text_inputs(["x"], ["en"]), "signature_name": "embed", "version": 5},
+        grpc.StatusCode.NOT_FOUND,
+        "Specific(tiny, 5)",
+    ),
+    "unknown label": (
+        {"inputs": text_inputs(["x"], ["en"]), "signature_name": "embed", "label": "canary"},
+        grpc.StatusCode.NOT_FOUND,
+        "canary",
+    ),
+    "unknown signature": (
+        {"inputs": text_inputs(["x"], ["en"]), "signature_name": "nope"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        '"nope" not found',
+    ),
+    "missing input": (
+        {"inputs": {"text": text_inputs(["x"], ["en"])["text"]}, "signature_name": "embed"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "missing inputs: language",
+    ),
+    "extra input": (
+        {"inputs": dict(text_inputs(["x"], ["en"]), topic=np.asarray([1])), "signature_name": "embed"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "unexpected inputs: topic",
+    ),
+    "wrong dtype": (
+        {"inputs": dict(_ids([[2, 3]], [[1, 1]], ["en"]), token_ids=np.asarray([[2.0, 3.0]], np.float32))},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "to be int32 but float32 is provided",
+    ),
+    "wrong rank": (
+        {"inputs": dict(_ids([[2, 3]], [[1, 1]], ["en"]), token_ids=np.asarray([2, 3], np.int32))},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must have rank 2",
+    ),
+    "mismatched lengths": (
+        {"inputs": _ids([[2, 9, 3]], [[1, 1]], ["en"])},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Mismatched lengths",
+    ),
+    "mismatched batch sizes": (
+        {"inputs": _ids([[2, 3], [2, 3]], [[1, 1], [1, 1]], ["en"])},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Mismatched batch sizes",
+    ),
+    "empty batch": (
+        {"inputs": text_inputs([], []), "signature_name": "embed"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Empty batch",
+    ),
+    "batch over the limit": (
+        {"inputs": text_inputs(["x"] * 9, "en"), "signature_name": "embed"},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "limit of 8 examples",
+    ),
+    "token id out of range": (
+        {"inputs": _ids([[2, 5000, 3]], [[1, 1, 1]], ["en"])},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must lie in",
+    ),
+    "unknown output filter": (
+        {"inputs": text_inputs(["x"], ["en"]), "signature_name": "embed", "output_filter": ["logits"]},
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "output tensor alias not found",
+    ),
+    "oversize message": (
+        {"inputs": text_inputs(["x" * MAX_REQUEST_BYTES], ["en"]), "signature_name": "embed"},
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "",
+    ),
 }
 
 

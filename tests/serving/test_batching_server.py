@@ -20,7 +20,10 @@ from tests.serving import fixtures
 def test_concurrent_requests_are_batched_and_answered_individually(ids_export, loaded_ids, tmp_path):
     shutil.copytree(ids_export, tmp_path / "ids" / "1")
     server = ModelServer(
-        [ModelConfig("ids", str(tmp_path / "ids"))], grpc_port=0, rest_port=0, poll_seconds=0,
+        [ModelConfig("ids", str(tmp_path / "ids"))],
+        grpc_port=0,
+        rest_port=0,
+        poll_seconds=0,
         batching=BatchingOptions(max_batch_size=16, batch_timeout_micros=300_000),
     ).start()
     languages = ["en", "fr", "sw"]

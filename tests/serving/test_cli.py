@@ -29,7 +29,8 @@ def _model_dir_with_vocabulary(model, path):
     words = ["the", "cat", "sat", "on", "mat", "le", "chat", "paka", "na", "mbwa"]
     pieces = words + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["##s"]
     Tokenizer(list(SPECIAL_TOKENS) + pieces[: model.encoder.vocabulary_size - len(SPECIAL_TOKENS)]).save(
-        str(path / "vocab.txt"))
+        str(path / "vocab.txt")
+    )
     (path / "config.yaml").write_text("task: mlm\nmodel:\n  hidden_dim: 8\n")
     (path / "eval_results.json").write_text(json.dumps({"perplexity": {"sw": 12.5}}))
 
@@ -40,19 +41,44 @@ def test_export_and_server_commands(ids_model, tmp_path):
     _model_dir_with_vocabulary(ids_model, model_dir)
     values = flags.FlagValues()
     export_module.define_flags(values)
-    values(["tf-metaling-export", f"--model_dir={model_dir}", f"--export_base={tmp_path / 'exports'}",
-            "--model_name=cli", "--version=4", "--unknown_language=default", "--default_language=sw"])
+    values(
+        [
+            "tf-metaling-export",
+            f"--model_dir={model_dir}",
+            f"--export_base={tmp_path / 'exports'}",
+            "--model_name=cli",
+            "--version=4",
+            "--unknown_language=default",
+            "--default_language=sw",
+        ]
+    )
     path = export_module.export_from_flags(values)
     assert path == str(tmp_path / "exports" / "cli" / "4")
-    card = open(os.path.join(path, "model_card.md"), encoding="utf-8").read()
+    with open(os.path.join(path, "model_card.md"), encoding="utf-8") as file:
+        card = file.read()
     assert "hidden_dim: 8" in card and "perplexity/sw | 12.5" in card and "ckpt-1" in card
     assert "served as `sw`" in card and "tokenizer exported" in card
 
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", "--model_name=cli", f"--model_base_path={tmp_path / 'exports' / 'cli'}",
-         "--port=0", "--rest_api_port=0", "--file_system_poll_wait_seconds=0", "--enable_batching"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--model_name=cli",
+            f"--model_base_path={tmp_path / 'exports' / 'cli'}",
+            "--port=0",
+            "--rest_api_port=0",
+            "--file_system_poll_wait_seconds=0",
+            "--enable_batching",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        cwd=REPO,
     )
     try:
         line = process.stdout.readline()
@@ -61,15 +87,23 @@ def test_export_and_server_commands(ids_model, tmp_path):
         texts = ["the cat sat", "paka na mbwa"]
         tokens = [[2, 5, 6, 7, 3], [2, 12, 13, 14, 3]]  # [CLS] words [SEP]: whole words are in the vocabulary
         padding_mask = [[1] * 5, [1] * 5]
-        expected = ids_model({"token_ids": tf.constant(tokens), "padding_mask": tf.constant(padding_mask),
-                              "language_ids": tf.constant([0, 2])}, outputs=["embedding"])["embedding"].numpy()
+        expected = ids_model(
+            {
+                "token_ids": tf.constant(tokens),
+                "padding_mask": tf.constant(padding_mask),
+                "language_ids": tf.constant([0, 2]),
+            },
+            outputs=["embedding"],
+        )["embedding"].numpy()
         rest = RestClient(f"127.0.0.1:{rest_port}", "cli")
         grpc_client = GrpcClient(f"127.0.0.1:{grpc_port}", "cli")
         # "xx" is unknown: this export serves it as sw.
         served = rest.predict_text("serve_text", texts, ["en", "xx"])
         assert served["token_ids"] == tokens
         np.testing.assert_allclose(served["embedding"], expected, atol=1e-5)
-        np.testing.assert_allclose(grpc_client.predict_text("embed", texts, ["en", "sw"])["embedding"], expected, atol=1e-5)
+        np.testing.assert_allclose(
+            grpc_client.predict_text("embed", texts, ["en", "sw"])["embedding"], expected, atol=1e-5
+        )
         assert rest.status()["model_version_status"][0]["version"] == "4"
         rest.close()
         grpc_client.close()

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from serving import export as export_module
 from serving import signatures as sig
-from serving.export import export_model, existing_versions, next_version
+from serving.export import existing_versions, export_model, next_version
 from serving.op_check import read_saved_model
 from tests.serving import fixtures
 from tf_metaling.data.tokenizer import MASK_ID, NUM_SPECIAL_TOKENS
@@ -44,8 +44,15 @@ def test_version_directory_layout(text_export, export_base):
 
 def test_signatures_and_method_names(text_export, ids_export):
     text_signatures = read_saved_model(text_export).meta_graphs[0].signature_def
-    assert {sig.SERVING_DEFAULT, sig.SERVE_TEXT, sig.EMBED, sig.FILL_MASK, sig.TAG,
-            sig.SENTENCE_CLASSIFICATION, sig.CLASSIFY} <= set(text_signatures)
+    assert {
+        sig.SERVING_DEFAULT,
+        sig.SERVE_TEXT,
+        sig.EMBED,
+        sig.FILL_MASK,
+        sig.TAG,
+        sig.SENTENCE_CLASSIFICATION,
+        sig.CLASSIFY,
+    } <= set(text_signatures)
     assert text_signatures[sig.CLASSIFY].method_name == sig.CLASSIFY_METHOD_NAME
     assert set(text_signatures[sig.CLASSIFY].inputs) == {"inputs"}
     assert set(text_signatures[sig.CLASSIFY].outputs) == {"classes", "scores"}
@@ -105,8 +112,13 @@ def test_serve_text_tokenizes_in_the_graph(loaded_text, tokenizer, text_model):
         assert lengths[row] == min(real, 16)
     assert length == lengths.max()  # padded only to the longest text
     direct = text_model(
-        {"token_ids": served["token_ids"], "padding_mask": served["padding_mask"],
-         "language_ids": tf.constant([0, 1, 2])}, outputs=["embedding"])
+        {
+            "token_ids": served["token_ids"],
+            "padding_mask": served["padding_mask"],
+            "language_ids": tf.constant([0, 1, 2]),
+        },
+        outputs=["embedding"],
+    )
     np.testing.assert_allclose(served["embedding"], direct["embedding"].numpy(), atol=1e-5)
 
 
@@ -134,9 +146,14 @@ def test_fill_mask_returns_top_k_non_special_tokens(loaded_text, text_model, tok
     assert top.shape == (2, 5) and (top >= NUM_SPECIAL_TOKENS).all()
     assert (np.diff(served["top_probabilities"][0], axis=-1) <= 0).all()
     logits = text_model(
-        {"token_ids": tf.constant(token_ids[:1]), "padding_mask": tf.constant((token_ids[:1] > 0).astype(np.int32)),
-         "language_ids": tf.constant([0]), "mask_positions": tf.constant(positions[:1])},
-        outputs=["masked_lm_logits"])["masked_lm_logits"].numpy()[0]
+        {
+            "token_ids": tf.constant(token_ids[:1]),
+            "padding_mask": tf.constant((token_ids[:1] > 0).astype(np.int32)),
+            "language_ids": tf.constant([0]),
+            "mask_positions": tf.constant(positions[:1]),
+        },
+        outputs=["masked_lm_logits"],
+    )["masked_lm_logits"].numpy()[0]
     logits[:, :NUM_SPECIAL_TOKENS] = -np.inf
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
@@ -149,8 +166,13 @@ def test_tag_and_classification_signatures(loaded_text, text_model):
     texts, languages = ["the cat sat", "un chien"], ["en", "fr"]
     tagged = _call(loaded_text, sig.TAG, text=texts, language=languages)
     direct = text_model(
-        {"token_ids": tf.constant(tagged["token_ids"]), "padding_mask": tf.constant(tagged["padding_mask"]),
-         "language_ids": tf.constant([0, 1])}, outputs=["token_logits", "sentence_logits"])
+        {
+            "token_ids": tf.constant(tagged["token_ids"]),
+            "padding_mask": tf.constant(tagged["padding_mask"]),
+            "language_ids": tf.constant([0, 1]),
+        },
+        outputs=["token_logits", "sentence_logits"],
+    )
     expected_tags = direct["token_logits"].numpy().argmax(-1)
     real = tagged["padding_mask"] == 1
     np.testing.assert_array_equal(tagged["tag_ids"][real], expected_tags[real])
@@ -189,9 +211,18 @@ def test_in_graph_checks_reject_malformed_id_requests(loaded_ids):
 
 
 def test_model_card_describes_the_export(text_export):
-    card = open(os.path.join(text_export, "model_card.md"), encoding="utf-8").read()
-    for expected in ("| 0 | `en` |", "| 2 | `sw` |", "adapter_attention, adapter_ffn", "InvalidArgument",
-                     "`fill_mask`", "mlm_accuracy/en | 0.25", "Not recorded with this export."):
+    with open(os.path.join(text_export, "model_card.md"), encoding="utf-8") as file:
+        card = file.read()
+    for expected in (
+        "| 0 | `en` |",
+        "| 2 | `sw` |",
+        "adapter_attention, adapter_ffn",
+        "InvalidArgument",
+        "`fill_mask`",
+        "mlm_accuracy/en | 0.25",
+        "Not recorded with this export.",
+    ):
         assert expected in card
-    languages = json.loads(open(os.path.join(text_export, "assets.extra", "languages.json")).read())
+    with open(os.path.join(text_export, "assets.extra", "languages.json"), encoding="utf-8") as file:
+        languages = json.load(file)
     assert languages == {"codes": ["en", "fr", "sw"], "unknown": "error", "default_language": None}

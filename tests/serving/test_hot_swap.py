@@ -27,8 +27,13 @@ def test_hot_swap_under_a_stream_of_requests(ids_export, loaded_ids, tmp_path):
     expected_v1 = loaded_ids.signatures["embed"](**{k: tf.constant(v) for k, v in batch.items()})["embedding"].numpy()
     new_model = tiny_model(seed=7)
     direct_v2 = new_model(
-        {"token_ids": tf.constant(batch["token_ids"]), "padding_mask": tf.constant(batch["padding_mask"]),
-         "language_ids": tf.constant([0, 2, 1])}, outputs=["embedding"])["embedding"].numpy()
+        {
+            "token_ids": tf.constant(batch["token_ids"]),
+            "padding_mask": tf.constant(batch["padding_mask"]),
+            "language_ids": tf.constant([0, 2, 1]),
+        },
+        outputs=["embedding"],
+    )["embedding"].numpy()
     assert np.abs(direct_v2 - expected_v1).max() > 1e-2  # the versions are distinguishable
 
     # Version 2 is exported beside the watched base path first; moving it in is the
@@ -69,7 +74,7 @@ def test_hot_swap_under_a_stream_of_requests(ids_export, loaded_ids, tmp_path):
         os.rename(staged, base / "2")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            states = dict((v, s) for v, s, _ in server.manager.status("swap"))
+            states = {v: s for v, s, _ in server.manager.status("swap")}
             if states.get(1) == END and states.get(2) == AVAILABLE:
                 break
             time.sleep(0.05)

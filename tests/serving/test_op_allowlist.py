@@ -9,8 +9,15 @@ from tf_metaling.data.tokenizer import TOKENIZER_OPS
 
 def test_signature_ops_are_core_or_allow_listed(text_export):
     allowlist = op_check.read_allowlist()
-    signatures = [sig.SERVING_DEFAULT, sig.SERVE_TEXT, sig.EMBED, sig.FILL_MASK, sig.TAG,
-                  sig.SENTENCE_CLASSIFICATION, sig.CLASSIFY]
+    signatures = [
+        sig.SERVING_DEFAULT,
+        sig.SERVE_TEXT,
+        sig.EMBED,
+        sig.FILL_MASK,
+        sig.TAG,
+        sig.SENTENCE_CLASSIFICATION,
+        sig.CLASSIFY,
+    ]
     ops = {name: op_check.signature_op_types(text_export, name) for name in signatures}
     # One fresh interpreter answers for every op (it takes seconds to import TensorFlow).
     not_core = op_check.ops_not_in_core_tensorflow(set().union(*ops.values()) | {"NoSuchOpAnywhere"})

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving import signatures as sig
-from serving.client import GrpcClient, RestClient, text_inputs
+from serving.client import GrpcClient, RestClient, ServerError, text_inputs
 from serving.warmup import make_example
 from tests.serving import fixtures
 
@@ -57,7 +57,10 @@ def test_token_id_signature_row_format_and_ids_model(rest, grpc_client, loaded_t
     _assert_same(grpc_client.predict(batch), direct)
     ids_client = GrpcClient(f"127.0.0.1:{server.grpc_port}", "ids")
     try:
-        _assert_same(ids_client.predict(fixtures.id_batch(), sig.FILL_MASK), _direct(loaded_ids, sig.FILL_MASK, fixtures.id_batch()))
+        _assert_same(
+            ids_client.predict(fixtures.id_batch(), sig.FILL_MASK),
+            _direct(loaded_ids, sig.FILL_MASK, fixtures.id_batch()),
+        )
     finally:
         ids_client.close()
 
@@ -70,30 +73,40 @@ def test_classify_api_over_rest_and_grpc(rest, grpc_client, loaded_text):
         assert [[label for label, _ in row] for row in result] == [fixtures.CLASS_NAMES] * len(TEXTS)
         np.testing.assert_allclose([[score for _, score in row] for row in result], scores, atol=1e-5)
     # The classify signature also answers Predict, with serialized examples as {"b64": ...}.
-    rows = rest.request("POST", "/v1/models/tiny:predict", {
-        "signature_name": "classify",
-        "instances": [{"b64": base64.b64encode(e).decode()} for e in examples],
-    })["predictions"]
+    rows = rest.request(
+        "POST",
+        "/v1/models/tiny:predict",
+        {
+            "signature_name": "classify",
+            "instances": [{"b64": base64.b64encode(e).decode()} for e in examples],
+        },
+    )["predictions"]
     np.testing.assert_allclose([r["scores"] for r in rows], scores, atol=1e-5)
 
 
 def test_b64_strings_and_columnar_single_output(rest, loaded_text):
     document = {
         "signature_name": "embed",
-        "instances": [{"text": {"b64": base64.b64encode("le chat".encode()).decode()}, "language": "fr"}],
+        "instances": [{"text": {"b64": base64.b64encode(b"le chat").decode()}, "language": "fr"}],
     }
     predictions = rest.request("POST", "/v1/models/tiny:predict", document)["predictions"]
     expected = _direct(loaded_text, sig.EMBED, text_inputs(["le chat"], ["fr"]))["embedding"]
     # One output: row format answers the bare values, columnar the bare tensor.
     np.testing.assert_allclose(predictions, expected, atol=1e-5)
-    columnar = rest.request("POST", "/v1/models/tiny:predict", {
-        "signature_name": "embed", "inputs": {"text": ["le chat"], "language": ["fr"]}})
+    columnar = rest.request(
+        "POST",
+        "/v1/models/tiny:predict",
+        {"signature_name": "embed", "inputs": {"text": ["le chat"], "language": ["fr"]}},
+    )
     np.testing.assert_allclose(columnar["outputs"], expected, atol=1e-5)
 
 
 def test_status_metadata_and_version_labels(rest, grpc_client):
-    expected = {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    expected = {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert rest.status() == expected
     assert rest.status(version=1) == expected
     assert rest.status(label="stable") == expected
@@ -115,7 +128,7 @@ def test_status_metadata_and_version_labels(rest, grpc_client):
 
 def test_errors_are_logged_one_line_each(rest, caplog):
     caplog.set_level(logging.WARNING, logger="absl")
-    with pytest.raises(Exception):
+    with pytest.raises(ServerError):
         rest.predict_text("embed", ["x"], ["de"])
     records = [r for r in caplog.records if "REST POST" in r.getMessage()]
     assert len(records) == 1
@@ -132,17 +145,31 @@ def test_cli_client_prints_the_answer(server, loaded_text, capsys):
     for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
         values = flags.FlagValues()
         client_module.define_flags(values)
-        values([
-            "tf-metaling-client", f"--protocol={protocol}", f"--server=127.0.0.1:{port}", "--model_name=tiny",
-            "--signature=embed", "--text=habari", "--language=sw",
-        ])
+        values(
+            [
+                "tf-metaling-client",
+                f"--protocol={protocol}",
+                f"--server=127.0.0.1:{port}",
+                "--model_name=tiny",
+                "--signature=embed",
+                "--text=habari",
+                "--language=sw",
+            ]
+        )
         assert client_module.query_from_flags(values) == 0
         answer = json.loads(capsys.readouterr().out)
         np.testing.assert_allclose(answer["embedding"], expected, atol=1e-5)
     values = flags.FlagValues()
     client_module.define_flags(values)
-    values(["tf-metaling-client", f"--server=127.0.0.1:{server.rest_port}", "--model_name=tiny",
-            "--text=x", "--language=de"])
+    values(
+        [
+            "tf-metaling-client",
+            f"--server=127.0.0.1:{server.rest_port}",
+            "--model_name=tiny",
+            "--text=x",
+            "--language=de",
+        ]
+    )
     assert client_module.query_from_flags(values) == 1
     assert "'de'" in json.loads(capsys.readouterr().err)["error"]
 

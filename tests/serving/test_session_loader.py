@@ -47,5 +47,6 @@ def test_session_loader_runs_text_and_id_signatures(session_run, loaded_text, to
 
 def test_session_loader_reports_unknown_language(session_run):
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown language code"):
-        session_run(sig.EMBED, {
-            "text": np.asarray([b"x"], dtype=object), "language": np.asarray([b"zz"], dtype=object)})
+        session_run(
+            sig.EMBED, {"text": np.asarray([b"x"], dtype=object), "language": np.asarray([b"zz"], dtype=object)}
+        )

@@ -23,9 +23,13 @@ IDS = _signature(token_ids=(tf.int32, (-1, -1)), language=(tf.string, (-1,)))
 
 def test_row_and_columnar_give_the_same_arrays():
     rows, fmt = tensor_json.parse_predict_body(
-        {"instances": [{"token_ids": [2, 3], "language": "en"}, {"token_ids": [4, 5], "language": {"b64": "c3c="}}]}, IDS)
+        {"instances": [{"token_ids": [2, 3], "language": "en"}, {"token_ids": [4, 5], "language": {"b64": "c3c="}}]},
+        IDS,
+    )
     assert fmt == tensor_json.ROW
-    columns, fmt = tensor_json.parse_predict_body({"inputs": {"token_ids": [[2, 3], [4, 5]], "language": ["en", "sw"]}}, IDS)
+    columns, fmt = tensor_json.parse_predict_body(
+        {"inputs": {"token_ids": [[2, 3], [4, 5]], "language": ["en", "sw"]}}, IDS
+    )
     assert fmt == tensor_json.COLUMNAR
     for arrays in (rows, columns):
         assert arrays["token_ids"].dtype == np.int32 and arrays["token_ids"].tolist() == [[2, 3], [4, 5]]
@@ -34,20 +38,25 @@ def test_row_and_columnar_give_the_same_arrays():
 
 def test_single_input_signatures_take_bare_values():
     signature = _signature(inputs=(tf.string, (-1,)))
-    arrays, _ = tensor_json.parse_predict_body({"instances": [{"b64": base64.b64encode(b"\x00\xff").decode()}, "a"]}, signature)
+    arrays, _ = tensor_json.parse_predict_body(
+        {"instances": [{"b64": base64.b64encode(b"\x00\xff").decode()}, "a"]}, signature
+    )
     assert arrays["inputs"].tolist() == [b"\x00\xff", b"a"]
     arrays, _ = tensor_json.parse_predict_body({"inputs": ["x", "y"]}, signature)
     assert arrays["inputs"].tolist() == [b"x", b"y"]
 
 
-@pytest.mark.parametrize("value, message", [
-    ([[1.5, 2]], "integers"),
-    ([[True, False]], "true/false"),
-    ([["a"]], "int32"),
-    ([[1, None]], "int32"),
-    ([[1, 2], [3]], "ragged"),
-    ([[2**40]], "range"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([[1.5, 2]], "integers"),
+        ([[True, False]], "true/false"),
+        ([["a"]], "int32"),
+        ([[1, None]], "int32"),
+        ([[1, 2], [3]], "ragged"),
+        ([[2**40]], "range"),
+    ],
+)
 def test_integer_inputs_reject_other_values(value, message):
     with pytest.raises(ServingError, match=message):
         tensor_json.to_array(value, TensorSpecInfo("token_ids", tf.int32, (-1, -1)), "token_ids")
@@ -65,8 +74,11 @@ def test_float_inputs_take_integers_and_strings_reject_numbers():
 
 
 def test_responses_follow_the_documented_shapes():
-    outputs = {"scores": np.asarray([[0.5, np.nan]], np.float32), "label_bytes": np.asarray([b"\x01"], dtype=object),
-               "name": np.asarray([b"caf\xc3\xa9"], dtype=object)}
+    outputs = {
+        "scores": np.asarray([[0.5, np.nan]], np.float32),
+        "label_bytes": np.asarray([b"\x01"], dtype=object),
+        "name": np.asarray([b"caf\xc3\xa9"], dtype=object),
+    }
     rows = tensor_json.make_predict_response(outputs, tensor_json.ROW)
     assert rows["predictions"][0]["label_bytes"] == {"b64": "AQ=="}
     assert rows["predictions"][0]["name"] == "café"
@@ -78,9 +90,13 @@ def test_responses_follow_the_documented_shapes():
 
 
 def test_classify_bodies_become_examples():
-    name, examples = tensor_json.parse_classify_body({
-        "signature_name": "classify", "context": {"language": "fr"},
-        "examples": [{"text": "le chat", "weight": 1.5, "ids": [1, 2]}]})
+    name, examples = tensor_json.parse_classify_body(
+        {
+            "signature_name": "classify",
+            "context": {"language": "fr"},
+            "examples": [{"text": "le chat", "weight": 1.5, "ids": [1, 2]}],
+        }
+    )
     example = tf.train.Example.FromString(examples[0])
     features = example.features.feature
     assert name == "classify"
@@ -89,4 +105,5 @@ def test_classify_bodies_become_examples():
     with pytest.raises(ServingError, match="repeats context"):
         tensor_json.parse_classify_body({"context": {"a": 1}, "examples": [{"a": 2}]})
     assert tensor_json.classification_result(np.asarray([[b"x", b"y"]], dtype=object), np.asarray([[0.25, 0.75]])) == [
-        [["x", 0.25], ["y", 0.75]]]
+        [["x", 0.25], ["y", 0.75]]
+    ]

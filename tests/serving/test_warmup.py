@@ -21,15 +21,28 @@ def test_warmup_records_parse_back_and_cover_every_language(text_export, server)
         else:
             assert kind == "classify_log"
             request = log.classify_log.request
-            languages = [e.features.feature["language"].bytes_list.value[0] for e in request.input.example_list.examples]
+            languages = [
+                e.features.feature["language"].bytes_list.value[0] for e in request.input.example_list.examples
+            ]
         assert request.model_spec.name == "tiny"
         covered.setdefault(request.model_spec.signature_name, set()).update(code.decode() for code in languages)
-    assert set(covered) == {sig.SERVING_DEFAULT, sig.SERVE_TEXT, sig.EMBED, sig.FILL_MASK, sig.TAG,
-                            sig.SENTENCE_CLASSIFICATION, sig.CLASSIFY}
+    assert set(covered) == {
+        sig.SERVING_DEFAULT,
+        sig.SERVE_TEXT,
+        sig.EMBED,
+        sig.FILL_MASK,
+        sig.TAG,
+        sig.SENTENCE_CLASSIFICATION,
+        sig.CLASSIFY,
+    }
     assert all(languages == {"en", "fr", "sw"} for languages in covered.values())
-    text_request = next(log.predict_log.request for log in logs
-                        if log.HasField("predict_log") and log.predict_log.request.model_spec.signature_name == "embed"
-                        and tf.make_ndarray(log.predict_log.request.inputs["language"]).tolist() == [b"sw"])
+    text_request = next(
+        log.predict_log.request
+        for log in logs
+        if log.HasField("predict_log")
+        and log.predict_log.request.model_spec.signature_name == "embed"
+        and tf.make_ndarray(log.predict_log.request.inputs["language"]).tolist() == [b"sw"]
+    )
     assert tf.make_ndarray(text_request.inputs["text"]).tolist() == [b"habari ya leo"]  # the given warmup text
     with server.manager.servable("tiny") as servable:
         assert servable.warm_up() == len(logs)  # every record runs against the loaded version
@@ -40,7 +53,9 @@ def test_many_languages_stay_under_the_record_limit():
     module = types.SimpleNamespace(
         languages=types.SimpleNamespace(codes=codes),
         signature_names=lambda: [sig.SERVING_DEFAULT, sig.EMBED, sig.SERVE_TEXT, sig.CLASSIFY],
-        text_mode=True, max_length=16, vocabulary_size=50,
+        text_mode=True,
+        max_length=16,
+        vocabulary_size=50,
     )
     logs = warmup.build_warmup_logs(module, "m")
     assert len(logs) <= warmup.MAX_WARMUP_RECORDS
