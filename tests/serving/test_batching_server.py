@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -69,3 +70,42 @@ def test_concurrent_requests_are_batched_and_answered_individually(ids_export, l
 def test_bad_batching_options(field, value):
     with pytest.raises(ValueError, match=field):
         BatchingOptions(**{field: value})
+
+
+def test_stop_lets_in_flight_requests_finish(ids_export, loaded_ids, tmp_path):
+    """A request still waiting in the batcher when shutdown starts gets its answer."""
+    shutil.copytree(ids_export, tmp_path / "ids" / "1")
+    server = ModelServer(
+        [ModelConfig("ids", str(tmp_path / "ids"))], grpc_port=0, rest_port=0, poll_seconds=0,
+        batching=BatchingOptions(max_batch_size=16, batch_timeout_micros=1_500_000),
+    ).start()
+    request = fixtures.id_batch(("sw",))
+    results = {}
+
+    def send(kind):
+        if kind == "rest":
+            client = RestClient(f"127.0.0.1:{server.rest_port}", "ids")
+        else:
+            client = GrpcClient(f"127.0.0.1:{server.grpc_port}", "ids")
+        try:
+            # serving_default has two outputs: the REST answer names them, no metadata lookup needed.
+            results[kind] = client.predict(request)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            results[kind] = error
+        finally:
+            client.close()
+
+    senders = [threading.Thread(target=send, args=(kind,)) for kind in ("rest", "grpc")]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 30
+    while server.manager._entries["ids"][1].in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until both requests hold the version
+    server.stop()  # while both requests wait for their batch to fill
+    for sender in senders:
+        sender.join()
+    expected = loaded_ids.signatures["serving_default"](**{k: tf.constant(v) for k, v in request.items()})["embedding"]
+    for kind in ("rest", "grpc"):
+        assert not isinstance(results[kind], Exception), results[kind]
+        np.testing.assert_allclose(results[kind]["embedding"], expected.numpy(), atol=1e-5)
+    assert server.manager.status("ids") == [(1, "END", None)]
