@@ -76,7 +76,10 @@ def test_stop_lets_in_flight_requests_finish(ids_export, loaded_ids, tmp_path):
     """A request still waiting in the batcher when shutdown starts gets its answer."""
     shutil.copytree(ids_export, tmp_path / "ids" / "1")
     server = ModelServer(
-        [ModelConfig("ids", str(tmp_path / "ids"))], grpc_port=0, rest_port=0, poll_seconds=0,
+        [ModelConfig("ids", str(tmp_path / "ids"))],
+        grpc_port=0,
+        rest_port=0,
+        poll_seconds=0,
         batching=BatchingOptions(max_batch_size=16, batch_timeout_micros=1_500_000),
     ).start()
     request = fixtures.id_batch(("sw",))

@@ -126,14 +126,33 @@ def test_status_metadata_and_version_labels(rest, grpc_client):
     assert answer.model_spec.version.value == 1 and answer.model_spec.signature_name == "embed"
 
 
-def test_errors_are_logged_one_line_each(rest, caplog):
+def test_errors_are_logged_one_line_each(rest, grpc_client, caplog):
     caplog.set_level(logging.WARNING, logger="absl")
     with pytest.raises(ServerError):
         rest.predict_text("embed", ["x"], ["de"])
-    records = [r for r in caplog.records if "REST POST" in r.getMessage()]
-    assert len(records) == 1
-    message = records[0].getMessage()
-    assert "\n" not in message and "400 INVALID_ARGUMENT" in message and "'de'" in message
+    with pytest.raises(ServerError):
+        grpc_client.predict_text("embed", ["x"], ["de"])
+    rest_lines = [r.getMessage() for r in caplog.records if "REST POST" in r.getMessage()]
+    grpc_lines = [r.getMessage() for r in caplog.records if "gRPC Predict" in r.getMessage()]
+    assert len(rest_lines) == 1 and len(grpc_lines) == 1
+    assert "\n" not in rest_lines[0] and "400 INVALID_ARGUMENT" in rest_lines[0] and "'de'" in rest_lines[0]
+    assert "\n" not in grpc_lines[0] and "INVALID_ARGUMENT" in grpc_lines[0] and "'de'" in grpc_lines[0]
+
+
+def test_binds_loopback_by_default(server):
+    from absl import flags
+
+    from serving import server as server_module
+
+    values = flags.FlagValues()
+    server_module.define_flags(values)
+    values(["tf-metaling-server"])
+    assert values.host == "127.0.0.1" and server.host == "127.0.0.1"
+    import socket
+
+    for port in (server.rest_port, server.grpc_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
 
 
 def test_cli_client_prints_the_answer(server, loaded_text, capsys):
