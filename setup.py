@@ -36,6 +36,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tf_metaling", "tf_metaling.*", "trainers", "serving"]),
+    # The op allow-list that serving.op_check reads, and the TF Serving example configs.
+    package_data={"serving": ["tf_text_2_12_ops.txt", "tf_serving/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={

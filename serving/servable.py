@@ -12,14 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 
 from serving import op_check, warmup
 from serving.batcher import BatchingOptions, DynamicBatcher
-from serving.errors import ServingError, from_tensorflow_error, invalid_argument
+from serving.errors import from_tensorflow_error, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -56,6 +54,16 @@ class SignatureInfo:
         """Every input and output has a leading batch dimension of unknown size."""
         specs = list(self.inputs.values()) + list(self.outputs.values())
         return all(spec.shape is not None and len(spec.shape) >= 1 and spec.shape[0] < 0 for spec in specs)
+
+
+def _tensor_dtype(value: np.ndarray):
+    """The TensorFlow dtype of a request array (object, bytes and str arrays are strings)."""
+    if value.dtype == object or value.dtype.kind in "SU":
+        return tf.string
+    try:
+        return tf.dtypes.as_dtype(value.dtype)
+    except TypeError:
+        return None
 
 
 def _spec(name, tensor_info) -> TensorSpecInfo:
@@ -156,7 +164,9 @@ class Servable:
         batch_sizes = {}
         for key, spec in signature.inputs.items():
             value = inputs[key]
-            dtype = tf.dtypes.as_dtype(value.dtype) if value.dtype != object else tf.string
+            dtype = _tensor_dtype(value)
+            if dtype is None:
+                raise invalid_argument(f"Input '{key}' has numpy dtype {value.dtype}, which has no TensorFlow dtype.")
             if dtype != spec.dtype:
                 raise invalid_argument(f"Expects arg '{key}' to be {spec.dtype_name} but {dtype.name} is provided.")
             if spec.shape is not None:
@@ -233,7 +243,10 @@ class Servable:
     def _execute(self, signature: SignatureInfo, inputs: dict) -> dict:
         try:
             tensors = {
-                key: tf.convert_to_tensor(value, dtype=signature.inputs[key].dtype) for key, value in inputs.items()
+                key: tf.convert_to_tensor(
+                    value.astype(object) if value.dtype.kind == "U" else value, dtype=signature.inputs[key].dtype
+                )
+                for key, value in inputs.items()
             }
             results = signature.function(**tensors)
             return {key: value.numpy() for key, value in results.items()}
@@ -243,8 +256,4 @@ class Servable:
             raise invalid_argument(str(error)) from None
 
 
-def dtype_name(enum_value: int) -> str:
-    return types_pb2.DataType.Name(enum_value)
-
-
-__all__ = ["DEFAULT_SIGNATURE", "Servable", "ServingError", "SignatureInfo", "TensorSpecInfo", "grpc"]
+__all__ = ["DEFAULT_SIGNATURE", "Servable", "SignatureInfo", "TensorSpecInfo"]
