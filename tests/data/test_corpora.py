@@ -133,6 +133,10 @@ def test_cache_layout_provenance_checksums_and_files(cache, packages):
         assert package["sha256"] == pins[package["name"]].sha256
         assert package["url"].startswith("https://pypi.org/project/")
     assert not [n for n in os.listdir(os.path.dirname(processed)) if n.endswith(".tmp")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(os.path.join(processed, "ar.test.txt")).st_mode & 0o777 == 0o666 & ~umask
+    assert os.stat(processed).st_mode & 0o777 == 0o777 & ~umask
     corpus = _load(cache, packages)
     files = corpus.files("train")
     with open(files["ur"], encoding="utf-8") as f:

@@ -10,8 +10,12 @@ from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NliReader
-from tf_metaling.data.sentence_classification import ClassificationExample, classification_dataset
-from tf_metaling.data.text_reader import TextLineReader, count_text_lines
+from tf_metaling.data.sentence_classification import (
+    ClassificationExample,
+    classification_dataset,
+    label_id,
+)
+from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import example_tfrecord_dataset, write_example_tfrecord
 from tf_metaling.data.token_tagging import (
     PANX_TAGS,
@@ -81,6 +85,26 @@ def test_text_reader_empty_file_and_unknown_language(tmp_path):
         list(TextLineReader(path, "en"))
     with pytest.raises(UnknownLanguageError, match="'xx'"):
         TextLineReader(path, "xx", languages=LANGUAGES)
+
+
+def test_text_line_dataset_matches_the_python_reader(tmp_path):
+    lines = [f"sentence {i}" if i % 7 else "   " for i in range(1, 1200)]
+    lines[100] = "  padded \u00e9t\u00e9  "
+    path = tmp_path / "fr.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    read = [t.decode("utf-8") for t in text_line_dataset(str(path), "fr").as_numpy_iterator()]
+    assert read == list(TextLineReader(str(path), "fr"))
+    assert read[86] == "padded \u00e9t\u00e9" and len(read) == 1200 - 1 - 1199 // 7
+
+
+def test_text_line_dataset_invalid_utf8_names_file_and_line(tmp_path):
+    content = b"".join(b"ok line\n" for _ in range(700)) + b"bad \xc3\x28 line\n" + b"ok\n"
+    path = _write(tmp_path, "de.txt", content, binary=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"de\.txt:701: invalid UTF-8"):
+        list(text_line_dataset(path, "de"))
+    with pytest.raises(DataFormatError, match="empty file"):
+        text_line_dataset(_write(tmp_path, "blank.txt", " \n\n"), "de")
 
 
 # ------------------------------------------------------------------ CoNLL-U
@@ -282,9 +306,8 @@ def test_classification_dataset_single_and_pairs(tokenizer):
     single = [ClassificationExample("un chat", "neutral", "fr")]
     batch = next(iter(classification_dataset(single, tokenizer, LANGUAGES, labels, 8, 1)))
     assert set(batch) == {"token_ids", "padding_mask", "language_ids", "labels"}
-    with pytest.raises(Exception, match="unknown label"):
-        unknown = [ClassificationExample("x", "maybe", "fr", source="f.tsv:3")]
-        next(iter(classification_dataset(unknown, tokenizer, LANGUAGES, labels, 8, 1)))
+    with pytest.raises(DataFormatError, match=r"f\.tsv:3: unknown label.*found 'maybe'"):
+        label_id(ClassificationExample("x", "maybe", "fr", source="f.tsv:3"), labels)
 
 
 def test_example_tfrecords_roundtrip(tmp_path):

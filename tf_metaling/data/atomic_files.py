@@ -12,6 +12,11 @@ import os
 import shutil
 import tempfile
 
+# mkstemp/mkdtemp create private (0600/0700) entries; published files get the
+# permissions an ordinary open() would give them.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -25,6 +30,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -63,6 +69,7 @@ def atomic_directory(path):
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
         try:
             os.rename(tmp, path)
         except OSError:

@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from tf_metaling.data import masking
 from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
-from tf_metaling.data.text_reader import TextLineReader, count_text_lines
+from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import is_tfrecord_path, text_tfrecord_dataset
 from tf_metaling.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 
@@ -141,7 +141,9 @@ def text_dataset(source, language: str, on_error: str = "raise") -> tf.data.Data
     PathLike) or a list of PathLike to text files (``.gz`` ok) or to text
     TFRecords (``.tfrecord``); a `tf.data.Dataset` of strings; or a function
     returning an iterator of sentences. Text files are read with
-    `TextLineReader` (strict UTF-8, errors name file:line).
+    `text_line_dataset` (strict UTF-8, errors name file:line); with
+    ``on_error="skip"`` with `TextLineReader`, which skips undecodable lines
+    and logs their count after each pass (slower: Python per line).
     """
     if isinstance(source, tf.data.Dataset):
         return source
@@ -149,6 +151,8 @@ def text_dataset(source, language: str, on_error: str = "raise") -> tf.data.Data
     if paths is not None:
         if all(is_tfrecord_path(p) for p in paths):
             return text_tfrecord_dataset(paths).map(lambda example: example["text"])
+        if on_error == "raise":
+            return text_line_dataset(paths, language)
         reader = TextLineReader(paths, language, on_error=on_error)
         return tf.data.Dataset.from_generator(
             lambda: iter(reader), output_signature=tf.TensorSpec([], tf.string)
@@ -368,8 +372,18 @@ def mlm_dataset(
     language_transforms: Mapping[str, Callable] | None = None,
     vocab_size: int | None = None,
     on_error: str = "raise",
+    paired: bool = False,
+    skip_batches: int = 0,
+    split_global_batch: bool = False,
 ) -> tf.data.Dataset:
     """Masked-LM batches from per-language sources, sampled by q_l ∝ n_l^alpha.
+
+    Under `tf.distribute` with ``batching="one_language"``, every replica of a
+    step must hold the same language (the meta step updates that language's
+    parameters on all replicas). Each input pipeline then draws languages with
+    the same seed, reads its own shard of every language, batches its whole
+    share of the global batch and splits it (``rebatch``) into per-replica
+    pieces, which its replicas take in turn.
 
     Args:
         sources: ``{language code: source}`` (see `text_dataset`).
@@ -385,16 +399,46 @@ def mlm_dataset(
             applied after tokenisation (synthetic languages).
         vocab_size: id range for random replacement tokens (defaults to the
             tokenizer's; synthetic languages use a larger one).
+        paired: (one-language batching) each element is ``{"train": batch,
+            "lookahead": batch}``, two batches of the same language: the meta
+            step's ordinary and look-ahead batches.
+        skip_batches: start after this many batches (of this pipeline), for a
+            resumed run: the stream, masks included, continues exactly where
+            the interrupted run stopped. The skipped batches are recomputed.
+        split_global_batch: (under `tf.distribute`) every input pipeline
+            computes the same global batches and keeps its share of the rows,
+            so training sees the same global batches whatever the number of
+            workers (reproducible; costs redundant input work per worker).
+            Otherwise each pipeline reads its own shard (scalable).
     """
     languages = _prepare(sources, languages, config, sizes)
+    if paired and config.batching != "one_language":
+        raise ValueError("paired batches need batching='one_language'.")
     q = sampling_probabilities(sources, config.alpha, sizes)
     batch_size = config.batch_size
     shard = (1, 0)
     pipeline = 0
+    replica_batch = None
+    pipelines_count, pipeline_id = 1, 0
     if input_context is not None:
-        batch_size = input_context.get_per_replica_batch_size(config.batch_size)
-        shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
-        pipeline = input_context.input_pipeline_id
+        pipelines_count = input_context.num_input_pipelines
+        pipeline_id = input_context.input_pipeline_id
+        replica_batch = input_context.get_per_replica_batch_size(config.batch_size)
+        if split_global_batch:
+            # Every pipeline computes the whole global batch and keeps its rows.
+            batch_size = config.batch_size
+        elif config.batching == "one_language":
+            # The pipeline's whole share, split into per-replica pieces below.
+            if config.batch_size % input_context.num_replicas_in_sync:
+                raise ValueError(
+                    f"batch_size {config.batch_size} is not divisible by the "
+                    f"{input_context.num_replicas_in_sync} replicas."
+                )
+            shard, pipeline = (pipelines_count, pipeline_id), pipeline_id
+            batch_size = config.batch_size // pipelines_count
+        else:
+            shard, pipeline = (pipelines_count, pipeline_id), pipeline_id
+            batch_size = replica_batch
     transforms = dict(language_transforms or {})
     codes = list(sources)
     streams = [
@@ -414,19 +458,38 @@ def mlm_dataset(
         for code in codes
     ]
     weights = [q[code] for code in codes]
-    sample_seed = derive_seed(config.seed, "languages", pipeline)
     if config.batching == "mixed":
+        sample_seed = derive_seed(config.seed, "languages", pipeline)
         dataset = tf.data.Dataset.sample_from_datasets(
             streams, weights=weights, seed=sample_seed, stop_on_empty_dataset=False
         )
         dataset = dataset.batch(batch_size, drop_remainder=repeat)
     else:
-        batched = [s.batch(batch_size, drop_remainder=repeat) for s in streams]
+        # The same language sequence in every pipeline (see the docstring).
+        sample_seed = derive_seed(config.seed, "languages")
+        draw = batch_size * (2 if paired else 1)
+        batched = [s.batch(draw, drop_remainder=repeat) for s in streams]
         dataset = tf.data.Dataset.sample_from_datasets(
             batched, weights=weights, seed=sample_seed, stop_on_empty_dataset=False
         )
     masking_config = config.masking_config(vocab_size or tokenizer.vocab_size)
     dataset = _add_masking(dataset, masking_config, derive_seed(config.seed, "mask", pipeline))
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
+    if paired:
+        dataset = dataset.map(
+            lambda batch: {
+                "train": {k: v[:batch_size] for k, v in batch.items()},
+                "lookahead": {k: v[batch_size:] for k, v in batch.items()},
+            }
+        )
+    if split_global_batch and pipelines_count > 1:
+        dataset = dataset.map(
+            lambda element: tf.nest.map_structure(lambda v: v[pipeline_id::pipelines_count], element)
+        )
+        batch_size = config.batch_size // pipelines_count
+    if replica_batch is not None and replica_batch != batch_size:
+        dataset = dataset.rebatch(replica_batch)
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 
@@ -502,12 +565,20 @@ def meta_batch_dataset(
     examples_per_language: int = 4,
     language_transforms: Mapping[str, Callable] | None = None,
     vocab_size: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Endless mixed batches holding `examples_per_language` of EVERY language.
 
     Batch size is ``len(sources) * examples_per_language``; rows are grouped
     by language in the order of `sources`. Meant for held-out (valid) text:
     the meta step evaluates every language's loss on it.
+
+    With an `input_context` (from ``distribute_datasets_from_function``) every
+    pipeline builds the same stream and keeps every n-th row, then splits its
+    rows among its replicas, so the global meta batch does not depend on the
+    number of workers or replicas. `skip_batches` resumes the stream (see
+    `mlm_dataset`).
     """
     languages = _prepare(sources, languages, config, None)
     transforms = dict(language_transforms or {})
@@ -533,6 +604,17 @@ def meta_batch_dataset(
     dataset = tf.data.Dataset.zip(tuple(per_language)).map(concatenate)
     masking_config = config.masking_config(vocab_size or tokenizer.vocab_size)
     dataset = _add_masking(dataset, masking_config, derive_seed(config.seed, "meta-mask"))
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
+    if input_context is not None:
+        pipelines_count = input_context.num_input_pipelines
+        pipeline = input_context.input_pipeline_id
+        rows = -(-len(sources) * examples_per_language // pipelines_count)
+        if pipelines_count > 1:
+            dataset = dataset.map(lambda b: {k: v[pipeline::pipelines_count] for k, v in b.items()})
+        replicas_here = input_context.num_replicas_in_sync // pipelines_count
+        if replicas_here > 1:
+            dataset = dataset.rebatch(-(-rows // replicas_here))
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
 

@@ -6,8 +6,10 @@ model and both optimizers (built on their variables before the first step, as
 Keras 3 needs under a strategy); writes ``config.yaml`` and ``model.json`` into
 model_dir; and hands an Orbit `Controller` the trainer, the evaluator and a
 checkpoint manager. The checkpoint holds the model, both optimizers' state,
-the step, and the positions of the training and meta data iterators, so a
-killed run restarted on the same model_dir continues where it stopped.
+and the step. The data streams are deterministic under the seed; a killed run
+restarted on the same model_dir restores the checkpoint and skips the batches
+it had consumed (`tf.distribute` iterators cannot be checkpointed), so it
+continues on exactly the data it would have seen.
 """
 
 from __future__ import annotations
@@ -81,6 +83,15 @@ def build_model(config: ExperimentConfig, languages, vocab_size: int) -> Multili
     return MultilingualModel(encoder)
 
 
+def _without_names(config):
+    """A serialized config without layer names (Keras numbers them per process)."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, list):
+        return [_without_names(v) for v in config]
+    return config
+
+
 def _check_model_dir_matches(model, model_dir):
     """A resumed run must build the same model it checkpointed."""
     path = os.path.join(model_dir, checkpoints.MODEL_CONFIG_FILE)
@@ -89,11 +100,24 @@ def _check_model_dir_matches(model, model_dir):
     with open(path, encoding="utf-8") as file:
         saved = json.load(file)
     current = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
-    if saved.get("config") != current.get("config"):
+    if _without_names(saved) != _without_names(current):
         raise ValueError(
             f"{path}: the checkpointed model differs from the one this config builds; use a new "
             "model_dir or the original config."
         )
+
+
+def writable_model_dir(strategy, model_dir: str) -> str:
+    """Where this worker writes: model_dir on the chief, a private directory elsewhere.
+
+    Under MultiWorkerMirroredStrategy every worker takes part in saving (the
+    save is collective), but only the chief's files are the run's.
+    """
+    extended = strategy.extended
+    if getattr(extended, "should_checkpoint", True):
+        return model_dir
+    task_id = getattr(getattr(strategy, "cluster_resolver", None), "task_id", 0)
+    return os.path.join(model_dir, f".worker-{task_id}")
 
 
 def masked_lm_example_metrics(outputs, batch):
@@ -120,10 +144,11 @@ def run_pretraining(
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
     validate(config)
-    os.makedirs(model_dir, exist_ok=True)
     seed = config.runtime.seed
     keras.utils.set_random_seed(seed)
     strategy = strategy or build_strategy(config.runtime)
+    model_dir = writable_model_dir(strategy, model_dir)
+    os.makedirs(model_dir, exist_ok=True)
     inputs = build_mlm_inputs(config.data, model_dir, seed)
     meta_config = config.meta
     trainer_config = config.trainer
@@ -166,31 +191,35 @@ def run_pretraining(
         clip_norm=trainer_config.clip_norm,
         output_names=(MASKED_LM_LOGITS,),
     )
+    # Restore before the data streams exist: distributed iterators cannot be
+    # checkpointed, so a resumed run skips the batches it already consumed.
+    tracked = {"optimizer": shared_optimizer, "global_step": global_step}
+    if meta_optimizer is not None:
+        tracked["meta_optimizer"] = meta_optimizer
+    manager = tf.train.CheckpointManager(
+        checkpoints.training_checkpoint(model, **tracked),
+        directory=model_dir,
+        max_to_keep=trainer_config.max_to_keep,
+        step_counter=global_step,
+        checkpoint_interval=trainer_config.checkpoint_interval,
+    )
+    manager.restore_or_initialize()
+    done = int(global_step.numpy())
+    meta_done = -(-done // meta_config.every_n_steps) if meta_config.enabled else 0
     trainer = MultilingualTrainer(
         strategy=strategy,
         meta_step=meta_step,
-        train_dataset_fn=inputs.train_dataset_fn(paired=meta_config.enabled),
+        train_dataset_fn=inputs.train_dataset_fn(paired=meta_config.enabled, skip_batches=done),
         eval_batches=inputs.eval_batches(),
         output_name=MASKED_LM_LOGITS,
         example_metrics=masked_lm_example_metrics,
         global_step=global_step,
         languages=inputs.languages,
         total_steps=trainer_config.train_steps,
-        meta_dataset_fn=inputs.meta_dataset_fn() if meta_config.enabled else None,
+        meta_dataset_fn=inputs.meta_dataset_fn(skip_batches=meta_done) if meta_config.enabled else None,
         meta_enabled=meta_config.enabled,
         meta_every_n_steps=meta_config.every_n_steps,
         log=log,
-    )
-    tracked = {"model": model, "optimizer": shared_optimizer, "global_step": global_step,
-               "train_iterator": trainer.train_iterator}
-    if meta_optimizer is not None:
-        tracked.update(meta_optimizer=meta_optimizer, meta_iterator=trainer.meta_iterator)
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(**tracked),
-        directory=model_dir,
-        max_to_keep=trainer_config.max_to_keep,
-        step_counter=global_step,
-        checkpoint_interval=trainer_config.checkpoint_interval,
     )
     controller = orbit.Controller(
         strategy=strategy,

@@ -10,11 +10,8 @@ From a `DataConfig` this builds, once per model_dir:
 - the functions `tf.distribute` needs: one-language (or mixed) training
   batches, meta batches holding every language, and fixed evaluation batches.
 
-Under `tf.distribute` with one-language batches, every replica of a step must
-see the same language k (the meta step updates phi_k on all replicas).
-Each input pipeline therefore draws languages with the same seed, reads its
-own shard of the text, batches its whole share of the global batch, and then
-splits it (`rebatch`) into per-replica pieces, which the replicas take in turn.
+Under `tf.distribute` with one-language batches, every replica of a step sees
+the same language k (see `tf_metaling.data.pipelines.mlm_dataset`).
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ import tensorflow as tf
 from tf_metaling import checkpoints
 from tf_metaling.configs import DataConfig
 from tf_metaling.data import pipelines
+from tf_metaling.data.text_reader import TextLineReader
 from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
 from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.languages import LanguageVocabulary
@@ -79,76 +77,46 @@ class MlmInputs:
     def _common(self) -> dict:
         return {"language_transforms": self.transforms, "vocab_size": self.vocab_size}
 
-    def train_dataset_fn(self, paired: bool = False) -> Callable:
+    def train_dataset_fn(self, paired: bool = False, skip_batches: int = 0) -> Callable:
         """For `distribute_datasets_from_function`: training batches of the global batch size.
 
         With `paired`, each element is ``{"train": batch, "lookahead": batch}``:
         two batches of the same language (the meta step's ordinary and
-        look-ahead batches).
+        look-ahead batches). `skip_batches` resumes the stream after that many
+        steps (distributed iterators cannot be checkpointed; the streams are
+        deterministic, so skipping reproduces the position exactly).
         """
-        global_batch = self.config.batch_size
 
         def dataset_fn(input_context: tf.distribute.InputContext | None = None):
-            pipelines_count = 1 if input_context is None else input_context.num_input_pipelines
-            pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
-            replicas = 1 if input_context is None else input_context.num_replicas_in_sync
-            if global_batch % replicas:
-                raise ValueError(
-                    f"config field data.batch_size: {global_batch} is not divisible by the "
-                    f"{replicas} replicas."
-                )
-            per_pipeline = global_batch // pipelines_count
-            per_replica = global_batch // replicas
-            factor = 2 if paired else 1
-            dataset = pipelines.mlm_dataset(
+            return pipelines.mlm_dataset(
                 self.train_sources,
                 self.tokenizer,
                 self.languages,
-                self.pipeline_config(per_pipeline * factor),
-                shard=(pipelines_count, pipeline_id),
+                self.pipeline_config(self.config.batch_size),
+                input_context=input_context,
+                paired=paired,
+                skip_batches=skip_batches,
+                split_global_batch=self.config.split_global_batch,
                 **self._common(),
             )
-            if paired:
-                dataset = dataset.map(
-                    lambda batch: {
-                        "train": {k: v[:per_pipeline] for k, v in batch.items()},
-                        "lookahead": {k: v[per_pipeline:] for k, v in batch.items()},
-                    }
-                )
-            if per_replica != per_pipeline:
-                dataset = dataset.rebatch(per_replica)
-            return dataset
 
         return dataset_fn
 
-    def meta_dataset_fn(self) -> Callable:
-        """For `distribute_datasets_from_function`: held-out batches with every language.
-
-        Each pipeline builds the same stream and keeps every n-th row, so the
-        global meta batch is the same whatever the number of workers.
-        """
+    def meta_dataset_fn(self, skip_batches: int = 0) -> Callable:
+        """For `distribute_datasets_from_function`: held-out batches holding every language."""
         per_language = self.config.meta_examples_per_language
-        size = per_language * len(self.valid_sources)
 
         def dataset_fn(input_context: tf.distribute.InputContext | None = None):
-            pipelines_count = 1 if input_context is None else input_context.num_input_pipelines
-            pipeline_id = 0 if input_context is None else input_context.input_pipeline_id
-            replicas = 1 if input_context is None else input_context.num_replicas_in_sync
-            dataset = pipelines.meta_batch_dataset(
+            return pipelines.meta_batch_dataset(
                 self.valid_sources,
                 self.tokenizer,
                 self.languages,
-                self.pipeline_config(size),
+                self.pipeline_config(per_language * len(self.valid_sources)),
                 examples_per_language=per_language,
+                input_context=input_context,
+                skip_batches=skip_batches,
                 **self._common(),
             )
-            if pipelines_count > 1:
-                dataset = dataset.map(lambda b: {k: v[pipeline_id::pipelines_count] for k, v in b.items()})
-            rows = -(-size // pipelines_count)
-            replicas_here = replicas // pipelines_count
-            if replicas_here > 1:
-                dataset = dataset.rebatch(-(-rows // replicas_here))
-            return dataset
 
         return dataset_fn
 
@@ -164,6 +132,13 @@ class MlmInputs:
         )
 
 
+def _sentences(source, code):
+    """An iterable of the sentences of a source (a list, or text files)."""
+    if isinstance(source, (list, tuple)):
+        return source
+    return TextLineReader(source, code)
+
+
 def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed) -> Tokenizer:
     saved = checkpoints.vocab_path(model_dir) if model_dir else None
     if saved:
@@ -172,7 +147,7 @@ def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed)
         tokenizer = Tokenizer.from_vocab_file(config.vocab_file)
     else:
         tokenizer = Tokenizer.train(
-            {code: pipelines.iterate_text(source, code) for code, source in train_sources.items()},
+            {code: _sentences(source, code) for code, source in train_sources.items()},
             vocab_size=config.vocab_size,
             alpha=config.sampling_alpha,
             seed=seed,

@@ -94,7 +94,6 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             train_dataset,
             options=orbit.StandardTrainerOptions(use_tf_function=False, use_tf_while_loop=False),
         )
-        # Iterators exist from the start so that checkpoints can hold their position.
         self.train_iterator = iter(train_dataset)
         self._train_iter = self.train_iterator
         self.meta_iterator = None
@@ -189,14 +188,14 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         steps = step - self._loop_first_step
         logs = {
             "loss": float(np.mean(self._losses)) if self._losses else float("nan"),
-            "learning_rate": float(self.meta_step.shared_optimizer.learning_rate),
+            "learning_rate": _scalar(self.meta_step.shared_optimizer.learning_rate),
             "steps_per_second": steps / elapsed,
             "tokens_per_second": self._tokens / elapsed,
         }
         if self._meta_losses:
             logs["meta_loss"] = float(np.mean(self._meta_losses))
         if self.meta_step.meta_optimizer is not None:
-            logs["meta_learning_rate"] = float(self.meta_step.meta_optimizer.learning_rate)
+            logs["meta_learning_rate"] = _scalar(self.meta_step.meta_optimizer.learning_rate)
         for i, code in enumerate(self.languages.codes):
             if self._language_sums[1, i] > 0:
                 logs[f"loss/{code}"] = float(self._language_sums[0, i] / self._language_sums[1, i])
@@ -244,6 +243,11 @@ def per_language_metrics(sums, languages, evaluated) -> dict:
             values = [v for k, v in metrics.items() if k.startswith(name + "/")]
             metrics[f"{name}/mean"] = float(np.mean(values))
     return metrics
+
+
+def _scalar(value) -> float:
+    """A Python float from a tensor or a (possibly mirrored) variable."""
+    return float(tf.convert_to_tensor(value).numpy())
 
 
 def _format_seconds(seconds: float) -> str:
