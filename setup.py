@@ -17,6 +17,8 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "pyyaml==6.0.4",
     "matplotlib==3.11.2",
+    # The serving REST front end (serving/rest_service.py).
+    "aiohttp==3.14.5",
 ]
 
 TEST_REQUIRES = [
@@ -34,11 +36,16 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tf_metaling", "tf_metaling.*", "trainers", "serving"]),
+    # The op allow-list that serving.op_check reads, and the TF Serving example configs.
+    package_data={"serving": ["tf_text_2_12_ops.txt", "tf_serving/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={
         "console_scripts": [
             "tf-metaling-smoke=tf_metaling.smoke:run",
+            "tf-metaling-export=serving.export:run",
+            "tf-metaling-server=serving.server:run",
+            "tf-metaling-client=serving.client:run",
         ]
     },
     license="Apache-2.0",
