@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean
+DEMO_DIR ?= runs/demo
+STUDY_DIR ?= runs/study
+
+.PHONY: install test demo reproduce smoke clean
 
 install: $(STAMP)
 
@@ -19,7 +22,19 @@ $(STAMP): setup.py constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+# The main job: a short comparison study on the built-in corpus (Mono, JointPair,
+# JointAll, +LS, +Meta LS), its table and interference report, then the +Meta LS
+# model exported and queried through the server. Reruns skip finished runs.
 demo: $(STAMP)
+	$(PY) -m trainers.experiments --preset=demo --output_dir=$(DEMO_DIR)
+	$(PY) -m serving.demo $(DEMO_DIR)/runs/joint_all_meta_ls/seed0 --export_base=$(DEMO_DIR)/exports \
+		--text "praise be to [MASK] , the lord of the worlds" --language en
+
+# The paper's comparison at the `small` preset: 7 languages, 3 seeds (about an hour on 2 cores).
+reproduce: $(STAMP)
+	$(PY) -m trainers.experiments --preset=small --output_dir=$(STUDY_DIR)
+
+smoke: $(STAMP)
 	$(PY) -m tf_metaling.smoke
 
 clean:

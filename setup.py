@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     # The serving REST front end (serving/rest_service.py).
     "aiohttp==3.14.5",
+    "scikit-learn==1.9.1",
 ]
 
 TEST_REQUIRES = [
@@ -43,6 +44,9 @@ setup(
     entry_points={
         "console_scripts": [
             "tf-metaling-smoke=tf_metaling.smoke:run",
+            "tf-metaling-pretrain=trainers.pretrain:run",
+            "tf-metaling-finetune=trainers.finetune:run",
+            "tf-metaling-experiments=trainers.experiments:run",
             "tf-metaling-export=serving.export:run",
             "tf-metaling-server=serving.server:run",
             "tf-metaling-client=serving.client:run",

@@ -114,3 +114,22 @@ def _as_list(value):
 
 def _text(value):
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Export a model_dir, serve it on loopback, answer one request.")
+    parser.add_argument("model_dir")
+    parser.add_argument("--export_base", default=None)
+    parser.add_argument("--text", default=DEFAULT_TEXT)
+    parser.add_argument("--language", default=None)
+    parser.add_argument("--protocol", default="rest", choices=["rest", "grpc"])
+    args = parser.parse_args(argv)
+    export_and_query(args.model_dir, args.export_base, text=args.text, language=args.language,
+                     protocol=args.protocol)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,7 +15,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from tf_metaling import configs  # noqa: E402
 from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan  # noqa: E402
@@ -39,6 +39,7 @@ flags.mark_flag_as_required("output_dir")
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # per-run progress is printed by the study itself
     plan = PRESETS[FLAGS.preset]
     if FLAGS.variants:
         unknown = [v for v in FLAGS.variants if v not in configs.VARIANTS]

@@ -20,23 +20,35 @@ from tf_metaling.data.tasks import retrieval_accuracy_at_1, retrieval_sets
 from tf_metaling.models.multilingual_model import EMBEDDING
 
 
+_ENCODERS = {}
+
+
+def _encoder(model, tokenizer, sequence_length):
+    """One traced embedding function per (model, tokenizer, length); the language is an input."""
+    key = (id(model), id(tokenizer), sequence_length)
+    if key not in _ENCODERS:
+        if len(_ENCODERS) > 8:
+            _ENCODERS.clear()
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def encode(texts, language_id):
+            inputs = {**tokenizer.encode(texts, sequence_length), "language_ids": language_id}
+            return model(inputs, training=False, outputs=(EMBEDDING,))[EMBEDDING]
+
+        _ENCODERS[key] = encode
+    return _ENCODERS[key]
+
+
 def sentence_embeddings(model, tokenizer, sentences, language: str, sequence_length: int,
                         batch_size: int = 64) -> np.ndarray:
     """``[N, hidden]`` pooled embeddings of `sentences`, all in `language`."""
-    language_id = model.language_vocabulary.index(language)
-    encode = tf.function(
-        lambda texts: model(
-            {**tokenizer.encode(texts, sequence_length), "language_ids": tf.constant(language_id, tf.int32)},
-            training=False,
-            outputs=(EMBEDDING,),
-        )[EMBEDDING],
-        autograph=False,
-        reduce_retracing=True,
-    )
-    chunks = [
-        encode(tf.constant(sentences[start:start + batch_size])).numpy()
-        for start in range(0, len(sentences), batch_size)
-    ]
+    language_id = tf.constant(model.language_vocabulary.index(language), tf.int32)
+    encode = _encoder(model, tokenizer, sequence_length)
+    chunks = []
+    for start in range(0, len(sentences), batch_size):
+        texts = list(sentences[start:start + batch_size])
+        padded = texts + [""] * (batch_size - len(texts))  # one shape: one trace
+        chunks.append(encode(tf.constant(padded), language_id).numpy()[: len(texts)])
     return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, model.encoder.hidden_dim))
 
 
