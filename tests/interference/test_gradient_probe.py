@@ -13,6 +13,11 @@ from tests.interference.fixtures import batches_by_language
 from tf_metaling.interference import GradientProbe, SimilarityLog, gradient_similarity, read_similarity_log
 
 
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model("adapter")  # the probe only reads it
+
+
 def _event_tags(log_dir):
     tags = {}
     for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
@@ -22,8 +27,7 @@ def _event_tags(log_dir):
     return tags
 
 
-def test_probe_measures_every_n_steps_and_logs(tmp_path):
-    model = tiny_model("adapter")
+def test_probe_measures_every_n_steps_and_logs(model, tmp_path):
     batches = batches_by_language()
     probe = GradientProbe(model, batches, log_dir=str(tmp_path), every_n_steps=3)
     measured = [step for step in range(1, 10) if probe.maybe_record(step) is not None]
@@ -44,8 +48,7 @@ def test_probe_measures_every_n_steps_and_logs(tmp_path):
     assert tags["interference/gradient_similarity"] == [3, 6, 9]  # the heatmap image
 
 
-def test_probe_rejects_bad_configuration():
-    model = tiny_model("adapter")
+def test_probe_rejects_bad_configuration(model):
     batches = batches_by_language()
     with pytest.raises(ValueError, match="every_n_steps"):
         GradientProbe(model, batches, every_n_steps=0)
@@ -53,8 +56,7 @@ def test_probe_rejects_bad_configuration():
         GradientProbe(model, batches, pairs=[("en", "xx")])
 
 
-def test_log_survives_a_torn_line_and_a_resume(tmp_path):
-    model = tiny_model("adapter")
+def test_log_survives_a_torn_line_and_a_resume(model, tmp_path):
     batches = batches_by_language()
     probe = GradientProbe(model, batches, log_dir=str(tmp_path), every_n_steps=1, image=False)
     for step in (10, 20, 30):
@@ -85,3 +87,15 @@ def test_corrupt_log_line_is_reported_with_its_place(tmp_path):
     path.write_text("not json\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"gradient_similarity.jsonl:1: not a JSON record"):
         read_similarity_log(str(path))
+
+
+def test_probe_inside_a_distribution_strategy_scope(tmp_path):
+    """A model built under MirroredStrategy (two logical CPUs) is probed inside the scope, as a trainer would."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mirrored = tiny_model("adapter", seed=4)
+    probe = GradientProbe(mirrored, batches_by_language(), log_dir=str(tmp_path), every_n_steps=1, image=False)
+    with strategy.scope():
+        inside = probe.record(1)
+    expected = gradient_similarity(tiny_model("adapter", seed=4), batches_by_language())
+    np.testing.assert_allclose(inside.overall, expected.overall, atol=1e-6)

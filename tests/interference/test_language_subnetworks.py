@@ -13,8 +13,13 @@ from tf_metaling.models import partition_variables
 
 
 @pytest.fixture(scope="module")
-def subnetworks():
-    return language_subnetworks(tiny_model("adapter"), batches_by_language(), keep_fraction=0.25)
+def model():
+    return tiny_model("adapter")
+
+
+@pytest.fixture(scope="module")
+def subnetworks(model):
+    return language_subnetworks(model, batches_by_language(), keep_fraction=0.25)
 
 
 def test_mask_overlap_of_a_language_with_itself_is_one(subnetworks):
@@ -43,11 +48,10 @@ def test_overlaps_and_shares_match_the_masks(subnetworks):
         assert subnetworks.unique_share_by_language()[i] == pytest.approx(len(kept[code] & only_one) / len(kept[code]))
 
 
-def test_masks_keep_the_top_fraction_by_hand_importance():
+def test_masks_keep_the_top_fraction_by_hand_importance(model, subnetworks):
     """Per layer group, a language's mask is the top 25% of |w * dL/dw| computed by hand."""
-    model = tiny_model("adapter")
     batches = batches_by_language()
-    result = language_subnetworks(model, batches, keep_fraction=0.25)
+    result = subnetworks
     shared = partition_variables(model).shared
     groups = layer_groups(model)
     gradient = hand_gradient(model, [batches["sw"]])
@@ -78,10 +82,10 @@ def test_identical_data_gives_identical_masks():
     assert result.unique_share() == 0.0
 
 
-def test_json_round_trip_and_bad_fraction(subnetworks):
+def test_json_round_trip_and_bad_fraction(model, subnetworks):
     again = LanguageSubnetworks.from_json(subnetworks.to_json())
     for group in ("overall",) + subnetworks.groups:
         np.testing.assert_allclose(again.overlap(group), subnetworks.overlap(group))
         assert again.unique_share(group) == pytest.approx(subnetworks.unique_share(group))
     with pytest.raises(ValueError, match="keep_fraction"):
-        language_subnetworks(tiny_model("adapter"), batches_by_language(), keep_fraction=0.0)
+        language_subnetworks(model, batches_by_language(), keep_fraction=0.0)

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tf_metaling.interference.layer_groups import LayerGroups, layer_groups
 from tf_metaling.losses import masked_lm_example_losses
+from tf_metaling.meta.fast_weights import call_with_weights
 from tf_metaling.models.partition import partition_variables
 
 MASKED_LM_LOGITS = "masked_lm_logits"
@@ -95,15 +96,22 @@ class GroupedGradients:
     def used_group_names(self) -> tuple:
         return tuple(self.groups.names[i] for i in self.used_groups)
 
-    def _call_model(self, batch):
-        kwargs = {"outputs": self.output_names} if self.output_names else {}
-        return self.model(batch, training=self.training, **kwargs)
-
     def _gradients_of_batch(self, batch):
         shared = list(self.partition.shared)
-        with tf.GradientTape() as tape:
-            loss = self.loss_fn(self._call_model(batch), batch)
-        gradients = tape.gradient(loss, shared)
+        # Differentiate with respect to the weights' VALUES, run through a stateless call:
+        # this works outside and inside a tf.distribute strategy's scope alike (a mirrored
+        # variable has no handle to watch in the cross-replica context), and leaves the
+        # model's state (dropout seeds) untouched.
+        shared_values = [tf.convert_to_tensor(variable.value) for variable in shared]
+        kwargs = {"outputs": self.output_names} if self.output_names else {}
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(shared_values)
+            outputs = call_with_weights(
+                self.model, self.partition, shared_values, None, batch,
+                training=self.training, update_state=False, **kwargs,
+            )
+            loss = self.loss_fn(outputs, batch)
+        gradients = tape.gradient(loss, shared_values)
         used, flat = [], []
         for group_index, members in enumerate(self.groups.members):
             if all(gradients[i] is None for i in members):
@@ -140,7 +148,7 @@ class GroupedGradients:
         """The current shared weights, flattened per used group (same layout as the gradients)."""
         shared = self.partition.shared
         return tuple(
-            tf.concat([tf.reshape(tf.convert_to_tensor(shared[i]), [-1]) for i in self.groups.members[g]], 0)
+            tf.concat([tf.reshape(tf.convert_to_tensor(shared[i].value), [-1]) for i in self.groups.members[g]], 0)
             for g in self.used_groups
         )
 
