@@ -181,6 +181,9 @@ class GradientSimilarityFunction:
             two languages). With several batches, a language's gradient is the
             mean of its per-batch gradients.
         step: recorded in the result.
+        resolved: batches already checked by `resolve_language_batches`
+            (the probe checks its fixed batches once and passes them here);
+            `batches_by_language` is then ignored.
     """
 
     def __init__(self, model, loss_fn: Optional[Callable] = None, output_names=None, training: bool = False):

@@ -159,7 +159,8 @@ def _training_section(history, pairs, directory, files, summary, data):
         "## 2. Gradient similarity over training",
         "The probe measured the similarities every few training steps on fixed held-out batches, so the "
         "curves show how the model's languages come to agree or conflict as it trains. Left: selected "
-        "pairs and the mean over all pairs; right: the mean over pairs per layer group.",
+        "pairs and the mean over all pairs; right: the mean over pairs for each layer group (one row per "
+        "group, blue = agreement, red = conflict).",
         f"![Similarity over training]({OVER_TRAINING_PNG})",
         _table(["step", "mean"] + list(pair_series), rows) + note,
     ])

@@ -82,7 +82,7 @@ def plot_similarity_over_training(steps, pair_series, mean_series, group_series,
         mean_series: ``[T]`` mean off-diagonal overall.
         group_series: ``{group: [T] mean off-diagonal}``.
     """
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    figure = Figure(figsize=(12, 4.6), layout="constrained")
     left, right = figure.subplots(1, 2)
     for label, values in pair_series.items():
         left.plot(steps, values, marker="o", markersize=3, linewidth=1.2, label=label)
@@ -92,13 +92,19 @@ def plot_similarity_over_training(steps, pair_series, mean_series, group_series,
     left.set_ylabel("cosine similarity (all shared parameters)")
     left.set_title("Selected language pairs", fontsize=10)
     left.legend(fontsize=7, ncol=2)
-    for label, values in group_series.items():
-        right.plot(steps, values, linewidth=1.0, label=label)
-    right.axhline(0.0, color="grey", linewidth=0.8)
+    # Many groups as lines are unreadable: one row per group, one column per measurement.
+    names = list(group_series)
+    grid = np.asarray([group_series[name] for name in names], dtype=np.float64).reshape(len(names), len(steps))
+    finite = np.abs(grid[np.isfinite(grid)])
+    limit = float(max(finite.max(), 0.05)) if finite.size else 1.0
+    image = right.imshow(np.ma.masked_invalid(grid), vmin=-limit, vmax=limit, cmap="RdBu", aspect="auto",
+                         interpolation="nearest")
+    right.set_yticks(range(len(names)), labels=names, fontsize=7)
+    ticks = sorted(set(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)))
+    right.set_xticks(ticks, labels=[str(steps[i]) for i in ticks], fontsize=7)
     right.set_xlabel("training step")
-    right.set_ylabel("mean similarity over language pairs")
-    right.set_title("Per layer group", fontsize=10)
-    right.legend(fontsize=6, ncol=2)
+    right.set_title("Mean similarity over language pairs, per layer group", fontsize=10)
+    figure.colorbar(image, ax=right, shrink=0.8, label="mean cosine similarity")
     return _save(figure, path)
 
 
