@@ -119,6 +119,7 @@ def main():
     parser.add_argument("--output", default=os.path.join(RESULTS, "interference_probe.json"))
     args = parser.parse_args()
 
+    load_at_start = os.getloadavg()  # other jobs on the machine show up here and in the block medians
     rng = np.random.RandomState(0)
     train_batches = [make_batch(rng, args, i % args.languages, args.batch_size) for i in range(2 * args.languages)]
     held_out = {f"l{i}": make_batch(rng, args, i, args.probe_batch_size) for i in range(args.languages)}
@@ -200,10 +201,14 @@ def main():
     for name, value, unit in rows:
         print(f"  {name:<66}{value:>10.2f} {unit}")
     met = share < TARGET
-    print(f"\n  target: overhead < {TARGET:.0%} at the default interval: {'met' if met else 'NOT met'}")
+    print(f"\n  load average (1 min) at start {load_at_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"  target: probe share < {TARGET:.0%} at the default interval: {'met' if met else 'NOT met'}")
     report = {
         "benchmark": "interference_probe",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                    "load_average_1_5_15min_at_start": list(load_at_start),
+                    "load_average_1_5_15min_at_end": list(os.getloadavg())},
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
         "train_step_median_seconds": step_median,
         "probe_mean_seconds": probe_median,
