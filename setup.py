@@ -47,6 +47,7 @@ setup(
             "tf-metaling-pretrain=trainers.pretrain:run",
             "tf-metaling-finetune=trainers.finetune:run",
             "tf-metaling-experiments=trainers.experiments:run",
+            "tf-metaling-analyze=trainers.analyze:run",
             "tf-metaling-export=serving.export:run",
             "tf-metaling-server=serving.server:run",
             "tf-metaling-client=serving.client:run",

@@ -26,7 +26,7 @@ import yaml
 
 from tf_metaling import checkpoints
 from tf_metaling.configs import ExperimentConfig, validate
-from tf_metaling.losses import masked_lm_example_losses
+from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables
 from tf_metaling.models.multilingual_model import MASKED_LM_LOGITS
@@ -232,6 +232,20 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         spec.initialize(model)
     done = int(global_step.numpy())
     meta_done = -(-done // meta_config.every_n_steps) if meta_config.enabled else 0
+    probe = None
+    probed = {code: batches[0] for code, batches in spec.eval_batches.items() if batches}
+    if trainer_config.probe_interval > 0 and len(probed) >= 2:
+        from tf_metaling.interference import GradientProbe, probe_log_dir
+
+        probe = GradientProbe(
+            model,
+            probed,
+            log_dir=probe_log_dir(model_dir),
+            every_n_steps=trainer_config.probe_interval,
+            loss_fn=lambda outputs, batch: mean_loss(*spec.example_losses(outputs, batch)),
+            output_names=(spec.output_name,),
+            resume_step=done,
+        )
     trainer = MultilingualTrainer(
         strategy=strategy,
         meta_step=meta_step,
@@ -245,6 +259,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         meta_dataset_fn=spec.meta_dataset_fn(meta_done) if meta_config.enabled else None,
         meta_enabled=meta_config.enabled,
         meta_every_n_steps=meta_config.every_n_steps,
+        probe=probe,
         log=log,
     )
     controller = orbit.Controller(

@@ -53,6 +53,7 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         total_steps: for the ETA.
         meta_dataset_fn: held-out meta batches (required when `meta_enabled`).
         meta_enabled / meta_every_n_steps: when to run the meta update.
+        probe: an optional `tf_metaling.interference.GradientProbe`, given every step.
         log: where progress lines go (None: stdout).
     """
 
@@ -71,6 +72,7 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         meta_dataset_fn: Optional[Callable] = None,
         meta_enabled: bool = False,
         meta_every_n_steps: int = 1,
+        probe=None,
         log=None,
     ):
         self.strategy = strategy
@@ -84,6 +86,7 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self.output_name = output_name
         self.example_metrics = example_metrics
         self.log = log
+        self.probe = probe
         num_languages = len(languages)
         self.num_languages = num_languages
         self.last_eval_metrics = None
@@ -181,6 +184,8 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         masks = self.strategy.experimental_local_results(batch["padding_mask"])
         self._tokens += int(sum(int(tf.reduce_sum(m)) for m in masks))
         self.global_step.assign_add(1)
+        if self.probe is not None:
+            self.probe.maybe_record(step + 1)
 
     def train_loop_end(self):
         elapsed = max(time.perf_counter() - self._loop_start, 1e-9)
@@ -192,6 +197,8 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             "steps_per_second": steps / elapsed,
             "tokens_per_second": self._tokens / elapsed,
         }
+        if self.probe is not None and self.probe.last is not None:
+            logs["interference/mean_off_diagonal"] = float(self.probe.last.mean_off_diagonal())
         if self._meta_losses:
             logs["meta_loss"] = float(np.mean(self._meta_losses))
         if self.meta_step.meta_optimizer is not None:

@@ -1,0 +1,77 @@
+"""Interference analysis of a trained model_dir: gradient similarities, sub-networks, report.
+
+    python -m trainers.analyze --model_dir=/tmp/run --output_dir=/tmp/run/report
+
+Restores the newest (or --checkpoint) checkpoint, takes held-out batches of
+every language from the run's own data config (model_dir/config.yaml), and
+writes the report directory (report.md, report.json, PNG plots). The probe's
+log from training (model_dir/interference/) adds similarities over training.
+Optionally --results (a study's results.json) adds per-variant deltas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A trainer's model_dir.")
+flags.DEFINE_string("output_dir", None, "Report directory (default: model_dir/report).")
+flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix (default: the newest).")
+flags.DEFINE_float("keep_fraction", 0.1, "Share of each layer group kept in a language's sub-network.")
+flags.DEFINE_integer("batches_per_language", None, "Held-out batches per language (default: the config's).")
+flags.DEFINE_string("results", None, "A comparison study's results.json, for per-variant deltas.")
+flags.mark_flag_as_required("model_dir")
+
+
+def main(argv):
+    del argv
+    import yaml
+    from official.modeling import hyperparams
+
+    from tf_metaling import configs
+    from tf_metaling.interference import analyze_model_dir
+    from tf_metaling.training.experiment import CONFIG_FILE
+    from tf_metaling.training.mlm_inputs import build_mlm_inputs
+
+    path = os.path.join(FLAGS.model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise app.UsageError(f"{path}: not found; --model_dir must be a trainer's model_dir.")
+    with open(path, encoding="utf-8") as file:
+        saved = yaml.safe_load(file)
+    config = hyperparams.override_params_dict(configs.ExperimentConfig(), saved, is_strict=True)
+    if FLAGS.batches_per_language:
+        config.data.eval_batches_per_language = FLAGS.batches_per_language
+    inputs = build_mlm_inputs(config.data, FLAGS.model_dir, config.runtime.seed)
+    kwargs = {}
+    if FLAGS.results:
+        with open(FLAGS.results, encoding="utf-8") as file:
+            study = json.load(file)
+        kwargs = {
+            "results": study["results"]["perplexity"],
+            "high_resource": study["groups"].get("high", ()),
+            "low_resource": study["groups"].get("low", ()),
+        }
+    else:
+        kwargs = {"high_resource": inputs.groups.get("high", ()), "low_resource": inputs.groups.get("low", ())}
+    analysis = analyze_model_dir(
+        FLAGS.model_dir,
+        inputs.eval_batches(),
+        FLAGS.output_dir or os.path.join(FLAGS.model_dir, "report"),
+        checkpoint_path=FLAGS.checkpoint,
+        keep_fraction=FLAGS.keep_fraction,
+        **kwargs,
+    )
+    print(f"report: {analysis['report_dir']}/report.md")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
