@@ -30,9 +30,7 @@ Target: overhead under 10% of training time at the default interval.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -47,8 +45,9 @@ import tensorflow as tf  # noqa: E402
 from tf_metaling.interference import DEFAULT_EVERY_N_STEPS, GradientProbe  # noqa: E402
 from tf_metaling.losses import masked_lm_example_losses  # noqa: E402
 from tf_metaling.models import MultilingualEncoder, MultilingualModel  # noqa: E402
+from results_file import RESULTS_DIR, machine_info, write_results  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = RESULTS_DIR
 TARGET = 0.10
 
 
@@ -206,9 +205,8 @@ def main():
     print(f"  target: probe share < {TARGET:.0%} at the default interval: {'met' if met else 'NOT met'}")
     report = {
         "benchmark": "interference_probe",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "load_average_1_5_15min_at_start": list(load_at_start),
-                    "load_average_1_5_15min_at_end": list(os.getloadavg())},
+        "machine": machine_info(load_average_1_5_15min_at_start=list(load_at_start),
+                                load_average_1_5_15min_at_end=list(os.getloadavg())),
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
         "train_step_median_seconds": step_median,
         "probe_mean_seconds": probe_median,
@@ -225,11 +223,7 @@ def main():
         "target_overhead": TARGET,
         "target_met": met,
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as file:
-        json.dump(report, file, indent=2)
-    os.replace(tmp, args.output)
+    write_results(args.output, report)
     print(f"wrote {args.output}")
 
 

@@ -17,9 +17,7 @@ more than 1.15x the time at L=2 (with the row-sparse optimizer).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 
@@ -31,8 +29,9 @@ import tensorflow as tf  # noqa: E402
 
 from tf_metaling.models import MultilingualEncoder, MultilingualModel  # noqa: E402
 from tf_metaling.optimizers import RowSparseAdam  # noqa: E402
+from results_file import RESULTS_DIR, machine_info, write_results  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = RESULTS_DIR
 
 
 def make_step(model, optimizer):
@@ -145,18 +144,14 @@ def main():
             summary[f"{kind}/{optimizer_name}"] = times[128] / times[2]
     report = {
         "benchmark": "routing",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "machine": machine_info(),
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
         "rows": rows,
         "ratio_L128_over_L2": summary,
         "target": {"adapter/row_sparse_adam": 1.15},
         "target_met": summary.get("adapter/row_sparse_adam", float("inf")) <= 1.15,
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as file:
-        json.dump(report, file, indent=2)
-    os.replace(tmp, args.output)
+    write_results(args.output, report)
     print(f"adapter L=128/L=2 = {summary.get('adapter/row_sparse_adam', float('nan')):.3f} "
           f"(target <= 1.15: {'met' if report['target_met'] else 'NOT met'}); wrote {args.output}")
 

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import statistics
 import time
 
@@ -47,8 +45,9 @@ from tf_metaling.losses import masked_lm_example_losses, mean_loss  # noqa: E402
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep  # noqa: E402
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables  # noqa: E402
 from tf_metaling.optimizers import RowSparseAdam  # noqa: E402
+from results_file import RESULTS_DIR, machine_info, write_results  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = RESULTS_DIR
 
 
 def mlm_losses(outputs, batch):
@@ -223,17 +222,13 @@ def main():
         print(f"  {name:<26}{value:>6.2f}x{suffix}")
     report = {
         "benchmark": "train_step",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "machine": machine_info(),
         "settings": {k2: v for k2, v in vars(args).items() if k2 != "output"},
         "rows": rows,
         "ratios_to_joint_all_ls": ratios,
         "targets_met": met,
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as file:
-        json.dump(report, file, indent=2)
-    os.replace(tmp, args.output)
+    write_results(args.output, report)
     print(f"wrote {args.output}")
 
 

@@ -1,6 +1,5 @@
 """Two replicas (two logical CPUs under MirroredStrategy) give the single-device result."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

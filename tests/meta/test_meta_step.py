@@ -15,7 +15,6 @@ from tests.helpers import random_batch, tiny_model
 from tf_metaling.layers import LanguageRoutedLayer
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
-from tf_metaling.models import partition_variables
 from tf_metaling.optimizers import RowSparseAdam
 
 ALL_KINDS = ["adapter", "attention", "ffn", "layer_norm"]

@@ -32,7 +32,7 @@ import numpy as np
 from tf_metaling.interference import report_plots
 from tf_metaling.interference.gradient_probe import default_pairs
 from tf_metaling.interference.gradient_similarity import GradientSimilarity, mean_off_diagonal
-from tf_metaling.interference.language_subnetworks import OVERALL, LanguageSubnetworks
+from tf_metaling.interference.language_subnetworks import LanguageSubnetworks
 from tf_metaling.interference.similarity_log import read_similarity_log
 from tf_metaling.interference.variant_deltas import HIGH, LOW, VariantDeltas, variant_deltas
 
