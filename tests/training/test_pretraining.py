@@ -72,6 +72,18 @@ def test_variants_are_configuration(variant, language, languages, has_ls, meta, 
     assert bool(partition_variables(model).language) == has_ls
 
 
+def test_mixed_bfloat16_meta_run_keeps_float32_weights(tmp_path):
+    config = tiny({"meta": {"enabled": True}, "runtime": {"mixed_precision_dtype": "mixed_bfloat16"},
+                   "trainer": {"train_steps": 4, "eval_interval": 4}})
+    metrics = run_pretraining(config, str(tmp_path / "run"), "train_and_eval")
+    for code in config.data.languages:
+        assert np.isfinite(metrics[f"loss/{code}"])
+    model = checkpoints.restore_model(str(tmp_path / "run"))
+    assert {v.dtype for v in model.weights} == {"float32"}
+    encoder = model.encoder
+    assert encoder.dtype_policy.name == "mixed_bfloat16" and encoder.compute_dtype == "bfloat16"
+
+
 def test_invalid_configs_name_the_field():
     with pytest.raises(ValueError, match="config field meta.enabled"):
         configs.validate(tiny({"meta": {"enabled": True}, "model": {"language_specific": "none"}}))
@@ -102,6 +114,17 @@ def _pretrain_command(model_dir, steps, extra=""):
             "--mode=train", f"--params_override={override}"]
 
 
+def _logged_losses(model_dir):
+    """``{step: training loss}`` from the TensorBoard events; a later file wins for a step."""
+    losses = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(model_dir, "train", "events.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "loss":
+                    losses[int(event.step)] = float(tf.make_ndarray(value.tensor))
+    return losses
+
+
 def _weights(model_dir):
     model = checkpoints.restore_model(model_dir)
     return {v.path.split("/", 1)[-1]: v.numpy() for v in model.weights}
@@ -125,6 +148,10 @@ def test_resume_after_kill_matches_straight_run(tmp_path):
     killed_at = int(tf.train.latest_checkpoint(resumed).rsplit("-", 1)[-1])
     assert killed_at < 12
     subprocess.run(_pretrain_command(resumed, 12), cwd=ROOT, env=env, check=True, capture_output=True)
+    straight_losses, resumed_losses = _logged_losses(straight), _logged_losses(resumed)
+    assert sorted(straight_losses) == list(range(2, 13, 2)) and resumed_losses.keys() == straight_losses.keys()
+    for step, loss in straight_losses.items():
+        assert resumed_losses[step] == pytest.approx(loss, rel=1e-5), step
     expected, actual = _weights(straight), _weights(resumed)
     assert expected.keys() == actual.keys()
     for name in expected:

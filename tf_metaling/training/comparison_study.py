@@ -24,6 +24,7 @@ model, similarities over its training, deltas of every variant against Mono).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -144,7 +145,8 @@ class ComparisonStudy:
             self._print(f"[{index}/{len(runs)}] {name}: training")
             config = self.config_for(variant, language, seed, vocab_file)
             run_started = time.perf_counter()
-            with open(os.devnull, "w") as quiet:
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                # Orbit prints its own progress; the study prints one line per run.
                 mlm = run_pretraining(config, run_dir, "train_and_eval", log=quiet)
             results = self.evaluate(run_dir, config, mlm)
             results["seconds"] = time.perf_counter() - run_started
@@ -233,7 +235,8 @@ class ComparisonStudy:
     def report(self, collected: dict) -> dict:
         """Prints and writes the tables; writes the interference report. Returns their paths."""
         sections = [
-            ("perplexity", "Held-out MLM perplexity (lower is better; mean +- std over seeds)", 1),
+            ("mlm_loss", "Held-out MLM loss (nats per masked token; lower is better; mean +- std over seeds)", 3),
+            ("perplexity", "Held-out MLM perplexity (lower is better)", 1),
             ("mlm_accuracy", "Held-out masked-token accuracy (higher is better)", 3),
             ("retrieval_accuracy", "Retrieval accuracy@1, X -> en (higher is better)", 3),
             ("classification_accuracy", "Zero-shot classification accuracy, probe trained on en", 3),

@@ -1,0 +1,85 @@
+"""The comparison study runner: trains each (variant, language, seed) once and resumes."""
+
+import io
+import json
+import os
+
+import pytest
+
+from tf_metaling.data.corpora import build_builtin_corpus
+from tf_metaling.training import comparison_study
+from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan, run_name
+
+from ..data.corpus_fixtures import write_fake_packages
+
+# A study_small run shrunk to seconds; the corpus is the fake built-in corpus.
+TINY = {
+    "model": {"hidden_dim": 16, "num_layers": 1, "num_heads": 2, "intermediate_dim": 32,
+              "max_sequence_length": 16, "adapter_dim": 4, "dropout": 0.0, "attention_dropout": 0.0},
+    "data": {"vocab_size": 300, "sequence_length": 16, "batch_size": 4, "max_predictions": 3,
+             "eval_batches_per_language": 1, "eval_batch_size": 8, "shuffle_buffer": 50,
+             "low_resource_size": 200},
+    "trainer": {"train_steps": 4, "warmup_steps": 0, "steps_per_loop": 2, "checkpoint_interval": 4,
+                "eval_interval": 4, "summary_interval": 2, "probe_interval": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_cache(tmp_path_factory):
+    pins, downloader = write_fake_packages(str(tmp_path_factory.mktemp("packages")))
+    cache_dir = str(tmp_path_factory.mktemp("cache"))
+    build_builtin_corpus(cache_dir, pins, downloader)
+    return cache_dir
+
+
+def _study(corpus_cache, output_dir):
+    overrides = {**TINY, "data": {**TINY["data"], "cache_dir": corpus_cache}}
+    plan = StudyPlan(variants=("mono", "joint_all"), seeds=(0,), languages=("en", "ar"),
+                     retrieval_pairs=8, classification_train=16, overrides=overrides)
+    log = io.StringIO()
+    return ComparisonStudy(plan, output_dir, log=log), log
+
+
+def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cache, tmp_path, monkeypatch):
+    output_dir = str(tmp_path / "study")
+    study, log = _study(corpus_cache, output_dir)
+    trained = []
+    real_run_pretraining = comparison_study.run_pretraining
+
+    def counting_run_pretraining(config, model_dir, mode, log=None):
+        trained.append(os.path.relpath(model_dir, os.path.join(output_dir, "runs")))
+        return real_run_pretraining(config, model_dir, mode, log=log)
+
+    monkeypatch.setattr(comparison_study, "run_pretraining", counting_run_pretraining)
+    first = study.run()
+    names = [run_name("mono", "en", 0), run_name("mono", "ar", 0), run_name("joint_all", None, 0)]
+    assert trained == names
+    for name in names:
+        with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
+            assert json.load(file)["step"] == 4
+    assert set(first["perplexity"]) == {"mono", "joint_all"}
+    assert set(first["perplexity"]["joint_all"]) == {"en", "ar"}
+
+    # A restart trains nothing and reports the same numbers.
+    trained.clear()
+    again, log = _study(corpus_cache, output_dir)
+    assert again.run() == first
+    assert trained == []
+    assert log.getvalue().count("finished earlier, skipped") == 3
+
+    # A run that never finished (no results file) is the only one trained again.
+    os.remove(os.path.join(output_dir, "runs", names[1], comparison_study.RESULTS_FILE))
+    third, log = _study(corpus_cache, output_dir)
+    resumed = third.run()
+    assert trained == [names[1]]
+    assert log.getvalue().count("finished earlier, skipped") == 2
+    # The checkpoint at the last step was restored, so the run's numbers are the same.
+    assert resumed["perplexity"]["mono"]["ar"] == pytest.approx(first["perplexity"]["mono"]["ar"], rel=1e-6)
+
+    # The report: one table per metric (languages x variants, groups marked) and the interference report.
+    paths = third.report(resumed)
+    table = open(paths["table"], encoding="utf-8").read()
+    assert "Held-out MLM loss" in table and "Held-out MLM perplexity" in table
+    loss_en = resumed["mlm_loss"]["joint_all"]["en"][0]
+    assert any(line.startswith("| en ") and f"{loss_en:.3f}" in line for line in table.splitlines())
+    assert os.path.exists(os.path.join(paths["report"], "report.md"))
