@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-
 import keras
 import tensorflow as tf
+
+from tf_metaling.data import atomic_files
 
 MODEL_CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocab.txt"
@@ -27,17 +27,7 @@ VOCAB_FILE = "vocab.txt"
 
 def atomic_write_text(path: str, text: str) -> str:
     """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_files.atomic_write_text(path, text)
     return path
 
 

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 import time
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.interference.grouped_gradients import GroupedGradients
 from tf_metaling.interference.language_batches import resolve_language_batches
 
@@ -143,17 +142,8 @@ class LanguageSubnetworks:
         arrays = {
             f"{code}/{name}": mask for code in self.languages for name, mask in self.variable_masks(code).items()
         }
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=".masks.", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez_compressed(file, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            np.savez_compressed(file, **arrays)
         return path
 
     def to_json(self) -> dict:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
+from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.interference.gradient_similarity import GradientSimilarity
 
 LOG_FILE_NAME = "gradient_similarity.jsonl"
@@ -103,15 +103,7 @@ def _is_after(line: bytes, step: int) -> bool:
 
 
 def _rewrite(path: str, lines: list) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(b"".join(line + b"\n" for line in lines))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(b"".join(line + b"\n" for line in lines))
+        file.flush()
+        os.fsync(file.fileno())

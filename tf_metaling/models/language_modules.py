@@ -14,11 +14,9 @@ language code, the LS layout and the shapes, checked on load.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-
 import numpy as np
 
+from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.models.partition import partition_variables
 
 FORMAT_VERSION = 1
@@ -58,17 +56,8 @@ def save_language_module(model, code: str, path: str) -> str:
         "shapes": {name: list(array.shape) for name, array in weights.items()},
         "dtypes": {name: str(array.dtype) for name, array in weights.items()},
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".language_module.", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, __meta__=np.array(json.dumps(meta)), **weights)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, __meta__=np.array(json.dumps(meta)), **weights)
     return path
 
 
