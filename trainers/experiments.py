@@ -33,6 +33,11 @@ flags.DEFINE_list("variants", None, f"Subset of {list(configs.VARIANTS)}.")
 flags.DEFINE_list("seeds", None, "Seeds (default: the preset's).")
 flags.DEFINE_list("languages", None, "Languages (default: the preset's; must include en).")
 flags.DEFINE_string("ls_kind", "adapter", "LS kind of the +LS and +Meta LS variants.")
+flags.DEFINE_enum(
+    "budget", "per_language", ["per_language", "total"],
+    "per_language: a run over n languages trains n x the preset's steps (each language gets about "
+    "its Mono run's batches); total: every run trains the preset's steps.",
+)
 flags.DEFINE_string("params_override", "", "Overrides of every run's config (a.b=value,...).")
 flags.mark_flag_as_required("output_dir")
 
@@ -51,6 +56,7 @@ def main(argv):
     if FLAGS.languages:
         plan.languages = tuple(FLAGS.languages)
     plan.ls_kind = FLAGS.ls_kind
+    plan.budget = FLAGS.budget
     if FLAGS.params_override:
         plan.overrides = FLAGS.params_override  # YAML or "a.b=value,..." (hyperparams syntax)
     study = ComparisonStudy(plan, FLAGS.output_dir)

@@ -54,9 +54,10 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     first = study.run()
     names = [run_name("mono", "en", 0), run_name("mono", "ar", 0), run_name("joint_all", None, 0)]
     assert trained == names
-    for name in names:
+    # The per-language budget: the two-language run trains twice a Mono run's steps.
+    for name, steps in zip(names, (4, 4, 8)):
         with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
-            assert json.load(file)["step"] == 4
+            assert json.load(file)["step"] == steps
     assert set(first["perplexity"]) == {"mono", "joint_all"}
     assert set(first["perplexity"]["joint_all"]) == {"en", "ar"}
 
@@ -83,3 +84,31 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     loss_en = resumed["mlm_loss"]["joint_all"]["en"][0]
     assert any(line.startswith("| en ") and f"{loss_en:.3f}" in line for line in table.splitlines())
     assert os.path.exists(os.path.join(paths["report"], "report.md"))
+
+
+def test_budgets_scale_steps_and_intervals_or_keep_them(corpus_cache, tmp_path):
+    study, _ = _study(corpus_cache, str(tmp_path / "study"))
+    vocab = study.shared_vocabulary()
+    mono = study.config_for("mono", "ar", 0, vocab).trainer
+    pair = study.config_for("joint_pair", "ar", 0, vocab).trainer
+    joint = study.config_for("joint_all", None, 0, vocab).trainer
+    assert (mono.train_steps, pair.train_steps, joint.train_steps) == (4, 8, 8)
+    assert (joint.checkpoint_interval, joint.eval_interval) == (8, 8)
+    assert joint.steps_per_loop == mono.steps_per_loop == 2  # loop and summary cadence unchanged
+
+    study.plan.budget = "total"
+    assert study.config_for("joint_all", None, 0, vocab).trainer.train_steps == 4
+    with pytest.raises(ValueError, match="budget"):
+        ComparisonStudy(StudyPlan(budget="per_step", overrides=TINY), str(tmp_path / "other"))
+
+
+def test_finished_run_with_another_config_is_refused_not_mixed_in(corpus_cache, tmp_path):
+    output_dir = str(tmp_path / "study")
+    study, _ = _study(corpus_cache, output_dir)
+    study.plan.variants = ("mono",)
+    study.run()
+    changed, _ = _study(corpus_cache, output_dir)
+    changed.plan.variants = ("mono",)
+    changed.base.trainer.learning_rate = 0.5
+    with pytest.raises(ValueError, match=r"mono-en/seed0/config.yaml.*trainer.learning_rate"):
+        changed.run()

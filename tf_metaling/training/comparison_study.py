@@ -7,6 +7,14 @@ For each seed the study trains and evaluates:
   score is the mean over its pairs);
 - JointAll, JointAll+LS, JointAll+Meta LS: one model on all languages.
 
+Training budget (`StudyPlan.budget`). With ``"per_language"`` (the default)
+a run over n languages trains n times the base experiment's steps (its
+warmup, checkpoint, evaluation and probe intervals scale with it), so every
+language gets about as many training batches in a joint model as in its Mono
+run: a joint model doing worse is then interference, not a smaller share of
+the same budget. ``"total"`` gives every run the same number of steps, which
+also measures that budget split.
+
 All runs share one WordPiece vocabulary, learned once from the training text
 with language-balanced counts (the paper's shared vocabulary). Each run is a
 `run_pretraining` in ``<output_dir>/runs/<variant>[-<language>]/seed<k>``; a
@@ -25,6 +33,7 @@ model, similarities over its training, deltas of every variant against Mono).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -33,11 +42,12 @@ import time
 from typing import Optional
 
 import numpy as np
+import yaml
 from official.modeling import hyperparams
 
 from tf_metaling import checkpoints, configs
 from tf_metaling.data.tokenizer import Tokenizer
-from tf_metaling.training.experiment import run_pretraining
+from tf_metaling.training.experiment import CONFIG_FILE, config_as_yaml, run_pretraining
 
 VARIANT_TITLES = {
     "mono": "Mono",
@@ -47,6 +57,9 @@ VARIANT_TITLES = {
     "joint_all_meta_ls": "+Meta LS",
 }
 RESULTS_FILE = "results.json"
+BUDGETS = ("per_language", "total")
+# Trainer fields that scale with a run's steps under the per-language budget.
+SCALED_TRAINER_FIELDS = ("train_steps", "warmup_steps", "checkpoint_interval", "eval_interval", "probe_interval")
 PIVOT = "en"
 
 
@@ -59,6 +72,8 @@ class StudyPlan:
     seeds: tuple = (0, 1, 2)
     languages: Optional[tuple] = None  # default: the base experiment's languages
     ls_kind: str = "adapter"
+    # "per_language": a run over n languages trains n x the base steps; "total": every run the same.
+    budget: str = "per_language"
     retrieval_pairs: int = 300
     classification_train: int = 1500
     overrides: Optional[object] = None  # dict, YAML or "a.b=value,..." applied to every run
@@ -96,6 +111,8 @@ class ComparisonStudy:
             base = hyperparams.override_params_dict(base, {"data": {"languages": list(plan.languages)}}, is_strict=True)
         if base.data.corpus != "builtin":
             raise ValueError("The comparison study runs on the built-in corpus (data.corpus=builtin).")
+        if plan.budget not in BUDGETS:
+            raise ValueError(f"StudyPlan.budget={plan.budget!r} is not one of {BUDGETS}.")
         self.base = base
         self.languages = list(base.data.languages)
         if PIVOT not in self.languages:
@@ -129,7 +146,12 @@ class ComparisonStudy:
         overrides = configs.variant_overrides(variant, self.languages, language, PIVOT, self.plan.ls_kind)
         overrides["runtime"] = {"seed": int(seed)}
         overrides["data"]["vocab_file"] = vocab_file
-        return configs.validate(hyperparams.override_params_dict(self.base, overrides, is_strict=True))
+        if self.plan.budget == "per_language":
+            scale = len(overrides["data"]["languages"])
+            overrides["trainer"] = {name: getattr(self.base.trainer, name) * scale for name in SCALED_TRAINER_FIELDS}
+        # override_params_dict changes its argument in place: every run starts from a copy of the base.
+        config = copy.deepcopy(self.base)
+        return configs.validate(hyperparams.override_params_dict(config, overrides, is_strict=True))
 
     def run(self) -> dict:
         os.makedirs(self.output_dir, exist_ok=True)
@@ -139,11 +161,12 @@ class ComparisonStudy:
         for index, (variant, language, seed) in enumerate(runs, 1):
             name = run_name(variant, language, seed)
             run_dir = os.path.join(self.output_dir, "runs", name)
+            config = self.config_for(variant, language, seed, vocab_file)
             if os.path.exists(os.path.join(run_dir, RESULTS_FILE)):
+                self._check_finished_run(run_dir, config)
                 self._print(f"[{index}/{len(runs)}] {name}: finished earlier, skipped")
                 continue
             self._print(f"[{index}/{len(runs)}] {name}: training")
-            config = self.config_for(variant, language, seed, vocab_file)
             run_started = time.perf_counter()
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
                 # Orbit prints its own progress; the study prints one line per run.
@@ -153,6 +176,23 @@ class ComparisonStudy:
             checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results, indent=2))
             self._print(f"    done in {results['seconds']:.0f}s; elapsed {time.perf_counter() - started:.0f}s")
         return self.collect()
+
+    def _check_finished_run(self, run_dir, config):
+        """A finished run counts only if it was trained with the config the study would use now."""
+        path = os.path.join(run_dir, CONFIG_FILE)
+        with open(path, encoding="utf-8") as file:
+            saved = yaml.safe_load(file)
+        if saved != yaml.safe_load(config_as_yaml(config)):
+            current = config.as_dict()
+            changed = sorted(
+                f"{section}.{key}" for section, values in current.items() if isinstance(values, dict)
+                for key, value in values.items() if (saved.get(section) or {}).get(key) != value
+            )
+            raise ValueError(
+                f"{path}: this finished run was trained with a different config than the study now "
+                f"asks for (changed: {', '.join(changed) or 'top-level fields'}); use a new --output_dir "
+                "or remove the run's directory to retrain it."
+            )
 
     def evaluate(self, run_dir, config, mlm_metrics) -> dict:
         from tf_metaling.data.tasks import builtin_classification_tasks
@@ -243,7 +283,14 @@ class ComparisonStudy:
         ]
         texts = [self.format_table(collected, metric, title, digits) for metric, title, digits in sections
                  if metric in collected]
-        markdown = "\n\n".join(texts)
+        steps = self.base.trainer.train_steps
+        budget = (
+            f"Training budget: per language (a run over n languages trains n x {steps} steps, so each "
+            "language gets about as many batches as in its Mono run)."
+            if self.plan.budget == "per_language"
+            else f"Training budget: total (every run trains {steps} steps, shared by its languages)."
+        )
+        markdown = "\n\n".join([budget] + texts)
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
         checkpoints.atomic_write_text(
             os.path.join(self.output_dir, "results.json"),
