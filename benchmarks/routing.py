@@ -3,6 +3,9 @@
 For each LS kind and L in {1, 2, 8, 32, 128}: one training step (forward,
 backward, optimizer update) on the same mixed-language batch (32 sequences of
 128 tokens, languages drawn uniformly from the L), median over timed steps.
+The L values of one kind are timed in interleaved rounds (a few steps of each
+L in turn), so a change of machine load during the run hits every L alike and
+the L=128 / L=2 ratio stays a within-run comparison.
 Per-example routing keeps compute per token independent of L; what can still
 grow is the optimizer's work, so the adapter kind is also timed with Keras's
 dense Adam, which updates every language's rows at every step.
@@ -49,7 +52,8 @@ def make_step(model, optimizer):
     return step
 
 
-def time_config(kind, num_languages, optimizer_name, args, batch_arrays):
+def build_config(kind, num_languages, optimizer_name, args, batch_arrays):
+    """The model, optimizer, compiled step and mixed-language batch of one (kind, L, optimizer)."""
     keras.utils.set_random_seed(0)
     encoder = MultilingualEncoder(
         vocabulary_size=args.vocabulary_size,
@@ -71,24 +75,38 @@ def time_config(kind, num_languages, optimizer_name, args, batch_arrays):
     step = make_step(model, optimizer)
     for _ in range(args.warmup):
         step(batch)
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        float(step(batch))
-        times.append(time.perf_counter() - start)
     ls_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_variables) - sum(
         int(np.prod(v.shape)) for v in MultilingualModel(
             MultilingualEncoder(**{**encoder.get_config(), "language_specific": None})
         ).trainable_variables
     )
-    return {
-        "kind": kind,
-        "num_languages": num_languages,
-        "optimizer": optimizer_name,
-        "median_step_seconds": statistics.median(times),
-        "min_step_seconds": min(times),
-        "language_specific_parameters": ls_parameters,
-    }
+    return step, batch, ls_parameters
+
+
+def time_kind(kind, optimizer_name, languages, args, batch_arrays):
+    """Times every L of one kind in interleaved rounds, so a change of machine load hits all L alike."""
+    built = {n: build_config(kind, n, optimizer_name, args, batch_arrays) for n in languages}
+    times = {n: [] for n in languages}
+    rounds = max(1, args.steps // args.steps_per_round)
+    for _ in range(rounds):
+        for n in languages:
+            step, batch, _ = built[n]
+            for _ in range(args.steps_per_round):
+                start = time.perf_counter()
+                float(step(batch))
+                times[n].append(time.perf_counter() - start)
+    return [
+        {
+            "kind": kind,
+            "num_languages": n,
+            "optimizer": optimizer_name,
+            "median_step_seconds": statistics.median(times[n]),
+            "min_step_seconds": min(times[n]),
+            "samples": len(times[n]),
+            "language_specific_parameters": built[n][2],
+        }
+        for n in languages
+    ]
 
 
 def main():
@@ -102,14 +120,15 @@ def main():
     parser.add_argument("--sequence_length", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--predictions", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per (kind, L)")
+    parser.add_argument("--steps_per_round", type=int, default=1, help="steps per L before moving to the next L")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--output", default=os.path.join(RESULTS, "routing.json"))
     args = parser.parse_args()
     languages = [1, 2, 8, 32, 128]
     kinds = ["adapter", "ffn", "attention", "layer_norm"]
     if args.quick:
-        args.steps, args.warmup, languages = 5, 2, [2, 128]
+        args.steps, args.warmup, args.steps_per_round, languages = 6, 2, 2, [2, 128]
 
     rng = np.random.RandomState(0)
     batch_arrays = {
@@ -125,11 +144,9 @@ def main():
     rows = []
     print(f"{'kind':<11}{'optimizer':<17}" + "".join(f"{'L=' + str(n):>10}" for n in languages) + f"{'L=128/L=2':>11}")
     for kind, optimizer_name in configs:
-        by_l = {}
-        for num_languages in languages:
-            result = time_config(kind, num_languages, optimizer_name, args, batch_arrays)
-            rows.append(result)
-            by_l[num_languages] = result["median_step_seconds"]
+        results = time_kind(kind, optimizer_name, languages, args, batch_arrays)
+        rows += results
+        by_l = {result["num_languages"]: result["median_step_seconds"] for result in results}
         ratio = by_l[128] / by_l[2] if 128 in by_l and 2 in by_l else float("nan")
         print(
             f"{kind:<11}{optimizer_name:<17}"

@@ -23,6 +23,10 @@ Variants:
     python benchmarks/train_step.py            # prints the table, writes JSON
     python benchmarks/train_step.py --steps 3  # quicker
 
+All variants are built and traced first, then timed in interleaved rounds
+(each round runs every variant once), so a change of machine load during the
+run affects every variant alike and the ratios stay within-run comparisons.
+
 Targets (one run): meta_exact <= 4.0x, meta_first_order <= 2.5x the
 joint_all_ls step; meta_naive_loop / meta_exact >= 2.
 """
@@ -111,15 +115,21 @@ def build(args, language_specific, options=None, naive=False):
     return cls(model, mlm_losses, shared, meta, options, output_names=("masked_lm_logits",), **extra)
 
 
-def timed(fn, args, warmup, steps):
-    for _ in range(warmup):
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+def run_interleaved(functions: dict, warmup: int, rounds: int) -> dict:
+    """Times every function once per round, in turn: a change of machine load hits all alike.
+
+    `functions` maps a name to ``(fn, args)``. Returns ``{name: [seconds per round]}``.
+    """
+    for fn, fn_args in functions.values():
+        for _ in range(warmup):
+            tf.nest.map_structure(lambda t: t.numpy(), fn(*fn_args))
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, (fn, fn_args) in functions.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), fn(*fn_args))
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main():
@@ -134,7 +144,7 @@ def main():
     parser.add_argument("--predictions", type=int, default=20)
     parser.add_argument("--languages", type=int, default=6)
     parser.add_argument("--meta_examples_per_language", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=8, help="rounds; each round times every variant once")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--output", default=os.path.join(RESULTS, "train_step.json"))
     args = parser.parse_args()
@@ -145,22 +155,17 @@ def main():
     lookahead = make_batch(rng, args.batch_size, args, [k] * args.batch_size)
     meta_languages = np.repeat(np.arange(args.languages), args.meta_examples_per_language)
     meta = make_batch(rng, len(meta_languages), args, meta_languages)
-    language = tf.constant(k)
-    rows = []
-
-    def record(name, seconds, samples, note=""):
-        rows.append({"variant": name, "median_seconds": seconds, "samples": samples, "note": note})
-        print(f"  {name:<28}{seconds * 1000:>9.0f} ms  {note}", flush=True)
-
-    print(f"{args.languages} languages, batch {args.batch_size} x {args.sequence_length}, d={args.hidden_dim}, "
-          f"{args.num_layers} layers, meta batch {len(meta_languages)}", flush=True)
-    plain = build(args, None)
-    record("joint_all", *timed(tf.function(plain.ordinary_step, autograph=False), (train,), args.warmup, args.steps))
-    with_ls = build(args, "adapter")
-    record("joint_all_ls", *timed(tf.function(with_ls.ordinary_step, autograph=False), (train,), args.warmup, args.steps))
-
     reference_languages = np.repeat(np.arange(args.languages), args.batch_size)
     reference_meta = make_batch(rng, len(reference_languages), args, reference_languages)
+    language = tf.constant(k)
+
+    print(f"{args.languages} languages, batch {args.batch_size} x {args.sequence_length}, d={args.hidden_dim}, "
+          f"{args.num_layers} layers, meta batch {len(meta_languages)}; building and tracing ...", flush=True)
+    functions, notes = {}, {}
+    plain = build(args, None)
+    functions["joint_all"] = (tf.function(plain.ordinary_step, autograph=False), (train,))
+    with_ls = build(args, "adapter")
+    functions["joint_all_ls"] = (tf.function(with_ls.ordinary_step, autograph=False), (train,))
     variants = {
         "meta_exact": (MetaOptions(), 0, meta),
         "meta_first_order": (MetaOptions(first_order=True), 0, meta),
@@ -173,13 +178,11 @@ def main():
         full = tf.function(step.meta_step, autograph=False)
         start = time.perf_counter()
         full.get_concrete_function(train, lookahead, meta_batch, language)
-        trace_seconds = time.perf_counter() - start
-        record(name, *timed(full, (train, lookahead, meta_batch, language), args.warmup, args.steps),
-               note=f"(trace {trace_seconds:.0f}s)")
+        notes[name] = f"(trace {time.perf_counter() - start:.0f}s)"
+        functions[name] = (full, (train, lookahead, meta_batch, language))
         if name in ("meta_exact", "meta_first_order"):
             update = tf.function(step.meta_update, autograph=False)
-            record(f"  {name}: meta update only",
-                   *timed(update, (lookahead, meta, language), args.warmup, args.steps))
+            functions[f"  {name}: meta update only"] = (update, (lookahead, meta, language))
 
     # Pieces of the exact meta update, to show where its time goes.
     step = build(args, "adapter", MetaOptions())
@@ -188,14 +191,21 @@ def main():
 
     def lookahead_only(batch):
         with tf.GradientTape() as tape:
-            loss = mean_loss(*step._losses(batch))
+            loss = mean_loss(*step._losses(batch, one_language=True))
         return tape.gradient(loss, shared)
 
     def meta_forward_only(batch):
         return step._meta_loss(batch, [tf.convert_to_tensor(v) for v in shared], [tf.convert_to_tensor(v) for v in phi], language)
 
-    record("  piece: look-ahead fwd+bwd", *timed(tf.function(lookahead_only, autograph=False), (lookahead,), args.warmup, args.steps))
-    record("  piece: meta-loss forward", *timed(tf.function(meta_forward_only, autograph=False), (meta,), args.warmup, args.steps))
+    functions["  piece: look-ahead fwd+bwd"] = (tf.function(lookahead_only, autograph=False), (lookahead,))
+    functions["  piece: meta-loss forward"] = (tf.function(meta_forward_only, autograph=False), (meta,))
+
+    times = run_interleaved(functions, args.warmup, args.steps)
+    rows = []
+    for name, samples in times.items():
+        seconds = statistics.median(samples)
+        rows.append({"variant": name, "median_seconds": seconds, "samples": samples, "note": notes.get(name, "")})
+        print(f"  {name:<40}{seconds * 1000:>9.0f} ms  {notes.get(name, '')}", flush=True)
 
     by_name = {r["variant"]: r["median_seconds"] for r in rows}
     base = by_name["joint_all_ls"]
@@ -220,8 +230,25 @@ def main():
         if name in ("naive_loop_over_batched", "reference_loop_over_batched"):
             suffix = f"  (target >= 2.0: {'met' if met[name] else 'NOT met'})"
         print(f"  {name:<26}{value:>6.2f}x{suffix}")
+    # Where the exact iteration's time goes (medians of pieces timed in the same rounds).
+    update = by_name["  meta_exact: meta update only"]
+    look_ahead = by_name["  piece: look-ahead fwd+bwd"]
+    meta_forward = by_name["  piece: meta-loss forward"]
+    breakdown = {
+        "ordinary step (= joint_all_ls)": base,
+        "look-ahead forward + backward": look_ahead,
+        "meta-loss forward at theta'": meta_forward,
+        "meta-loss backward to phi_k, through the look-ahead (second order) + meta Adam": max(
+            update - look_ahead - meta_forward, 0.0
+        ),
+    }
+    total = by_name["meta_exact"]
+    print(f"\nwhere the exact meta iteration's {total * 1000:.0f} ms go (medians of pieces):")
+    for name, seconds in breakdown.items():
+        print(f"  {name:<80}{seconds * 1000:>7.0f} ms  {seconds / total:>5.0%}")
     report = {
         "benchmark": "train_step",
+        "breakdown_of_meta_exact_seconds": breakdown,
         "machine": machine_info(),
         "settings": {k2: v for k2, v in vars(args).items() if k2 != "output"},
         "rows": rows,

@@ -80,7 +80,9 @@ class SelfAttention(LanguageRoutedLayer):
         batch, length = tf.shape(inputs)[0], tf.shape(inputs)[1]
         qkv = tf.reshape(qkv, [batch, length, 3, self.num_heads, head_dim])
         qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # [3, B, H, T, dh]
-        query, key, value = qkv[0], qkv[1], qkv[2]
+        # unstack, not qkv[0..2]: each strided slice's gradient fills a zero tensor of the
+        # whole [3, B, H, T, dh] (measured: 7% of a training step's op time on CPU).
+        query, key, value = tf.unstack(qkv, num=3, axis=0)
         scores = tf.matmul(query, key, transpose_b=True)
         # Softmax in float32 under mixed precision; float64 stays float64 (gradient checks).
         softmax_dtype = tf.float32 if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
