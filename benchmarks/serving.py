@@ -13,7 +13,17 @@ Measured, for the same SavedModel version:
 - server (`tf-metaling-server` in a subprocess on 127.0.0.1), without and with
   dynamic batching (max batch 32), over REST and over gRPC;
 - batch 1 (one client, one request at a time) and 32 concurrent clients.
-Reported: p50 / p99 latency (ms) and requests/s.
+Reported: p50 / p99 latency (ms) and requests/s. Also the model's own ceiling
+for batching: "direct, one call on 32 texts" (texts/s of in-process calls on 32
+texts at a time; its latency is per call).
+
+Both servers run side by side and every configuration is measured in
+interleaved rounds (a slice of each in turn, `--rounds` times), so a change of
+machine load during the run hits all of them alike and the ratios stay
+within-run comparisons. The load generator shares the 2 cores with the server,
+so it replays requests prepared beforehand (PredictRequest protos for gRPC,
+JSON bodies for REST) and decodes every answer; building a request with the
+`serving.client` helpers costs the caller extra CPU that is not the server's.
 
     python benchmarks/serving.py                 # prints the table, writes JSON
     python benchmarks/serving.py --seconds 4     # quicker
@@ -120,7 +130,10 @@ def summarize(latencies: list, elapsed: float) -> dict:
 
 
 def run_clients(make_call, requests, clients: int, seconds: float, warmup: int = 3) -> dict:
-    """`clients` threads each calling make_call()(text, language) back to back for `seconds`."""
+    """`clients` threads each calling make_call()(text, language) back to back for `seconds`.
+
+    Returns the raw per-request latencies, the elapsed time and the errors (see `summarize`).
+    """
     calls = [make_call() for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
     latencies, errors = [[] for _ in range(clients)], []
@@ -150,10 +163,26 @@ def run_clients(make_call, requests, clients: int, seconds: float, warmup: int =
     deadline[0] = start + seconds
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
-    result = summarize([x for per_client in latencies for x in per_client], elapsed)
-    result["errors"] = len(errors)
-    return result
+    return {
+        "latencies": [x for per_client in latencies for x in per_client],
+        "elapsed": time.perf_counter() - start,
+        "errors": errors,
+    }
+
+
+def run_interleaved(targets: dict, requests, clients: int, seconds: float, rounds: int) -> dict:
+    """Measures every target for `seconds` in total, in `rounds` interleaved slices."""
+    raw = {name: {"latencies": [], "elapsed": 0.0, "errors": []} for name in targets}
+    for _ in range(rounds):
+        for name, make_call in targets.items():
+            part = run_clients(make_call, requests, clients, seconds / rounds)
+            for key in raw[name]:
+                raw[name][key] += part[key]
+    results = {}
+    for name, measured in raw.items():
+        results[name] = summarize(measured["latencies"], measured["elapsed"])
+        results[name]["errors"] = len(measured["errors"])
+    return results
 
 
 def start_server(export_dir: str, batching: bool):
@@ -169,7 +198,7 @@ def start_server(export_dir: str, batching: bool):
         "--threads=64",
     ]
     if batching:
-        command += ["--enable_batching", "--max_batch_size=32", "--batch_timeout_micros=5000", "--num_batch_threads=1"]
+        command += ["--enable_batching", "--max_batch_size=32", "--batch_timeout_micros=2000", "--num_batch_threads=1"]
     environment = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment, cwd=REPO
@@ -188,17 +217,41 @@ def stop_server(process):
 
 
 def rest_call(port):
+    """A REST client replaying prepared JSON bodies."""
+    path = "/v1/models/bench:predict"
+
     def make():
         client = RestClient(f"127.0.0.1:{port}", "bench")
-        return lambda text, code: client.predict_text(SIGNATURE, [text], [code])
+        bodies = {}
+
+        def call(text, code):
+            body = bodies.get((text, code))
+            if body is None:
+                body = bodies[(text, code)] = json.dumps(
+                    {"signature_name": SIGNATURE, "inputs": {"text": [text], "language": [code]}}
+                ).encode("utf-8")
+            return client.request("POST", path, body)["outputs"]
+
+        return call
 
     return make
 
 
 def grpc_call(port):
+    """A gRPC client (tensorflow-serving-api stub) replaying prepared PredictRequests."""
+
     def make():
         client = GrpcClient(f"127.0.0.1:{port}", "bench")
-        return lambda text, code: client.predict_text(SIGNATURE, [text], [code])
+        prepared = {}
+
+        def call(text, code):
+            request = prepared.get((text, code))
+            if request is None:
+                request = prepared[(text, code)] = client.predict_request(text_inputs([text], [code]), SIGNATURE)
+            response = client.send(request)
+            return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+
+        return call
 
     return make
 
@@ -206,6 +259,7 @@ def grpc_call(port):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement time per configuration")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved slices per configuration")
     parser.add_argument("--long_words", type=int, default=120, help="words per long text (fills 128 positions)")
     parser.add_argument("--short_words", type=int, default=8, help="words per short text")
     parser.add_argument("--output", default=os.path.join(RESULTS, "serving.json"))
@@ -224,26 +278,37 @@ def main():
 
         def direct():
             def call(text, code):
-                inputs = text_inputs([text], [code])
-                return function(text=tf.constant(inputs["text"]), language=tf.constant(inputs["language"]))
+                inputs = text_inputs(text, code)  # one text or a list
+                outputs = function(text=tf.constant(inputs["text"]), language=tf.constant(inputs["language"]))
+                return {key: value.numpy() for key, value in outputs.items()}
 
             return call
 
-        for name in workloads:
-            rows[name]["direct, batch 1"] = run_clients(direct, requests[name], 1, args.seconds)
-            rows[name]["direct, 32 concurrent"] = run_clients(direct, requests[name], 32, args.seconds)
-        loaded = function = None  # free the in-process copy before the servers start
-
-        for batching in (False, True):
-            process, grpc_port, rest_port = start_server(export_dir, batching)
-            try:
-                mode = "batching" if batching else "no batching"
-                for name in workloads:
-                    for protocol, factory in (("gRPC", grpc_call(grpc_port)), ("REST", rest_call(rest_port))):
-                        for clients in (1, 32):
-                            label = f"{protocol}, {mode}, {'batch 1' if clients == 1 else '32 concurrent'}"
-                            rows[name][label] = run_clients(factory, requests[name], clients, args.seconds)
-            finally:
+        servers = {batching: start_server(export_dir, batching) for batching in (False, True)}
+        try:
+            targets = {"direct": direct}
+            for protocol, factory in (("gRPC", grpc_call), ("REST", rest_call)):
+                for batching, (_, grpc_port, rest_port) in servers.items():
+                    mode = "batching" if batching else "no batching"
+                    targets[f"{protocol}, {mode}"] = factory(grpc_port if protocol == "gRPC" else rest_port)
+            for name in workloads:
+                # The model's own ceiling for batching: one in-process call on 32 texts at a time.
+                texts = [requests[name][LANGUAGES[i % len(LANGUAGES)]][i] for i in range(32)]
+                codes = [LANGUAGES[i % len(LANGUAGES)] for i in range(32)]
+                ceiling = run_clients(lambda: lambda _text, _code: direct()(texts, codes), requests[name], 1,
+                                      args.seconds / 2)
+                row = summarize(ceiling["latencies"], ceiling["elapsed"])
+                row["requests_per_second"] = round(32 * row["requests_per_second"], 1)  # texts/s
+                row["errors"] = len(ceiling["errors"])
+                rows[name]["direct, one call on 32 texts"] = row
+                for clients in (1, 32):
+                    shape = "batch 1" if clients == 1 else "32 concurrent"
+                    print(f"measuring {name} texts, {shape} ...", flush=True)
+                    measured = run_interleaved(targets, requests[name], clients, args.seconds, args.rounds)
+                    for target, row in measured.items():
+                        rows[name][f"{target}, {shape}"] = row
+        finally:
+            for process, _, _ in servers.values():
                 stop_server(process)
     finally:
         shutil.rmtree(export_base, ignore_errors=True)
@@ -297,7 +362,8 @@ def main():
             "vocabulary_size": vocabulary_size,
         },
         "seconds_per_configuration": args.seconds,
-        "batching": {"max_batch_size": 32, "batch_timeout_micros": 5000, "num_batch_threads": 1},
+        "interleaved_rounds": args.rounds,
+        "batching": {"max_batch_size": 32, "batch_timeout_micros": 2000, "num_batch_threads": 1},
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -93,8 +93,14 @@ class RestClient:
         self._single_outputs = {}
 
     def request(self, method: str, path: str, document=None):
-        """Sends one request; returns the decoded JSON answer or raises `ServerError`."""
-        body = None if document is None else json.dumps(document).encode("utf-8")
+        """Sends one request; returns the decoded JSON answer or raises `ServerError`.
+
+        `document` is a JSON-serializable value, or bytes already encoded as JSON.
+        """
+        if isinstance(document, bytes):
+            body = document
+        else:
+            body = None if document is None else json.dumps(document).encode("utf-8")
         for attempt in range(2):  # a kept-alive connection the server closed is reopened once
             if self._connection is None:
                 self._connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -223,7 +229,10 @@ class GrpcClient:
 
     def predict_response(self, inputs: dict, signature_name=None, version=None, label=None, output_filter=()):
         """The PredictResponse proto (with the served version in model_spec)."""
-        request = self.predict_request(inputs, signature_name, version, label, output_filter)
+        return self.send(self.predict_request(inputs, signature_name, version, label, output_filter))
+
+    def send(self, request):
+        """Sends a prepared `PredictRequest` (from `predict_request`); returns the PredictResponse."""
         return self._call(self.prediction.Predict, request)
 
     def predict_text(self, signature_name: str, texts, languages, **options) -> dict:

@@ -47,6 +47,23 @@ def test_text_signatures_match_direct_calls(name, rest, grpc_client, loaded_text
     _assert_same(grpc_client.predict(inputs, name), direct)
 
 
+def test_prepared_requests_are_replayed_unchanged(rest, grpc_client, loaded_text):
+    """Load generators send requests built once: a PredictRequest proto, or a JSON body as bytes."""
+    inputs = text_inputs(TEXTS, LANGUAGES)
+    direct = _direct(loaded_text, sig.EMBED, inputs)
+    request = grpc_client.predict_request(inputs, sig.EMBED)
+    for _ in range(2):
+        response = grpc_client.send(request)
+        _assert_same({k: tf.make_ndarray(v) for k, v in response.outputs.items()}, direct)
+    body = json.dumps({"signature_name": sig.EMBED, "inputs": {"text": TEXTS, "language": LANGUAGES}}).encode()
+    for _ in range(2):
+        outputs = rest.request("POST", "/v1/models/tiny:predict", body)["outputs"]
+        if not isinstance(outputs, dict):  # TF Serving leaves a single output unnamed
+            (name,) = direct
+            outputs = {name: outputs}
+        _assert_same(outputs, direct)
+
+
 def test_token_id_signature_row_format_and_ids_model(rest, grpc_client, loaded_text, loaded_ids, server, tokenizer):
     batch = fixtures.id_batch(("sw", "en", "fr"), vocabulary_size=tokenizer.vocab_size)
     direct = _direct(loaded_text, sig.SERVING_DEFAULT, batch)
