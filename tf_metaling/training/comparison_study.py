@@ -319,7 +319,7 @@ class ComparisonStudy:
             results=results if "mono" in results else None,
             high_resource=self.groups.get("high", ()),
             low_resource=self.groups.get("low", ()),
-            title="Negative interference on the built-in corpus",
+            title="Interference between languages on the built-in corpus",
         )
         return analysis["report_dir"]
 
