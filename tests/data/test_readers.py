@@ -291,6 +291,43 @@ def test_tagging_dataset_from_conllu(tmp_path, tokenizer):
         next(iter(tagging_dataset(bad, tokenizer, LANGUAGES, UPOS_TAGS, 8, 1)))
 
 
+def _dataset_ops(dataset) -> set:
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    return {node.op for node in graph.node} | {
+        node.op for function in graph.library.function for node in function.node_def
+    }
+
+
+def test_in_memory_task_data_runs_no_python_and_matches_the_streamed_route(tmp_path, tokenizer):
+    """Lists become tensors (safe under tf.distribute); readers stream through a generator; same batches."""
+    path = _write(tmp_path, "de.conllu", TRICKY_CONLLU)
+    reader = ConlluReader(path, "de", label_names=UPOS_TAGS)
+    streamed = tagging_dataset(reader, tokenizer, LANGUAGES, UPOS_TAGS, 24, batch_size=2)
+    in_memory = tagging_dataset(list(reader), tokenizer, LANGUAGES, UPOS_TAGS, 24, batch_size=2)
+    labels = ("entailment", "neutral")
+    examples = [ClassificationExample("un chat", "neutral", "fr"), ClassificationExample("das haus", "entailment", "de")]
+    pairs = (classification_dataset(StreamedOnly(examples), tokenizer, LANGUAGES, labels, 8, 2),
+             classification_dataset(examples, tokenizer, LANGUAGES, labels, 8, 2))
+    for generated, tensors in ((streamed, in_memory), pairs):
+        python_ops = {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+        assert python_ops & _dataset_ops(generated)
+        assert not python_ops & _dataset_ops(tensors)
+        for a, b in zip(generated, tensors, strict=True):
+            assert set(a) == set(b)
+            for key in a:
+                np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+
+
+class StreamedOnly:
+    """An iterable that is not a sequence (like a reader)."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+
 def test_classification_dataset_single_and_pairs(tokenizer):
     examples = [
         ClassificationExample("in dem haus", "entailment", "de", text_pair="wir wohnen"),

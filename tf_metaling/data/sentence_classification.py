@@ -8,6 +8,8 @@ evaluated zero-shot on the others.
 
 from __future__ import annotations
 
+import collections.abc
+
 import dataclasses
 from collections.abc import Iterable, Sequence
 
@@ -59,38 +61,57 @@ def classification_dataset(
     """Batches of ``token_ids, padding_mask, language_ids, labels`` (+ ``segment_ids``).
 
     With ``pairs=True`` every example must have `text_pair` (and none may
-    have it otherwise). `examples` is re-iterated on every pass.
+    have it otherwise). A list (any sequence) of examples is checked and turned into tensors
+    once, so the pipeline runs no Python and works under every `tf.distribute`
+    strategy; any other iterable is streamed through a Python generator and
+    re-iterated on every pass (not for TPUs or several workers).
     """
     from tf_metaling.languages import as_vocabulary
 
     languages = as_vocabulary(languages)
     label_names = tuple(label_names)
 
-    def generate():
-        for example in examples:
-            languages.check([example.language], where=example.source or "example")
-            if (example.text_pair is not None) != pairs:
-                raise DataFormatError(
-                    "text pair presence does not match the task",
-                    path=example.source or None,
-                    field="text_pair",
-                    language=example.language,
-                    expected="a text pair" if pairs else "a single text",
-                )
-            yield (
-                example.text,
-                example.text_pair if pairs else "",
-                np.int32(languages.index(example.language)),
-                np.int32(label_id(example, label_names)),
+    def row(example):
+        languages.check([example.language], where=example.source or "example")
+        if (example.text_pair is not None) != pairs:
+            raise DataFormatError(
+                "text pair presence does not match the task",
+                path=example.source or None,
+                field="text_pair",
+                language=example.language,
+                expected="a text pair" if pairs else "a single text",
             )
+        return (
+            example.text,
+            example.text_pair if pairs else "",
+            np.int32(languages.index(example.language)),
+            np.int32(label_id(example, label_names)),
+        )
 
-    signature = (
-        tf.TensorSpec([], tf.string),
-        tf.TensorSpec([], tf.string),
-        tf.TensorSpec([], tf.int32),
-        tf.TensorSpec([], tf.int32),
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if isinstance(examples, collections.abc.Sequence):
+        # Examples already in memory become tensors: no Python runs inside the pipeline,
+        # so it works under every tf.distribute strategy (a Python generator does not on
+        # TPUs or across workers, and a prefetching one can deadlock when its iterator is
+        # collected while another thread holds the GIL).
+        rows = [row(example) for example in examples]
+        columns = list(zip(*rows)) if rows else ([], [], [], [])
+        dataset = tf.data.Dataset.from_tensor_slices(
+            tuple(tf.constant(list(column), dtype) for column, dtype in
+                  zip(columns, (tf.string, tf.string, tf.int32, tf.int32)))
+        )
+    else:
+
+        def generate():
+            for example in examples:
+                yield row(example)
+
+        signature = (
+            tf.TensorSpec([], tf.string),
+            tf.TensorSpec([], tf.string),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
     @tf.autograph.experimental.do_not_convert

@@ -14,6 +14,8 @@ with the sequence; `encode_tagged_words` returns their number per example as
 
 from __future__ import annotations
 
+import collections.abc
+
 import dataclasses
 from collections.abc import Iterable, Sequence
 
@@ -129,8 +131,11 @@ def tagging_dataset(
 ) -> tf.data.Dataset:
     """Batches of ``token_ids, padding_mask, language_ids, labels, label_weights``.
 
-    `sentences` is re-iterated for every pass over the dataset (give a reader
-    or a list, not a one-shot generator). Unknown tags and languages raise
+    A list (any sequence) of sentences is checked and turned into tensors once,
+    so the pipeline runs no Python and works under every `tf.distribute`
+    strategy; any other iterable (a reader) is streamed through a Python
+    generator and re-iterated on every pass (not a one-shot generator; not for
+    TPUs or several workers). Unknown tags and languages raise
     `DataFormatError` / `UnknownLanguageError` naming the sentence.
     """
     from tf_metaling.languages import as_vocabulary
@@ -138,21 +143,36 @@ def tagging_dataset(
     languages = as_vocabulary(languages)
     label_names = tuple(label_names)
 
-    def generate():
-        for sentence in sentences:
-            languages.check([sentence.language], where=sentence.source or "tagged sentence")
-            yield (
-                np.asarray(sentence.words, dtype=object),
-                np.asarray(tag_ids(sentence, label_names), dtype=np.int32),
-                np.int32(languages.index(sentence.language)),
-            )
+    def row(sentence):
+        languages.check([sentence.language], where=sentence.source or "tagged sentence")
+        return (
+            np.asarray(sentence.words, dtype=object),
+            np.asarray(tag_ids(sentence, label_names), dtype=np.int32),
+            np.int32(languages.index(sentence.language)),
+        )
 
-    signature = (
-        tf.TensorSpec([None], tf.string),
-        tf.TensorSpec([None], tf.int32),
-        tf.TensorSpec([], tf.int32),
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if isinstance(sentences, collections.abc.Sequence):
+        # Sentences already in memory become tensors: no Python runs inside the pipeline
+        # (see `classification_dataset`).
+        rows = [row(sentence) for sentence in sentences]
+        words = tf.ragged.constant([list(r[0]) for r in rows], dtype=tf.string, ragged_rank=1) if rows \
+            else tf.RaggedTensor.from_row_lengths(tf.constant([], tf.string), tf.constant([], tf.int64))
+        labels = tf.ragged.constant([r[1].tolist() for r in rows], dtype=tf.int32, ragged_rank=1) if rows \
+            else tf.RaggedTensor.from_row_lengths(tf.constant([], tf.int32), tf.constant([], tf.int64))
+        language_ids = tf.constant([r[2] for r in rows], tf.int32)
+        dataset = tf.data.Dataset.from_tensor_slices((words, labels, language_ids))
+    else:
+
+        def generate():
+            for sentence in sentences:
+                yield row(sentence)
+
+        signature = (
+            tf.TensorSpec([None], tf.string),
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
     @tf.autograph.experimental.do_not_convert
