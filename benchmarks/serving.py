@@ -50,6 +50,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import psutil
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,22 +171,42 @@ def run_clients(make_call, requests, clients: int, seconds: float, warmup: int =
     }
 
 
+def cpu_seconds(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def run_interleaved(targets: dict, requests, clients: int, seconds: float, rounds: int) -> dict:
-    """Measures every target for `seconds` in total, in `rounds` interleaved slices."""
-    raw = {name: {"latencies": [], "elapsed": 0.0, "errors": []} for name in targets}
+    """Measures every target for `seconds` in total, in `rounds` interleaved slices.
+
+    `targets` maps a name to ``(make_call, server process or None)``. Besides
+    latencies, the CPU time that each request cost the load generator (this
+    process) and the server process is recorded, to show where the cores go.
+    """
+    this = psutil.Process()
+    raw = {name: {"latencies": [], "elapsed": 0.0, "errors": [], "client_cpu": 0.0, "server_cpu": 0.0}
+           for name in targets}
     for _ in range(rounds):
-        for name, make_call in targets.items():
+        for name, (make_call, server) in targets.items():
+            before = cpu_seconds(this), cpu_seconds(server) if server else 0.0
             part = run_clients(make_call, requests, clients, seconds / rounds)
-            for key in raw[name]:
+            raw[name]["client_cpu"] += cpu_seconds(this) - before[0]
+            raw[name]["server_cpu"] += (cpu_seconds(server) - before[1]) if server else 0.0
+            for key in ("latencies", "elapsed", "errors"):
                 raw[name][key] += part[key]
     results = {}
     for name, measured in raw.items():
         results[name] = summarize(measured["latencies"], measured["elapsed"])
         results[name]["errors"] = len(measured["errors"])
+        count = max(len(measured["latencies"]), 1)
+        # CPU per request; the direct call's model work counts as the client's.
+        results[name]["client_cpu_ms_per_request"] = round(1000.0 * measured["client_cpu"] / count, 3)
+        results[name]["server_cpu_ms_per_request"] = round(1000.0 * measured["server_cpu"] / count, 3)
+        results[name]["cores_busy"] = round((measured["client_cpu"] + measured["server_cpu"]) / measured["elapsed"], 2)
     return results
 
 
-def start_server(export_dir: str, batching: bool):
+def start_server(export_dir: str, batching: bool, batch_threads: int, batch_timeout_micros: int):
     command = [
         sys.executable,
         "-m",
@@ -198,7 +219,8 @@ def start_server(export_dir: str, batching: bool):
         "--threads=64",
     ]
     if batching:
-        command += ["--enable_batching", "--max_batch_size=32", "--batch_timeout_micros=2000", "--num_batch_threads=1"]
+        command += ["--enable_batching", "--max_batch_size=32", f"--batch_timeout_micros={batch_timeout_micros}",
+                    f"--num_batch_threads={batch_threads}"]
     environment = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment, cwd=REPO
@@ -262,11 +284,19 @@ def main():
     parser.add_argument("--rounds", type=int, default=4, help="interleaved slices per configuration")
     parser.add_argument("--long_words", type=int, default=120, help="words per long text (fills 128 positions)")
     parser.add_argument("--short_words", type=int, default=8, help="words per short text")
+    parser.add_argument("--num_batch_threads", type=int, default=1, help="the batching server's batch threads")
+    parser.add_argument("--batch_timeout_micros", type=int, default=2000, help="the batching server's batch timeout")
+    parser.add_argument("--workloads", default="long,short", help="comma-separated: long, short")
     parser.add_argument("--output", default=os.path.join(RESULTS, "serving.json"))
     args = parser.parse_args()
     load_before = os.getloadavg()
 
-    workloads = {"long": args.long_words, "short": args.short_words}
+    sizes = {"long": args.long_words, "short": args.short_words}
+    chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(sizes))
+    if unknown or not chosen:
+        parser.error(f"--workloads: unknown {unknown or 'empty'}; choose from {sorted(sizes)}")
+    workloads = {name: sizes[name] for name in chosen}
     export_base = tempfile.mkdtemp(prefix="serving_benchmark_")
     rows = {name: {} for name in workloads}
     try:
@@ -284,13 +314,17 @@ def main():
 
             return call
 
-        servers = {batching: start_server(export_dir, batching) for batching in (False, True)}
+        servers = {
+            batching: start_server(export_dir, batching, args.num_batch_threads, args.batch_timeout_micros)
+            for batching in (False, True)
+        }
         try:
-            targets = {"direct": direct}
+            targets = {"direct": (direct, None)}
             for protocol, factory in (("gRPC", grpc_call), ("REST", rest_call)):
-                for batching, (_, grpc_port, rest_port) in servers.items():
+                for batching, (process, grpc_port, rest_port) in servers.items():
                     mode = "batching" if batching else "no batching"
-                    targets[f"{protocol}, {mode}"] = factory(grpc_port if protocol == "gRPC" else rest_port)
+                    port = grpc_port if protocol == "gRPC" else rest_port
+                    targets[f"{protocol}, {mode}"] = (factory(port), psutil.Process(process.pid))
             for name in workloads:
                 # The model's own ceiling for batching: one in-process call on 32 texts at a time.
                 texts = [requests[name][LANGUAGES[i % len(LANGUAGES)]][i] for i in range(32)]
@@ -338,11 +372,14 @@ def main():
     )
     for name in workloads:
         print(f"\n{name} texts: {tokens[name]} tokens per request on average")
-        print(f"{'configuration':<34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'n':>6} {'errors':>6}")
+        print(f"{'configuration':<34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'n':>6} {'errors':>6}"
+              f" {'CPU ms/req: client':>19} {'server':>7} {'cores busy':>10}")
         for label, row in rows[name].items():
+            cpu = (f" {row['client_cpu_ms_per_request']:>19.2f} {row['server_cpu_ms_per_request']:>7.2f}"
+                   f" {row['cores_busy']:>10.2f}") if "cores_busy" in row else ""
             print(
                 f"{label:<34} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['requests_per_second']:>8.1f} "
-                f"{row['requests']:>6} {row['errors']:>6}"
+                f"{row['requests']:>6} {row['errors']:>6}{cpu}"
             )
         for key, value in targets[name].items():
             print(f"  {key}: {value}")
@@ -363,7 +400,11 @@ def main():
         },
         "seconds_per_configuration": args.seconds,
         "interleaved_rounds": args.rounds,
-        "batching": {"max_batch_size": 32, "batch_timeout_micros": 2000, "num_batch_threads": 1},
+        "batching": {
+            "max_batch_size": 32,
+            "batch_timeout_micros": args.batch_timeout_micros,
+            "num_batch_threads": args.num_batch_threads,
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -223,13 +223,26 @@ def main():
         "naive_loop_over_batched": ratios["naive_loop_over_batched"] >= 2.0,
         "reference_loop_over_batched": ratios["reference_loop_over_batched"] >= 2.0,
     }
-    print("\nratios to the joint_all_ls step (one run):")
+    # The same ratios round by round (each round times every variant once): their spread
+    # shows how much of a ratio is the machine's noise.
+    samples = {r["variant"]: r["samples"] for r in rows}
+    per_round = {
+        name: [a / b for a, b in zip(samples[numerator], samples[denominator])]
+        for name, (numerator, denominator) in {
+            **{n: (n, "joint_all_ls") for n in ("joint_all", "meta_exact", "meta_first_order", "meta_reuse",
+                                                 "meta_naive_loop", "meta_reference_loop")},
+            "naive_loop_over_batched": ("meta_naive_loop", "meta_exact"),
+            "reference_loop_over_batched": ("meta_reference_loop", "meta_exact"),
+        }.items()
+    }
+    print("\nratios to the joint_all_ls step (one run; medians, and the range of the per-round ratios):")
     for name, value in ratios.items():
         target = targets.get(name)
         suffix = f"  (target <= {target}: {'met' if met.get(name) else 'NOT met'})" if target else ""
         if name in ("naive_loop_over_batched", "reference_loop_over_batched"):
             suffix = f"  (target >= 2.0: {'met' if met[name] else 'NOT met'})"
-        print(f"  {name:<26}{value:>6.2f}x{suffix}")
+        spread = f"  rounds {min(per_round[name]):.2f}-{max(per_round[name]):.2f}"
+        print(f"  {name:<28}{value:>6.2f}x{spread}{suffix}")
     # Where the exact iteration's time goes (medians of pieces timed in the same rounds).
     update = by_name["  meta_exact: meta update only"]
     look_ahead = by_name["  piece: look-ahead fwd+bwd"]
@@ -253,6 +266,7 @@ def main():
         "settings": {k2: v for k2, v in vars(args).items() if k2 != "output"},
         "rows": rows,
         "ratios_to_joint_all_ls": ratios,
+        "ratios_per_round": per_round,
         "targets_met": met,
     }
     write_results(args.output, report)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tests.helpers import random_batch, tiny_model
 from tf_metaling.layers import LanguageRoutedLayer
-from tf_metaling.losses import masked_lm_example_losses
+from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.optimizers import RowSparseAdam
 
@@ -77,6 +77,45 @@ def test_second_order_term_matters():
     _, first_rows = first.meta_gradient(lookahead, meta, tf.constant(K))
     difference = tf.linalg.global_norm([a - b for a, b in zip(exact_rows, first_rows)])
     assert float(difference) > 1e-3 * float(tf.linalg.global_norm(exact_rows))
+
+
+def _first_order_reference(step, lookahead, meta):
+    """grad_{phi_K} M with g constant, differentiating the whole mixed batch (no row split)."""
+    shared = [tf.convert_to_tensor(v) for v in step.partition.shared]
+    phi = [tf.convert_to_tensor(v) for v in step.partition.language]
+    with tf.GradientTape() as tape:
+        tape.watch(shared)
+        lookahead_loss = mean_loss(*step._losses(lookahead, shared, phi))
+    g = tape.gradient(lookahead_loss, shared)
+    looked_ahead = step._look_ahead(shared, [tf.convert_to_tensor(x) for x in g])
+    with tf.GradientTape() as tape:
+        tape.watch(phi)
+        meta_loss = step._meta_loss(meta, looked_ahead, phi, tf.constant(K))
+    return meta_loss, [tf.gather(tf.convert_to_tensor(x), K) for x in tape.gradient(meta_loss, phi)]
+
+
+@pytest.mark.parametrize(
+    "languages",
+    [(0, 0, 1, 1, 2, 2), (1, 0, 2, 1, 0, 2), (0, 2, 2, 0, 2, 0), (1, 1, 1, 1, 1, 1)],
+    ids=["grouped", "interleaved", "no_row_of_k", "only_k"],
+)
+def test_first_order_differentiates_only_own_rows_and_matches_the_whole_batch(languages):
+    # First order splits the held-out batch into k's rows (differentiated) and the rest
+    # (not): same meta loss and same gradient as differentiating the whole batch, also
+    # when no row, or every row, is language k's.
+    step = _mlm_step(MetaOptions(inner_learning_rate=0.5, first_order=True))
+    lookahead = random_batch(language_ids=(K, K, K, K), seed=11)
+    meta = random_batch(batch=6, language_ids=languages, seed=12)
+    expected_loss, expected_rows = _first_order_reference(step, lookahead, meta)
+    meta_loss, rows = step.meta_gradient(lookahead, meta, tf.constant(K))
+    np.testing.assert_allclose(float(meta_loss), float(expected_loss), rtol=1e-12)
+    for row, expected in zip(rows, expected_rows):
+        np.testing.assert_allclose(row.numpy(), expected.numpy(), rtol=1e-9, atol=1e-13)
+    norm = float(tf.linalg.global_norm(rows))
+    if K in languages:
+        assert norm > 1e-4
+    else:
+        assert norm == 0.0
 
 
 def test_meta_update_moves_only_phi_k():
