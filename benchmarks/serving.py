@@ -13,7 +13,8 @@ Measured, for the same SavedModel version:
 - server (`tf-metaling-server` in a subprocess on 127.0.0.1), without and with
   dynamic batching (max batch 32), over REST and over gRPC;
 - batch 1 (one client, one request at a time) and 32 concurrent clients.
-Reported: p50 / p99 latency (ms) and requests/s. Also the model's own ceiling
+Reported: p50 / p99 latency (ms), requests/s, the CPU time per request of the
+load generator (this process) and of the server process, and the cores busy. Also the model's own ceiling
 for batching: "direct, one call on 32 texts" (texts/s of in-process calls on 32
 texts at a time; its latency is per call).
 
@@ -27,6 +28,7 @@ JSON bodies for REST) and decodes every answer; building a request with the
 
     python benchmarks/serving.py                 # prints the table, writes JSON
     python benchmarks/serving.py --seconds 4     # quicker
+    python benchmarks/serving.py --workloads short --num_batch_threads 2 --max_batch_size 16
 
 Targets (one run): gRPC p50 at batch 1 <= 1.5 x direct p50 + 1 ms; with dynamic
 batching at 32 concurrent clients, requests/s >= 3 x the same clients without
@@ -206,7 +208,7 @@ def run_interleaved(targets: dict, requests, clients: int, seconds: float, round
     return results
 
 
-def start_server(export_dir: str, batching: bool, batch_threads: int, batch_timeout_micros: int):
+def start_server(export_dir: str, batching: bool, max_batch_size: int, batch_threads: int, batch_timeout_micros: int):
     command = [
         sys.executable,
         "-m",
@@ -219,7 +221,7 @@ def start_server(export_dir: str, batching: bool, batch_threads: int, batch_time
         "--threads=64",
     ]
     if batching:
-        command += ["--enable_batching", "--max_batch_size=32", f"--batch_timeout_micros={batch_timeout_micros}",
+        command += ["--enable_batching", f"--max_batch_size={max_batch_size}", f"--batch_timeout_micros={batch_timeout_micros}",
                     f"--num_batch_threads={batch_threads}"]
     environment = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
@@ -284,6 +286,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=4, help="interleaved slices per configuration")
     parser.add_argument("--long_words", type=int, default=120, help="words per long text (fills 128 positions)")
     parser.add_argument("--short_words", type=int, default=8, help="words per short text")
+    parser.add_argument("--max_batch_size", type=int, default=32, help="the batching server's largest batch")
     parser.add_argument("--num_batch_threads", type=int, default=1, help="the batching server's batch threads")
     parser.add_argument("--batch_timeout_micros", type=int, default=2000, help="the batching server's batch timeout")
     parser.add_argument("--workloads", default="long,short", help="comma-separated: long, short")
@@ -315,7 +318,9 @@ def main():
             return call
 
         servers = {
-            batching: start_server(export_dir, batching, args.num_batch_threads, args.batch_timeout_micros)
+            batching: start_server(
+                export_dir, batching, args.max_batch_size, args.num_batch_threads, args.batch_timeout_micros
+            )
             for batching in (False, True)
         }
         try:
@@ -401,7 +406,7 @@ def main():
         "seconds_per_configuration": args.seconds,
         "interleaved_rounds": args.rounds,
         "batching": {
-            "max_batch_size": 32,
+            "max_batch_size": args.max_batch_size,
             "batch_timeout_micros": args.batch_timeout_micros,
             "num_batch_threads": args.num_batch_threads,
         },
