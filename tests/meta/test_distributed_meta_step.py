@@ -85,3 +85,20 @@ def test_two_replicas_equal_one_device(options, two_cpu_devices, mirrored_strate
     start = tiny_model(KINDS, language_embedding=True, seed=0, num_layers=1)
     moved = [not np.allclose(a.numpy(), s.numpy()) for a, s in zip(single.model.trainable_weights, start.trainable_weights)]
     assert all(moved)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first_order", [False, True], ids=["exact", "first_order"])
+def test_meta_step_compiles_with_xla_and_matches_graph_mode(first_order):
+    # TPUs run the step through XLA: it must compile (the row gathers and the first-order
+    # split of the held-out batch have bounded shapes) and give the same update.
+    options = MetaOptions(inner_learning_rate=0.1, first_order=first_order)
+    compiled = _build(tf.distribute.get_strategy(), options)
+    plain = _build(tf.distribute.get_strategy(), options)
+    train, lookahead, meta, k = _global_batches(1)
+    expected = tf.function(plain.meta_step, autograph=False)(train, lookahead, meta, tf.constant(k))
+    actual = tf.function(compiled.meta_step, autograph=False, jit_compile=True)(train, lookahead, meta, tf.constant(k))
+    np.testing.assert_allclose(float(actual["meta_loss"]), float(expected["meta_loss"]), rtol=1e-5)
+    np.testing.assert_allclose(float(actual["loss"]), float(expected["loss"]), rtol=1e-5)
+    for a, b in zip(compiled.model.trainable_weights, plain.model.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
