@@ -89,7 +89,13 @@ class MaskedLMHead(keras.layers.Layer):
         )
         hidden = self.norm(hidden)
         if token_embeddings is not None:
-            logits = tf.matmul(hidden, tf.cast(token_embeddings, hidden.dtype), transpose_b=True)
+            # One [B*P, d] x [d, V] matmul. A broadcasting tf.matmul of [B, P, d] with [V, d]
+            # would run per example, and its gradient for the embeddings would build
+            # [B, V, d] before summing over the batch.
+            shape = tf.shape(hidden)
+            flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
+            logits = tf.matmul(flat, tf.cast(token_embeddings, hidden.dtype), transpose_b=True)
+            logits = tf.reshape(logits, tf.concat([shape[:2], tf.shape(token_embeddings)[:1]], 0))
         else:
             logits = tf.tensordot(hidden, self.output_kernel, axes=[[2], [0]])
         return logits + self.output_bias
