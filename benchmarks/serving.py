@@ -11,11 +11,12 @@ languages rotate. Two workloads: ``long`` texts that fill the 128 positions
 Measured, for the same SavedModel version:
 - direct:  ``loaded.signatures["embed"](...)`` in this process;
 - server (`tf-metaling-server` in a subprocess on 127.0.0.1), without and with
-  dynamic batching (max batch 32), over REST and over gRPC;
+  dynamic batching (by default max batch 32, timeout 2 ms, one batch thread),
+  over REST and over gRPC;
 - batch 1 (one client, one request at a time) and 32 concurrent clients.
 Reported: p50 / p99 latency (ms), requests/s, the CPU time per request of the
-load generator (this process) and of the server process, and the cores busy. Also the model's own ceiling
-for batching: "direct, one call on 32 texts" (texts/s of in-process calls on 32
+load generator (this process) and of the server process, and the cores busy.
+Also the model's own ceiling for batching: "direct, one call on 32 texts" (texts/s of in-process calls on 32
 texts at a time; its latency is per call).
 
 Both servers run side by side and every configuration is measured in
@@ -38,6 +39,7 @@ batching.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -58,6 +60,7 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from serving.batcher import BatchingOptions
 from serving.client import GrpcClient, RestClient, text_inputs
 from serving.export import export_model
 from tf_metaling.data.tokenizer import Tokenizer
@@ -208,7 +211,8 @@ def run_interleaved(targets: dict, requests, clients: int, seconds: float, round
     return results
 
 
-def start_server(export_dir: str, batching: bool, max_batch_size: int, batch_threads: int, batch_timeout_micros: int):
+def start_server(export_dir: str, batching: BatchingOptions | None):
+    """The server on free loopback ports, with dynamic batching when `batching` is given."""
     command = [
         sys.executable,
         "-m",
@@ -220,9 +224,10 @@ def start_server(export_dir: str, batching: bool, max_batch_size: int, batch_thr
         "--file_system_poll_wait_seconds=0",
         "--threads=64",
     ]
-    if batching:
-        command += ["--enable_batching", f"--max_batch_size={max_batch_size}", f"--batch_timeout_micros={batch_timeout_micros}",
-                    f"--num_batch_threads={batch_threads}"]
+    if batching is not None:
+        command += ["--enable_batching", f"--max_batch_size={batching.max_batch_size}",
+                    f"--batch_timeout_micros={batching.batch_timeout_micros}",
+                    f"--num_batch_threads={batching.num_batch_threads}"]
     environment = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment, cwd=REPO
@@ -300,6 +305,14 @@ def main():
     if unknown or not chosen:
         parser.error(f"--workloads: unknown {unknown or 'empty'}; choose from {sorted(sizes)}")
     workloads = {name: sizes[name] for name in chosen}
+    try:
+        batching = BatchingOptions(
+            max_batch_size=args.max_batch_size,
+            batch_timeout_micros=args.batch_timeout_micros,
+            num_batch_threads=args.num_batch_threads,
+        )
+    except ValueError as error:
+        parser.error(str(error))
     export_base = tempfile.mkdtemp(prefix="serving_benchmark_")
     rows = {name: {} for name in workloads}
     try:
@@ -317,17 +330,12 @@ def main():
 
             return call
 
-        servers = {
-            batching: start_server(
-                export_dir, batching, args.max_batch_size, args.num_batch_threads, args.batch_timeout_micros
-            )
-            for batching in (False, True)
-        }
+        servers = {batched: start_server(export_dir, batching if batched else None) for batched in (False, True)}
         try:
             targets = {"direct": (direct, None)}
             for protocol, factory in (("gRPC", grpc_call), ("REST", rest_call)):
-                for batching, (process, grpc_port, rest_port) in servers.items():
-                    mode = "batching" if batching else "no batching"
+                for batched, (process, grpc_port, rest_port) in servers.items():
+                    mode = "batching" if batched else "no batching"
                     port = grpc_port if protocol == "gRPC" else rest_port
                     targets[f"{protocol}, {mode}"] = (factory(port), psutil.Process(process.pid))
             for name in workloads:
@@ -405,11 +413,7 @@ def main():
         },
         "seconds_per_configuration": args.seconds,
         "interleaved_rounds": args.rounds,
-        "batching": {
-            "max_batch_size": args.max_batch_size,
-            "batch_timeout_micros": args.batch_timeout_micros,
-            "num_batch_threads": args.num_batch_threads,
-        },
+        "batching": dataclasses.asdict(batching),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -92,10 +92,9 @@ class MaskedLMHead(keras.layers.Layer):
             # One [B*P, d] x [d, V] matmul. A broadcasting tf.matmul of [B, P, d] with [V, d]
             # would run per example, and its gradient for the embeddings would build
             # [B, V, d] before summing over the batch.
-            shape = tf.shape(hidden)
             flat = tf.reshape(hidden, [-1, hidden.shape[-1]])
             logits = tf.matmul(flat, tf.cast(token_embeddings, hidden.dtype), transpose_b=True)
-            logits = tf.reshape(logits, tf.concat([shape[:2], tf.shape(token_embeddings)[:1]], 0))
+            logits = tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], tf.shape(token_embeddings)[:1]], 0))
         else:
             logits = tf.tensordot(hidden, self.output_kernel, axes=[[2], [0]])
         return logits + self.output_bias

@@ -28,6 +28,7 @@ several replicas give the single-device result on the same global batch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Callable, Optional
 
@@ -179,25 +180,22 @@ class MetaStep:
         phi = [tf.convert_to_tensor(v) for v in (phi if phi is not None else self.partition.language)]
         with tf.GradientTape(watch_accessed_variables=False) as outer:
             outer.watch(phi)
+            # First order: g is a constant, so the look-ahead stays off the outer tape.
+            first_order = self.options.first_order
+            off_outer = outer.stop_recording if first_order else contextlib.nullcontext
             with tf.GradientTape(watch_accessed_variables=False) as inner:
                 inner.watch(shared)
-                one_language = self.options.one_language_batches
-                if self.options.first_order:
-                    with outer.stop_recording():
-                        lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi, one_language=one_language))
-                else:
-                    lookahead = mean_loss(*self._losses(lookahead_batch, shared, phi, one_language=one_language))
-            if self.options.first_order:
-                with outer.stop_recording():
-                    step = [_dense(g) for g in inner.gradient(lookahead, shared)]
-            else:
+                with off_outer():
+                    lookahead = mean_loss(*self._losses(
+                        lookahead_batch, shared, phi, one_language=self.options.one_language_batches
+                    ))
+            with off_outer():
                 step = [_dense(g) for g in inner.gradient(lookahead, shared)]
             step = all_reduce_sum(step)
             looked_ahead = self._look_ahead(shared, step)
-            if self.options.first_order:
-                meta_loss = self._meta_loss_recording_own_rows(meta_batch, looked_ahead, phi, language, outer)
-            else:
-                meta_loss = self._meta_loss(meta_batch, looked_ahead, phi, language)
+            meta_loss = self._meta_loss(
+                meta_batch, looked_ahead, phi, language, own_rows_tape=outer if first_order else None
+            )
         rows = self._select_language(outer.gradient(meta_loss, phi), language)
         return all_reduce_sum([meta_loss])[0], rows
 
@@ -217,42 +215,35 @@ class MetaStep:
         alpha = self.inner_learning_rate()
         return [theta if g is None else theta - tf.cast(alpha, theta.dtype) * g for theta, g in zip(shared, step)]
 
-    def _meta_loss(self, meta_batch, shared_values, language_values, language):
-        loss_sums, weights = self._losses(meta_batch, shared_values, language_values)
-        exclude = language if self.options.exclude_current_language else None
-        return per_language_mean_loss(
-            loss_sums, weights, meta_batch["language_ids"], self.num_languages, exclude_language=exclude
-        )
+    def _meta_loss(self, meta_batch, shared_values, language_values, language, own_rows_tape=None):
+        """M: the mean over languages of each language's loss on the mixed held-out batch.
 
-    def _meta_loss_recording_own_rows(self, meta_batch, shared_values, language_values, language, tape):
-        """The meta loss with only language k's held-out rows recorded on `tape` (first order).
-
-        With g held constant, theta' does not depend on phi_k, and the rows of
-        other languages run through other languages' LS weights: their losses
-        do not depend on phi_k at all. So the mixed batch runs as two batched
-        passes, k's rows on the tape and the others off it, and the backward
-        pass covers k's rows only (a sixth of the batch with six languages)
-        instead of differentiating zeros through every row. The loss value is
-        the same M. Every entry of the batch must be per example (leading
-        batch axis), as the pipelines' batches are.
+        With `own_rows_tape` (first order) only language k's rows are recorded
+        on that tape: with g held constant, theta' does not depend on phi_k, and
+        the other languages' rows run through their own LS weights, so their
+        losses do not depend on phi_k at all. The batch then runs as two batched
+        passes, k's rows on the tape and the rest off it, and the backward pass
+        covers k's rows only (a sixth of the batch with six languages) instead
+        of differentiating zeros through every row. The value of M is the same.
+        Every entry of the batch must be per example (leading batch axis), as
+        the pipelines' batches are.
         """
-        ids = tf.cast(meta_batch["language_ids"], tf.int32)
-        own = tf.equal(ids, tf.cast(language, tf.int32))
-        loss_sums, weights, part_ids = [], [], []
-        for rows, recorded in ((tf.where(own)[:, 0], True), (tf.where(tf.logical_not(own))[:, 0], False)):
-            part = {key: tf.gather(value, rows) for key, value in meta_batch.items()}
-            if recorded:
-                part_losses = self._losses(part, shared_values, language_values)
-            else:
-                with tape.stop_recording():
-                    part_losses = self._losses(part, shared_values, language_values)
-            loss_sums.append(part_losses[0])
-            weights.append(part_losses[1])
-            part_ids.append(part["language_ids"])
+        language_ids = meta_batch["language_ids"]
+        if own_rows_tape is None:
+            loss_sums, weights = self._losses(meta_batch, shared_values, language_values)
+        else:
+            own = tf.equal(tf.cast(language_ids, tf.int32), tf.cast(language, tf.int32))
+            own_rows = {key: tf.boolean_mask(value, own) for key, value in meta_batch.items()}
+            other_rows = {key: tf.boolean_mask(value, tf.logical_not(own)) for key, value in meta_batch.items()}
+            own_losses, own_weights = self._losses(own_rows, shared_values, language_values)
+            with own_rows_tape.stop_recording():
+                other_losses, other_weights = self._losses(other_rows, shared_values, language_values)
+            loss_sums = tf.concat([own_losses, other_losses], 0)
+            weights = tf.concat([own_weights, other_weights], 0)
+            language_ids = tf.concat([own_rows["language_ids"], other_rows["language_ids"]], 0)
         exclude = language if self.options.exclude_current_language else None
         return per_language_mean_loss(
-            tf.concat(loss_sums, 0), tf.concat(weights, 0), tf.concat(part_ids, 0), self.num_languages,
-            exclude_language=exclude,
+            loss_sums, weights, language_ids, self.num_languages, exclude_language=exclude
         )
 
     def _select_language(self, gradients, language):
