@@ -172,3 +172,76 @@ def builtin_classification_tasks(corpus, pivot: str = "en") -> dict[str, Classif
             continue
         tasks[task.name] = task
     return tasks
+
+
+def balanced_test(task: ClassificationTask) -> ClassificationTask:
+    """The task with every test language cut to equal classes (majority baseline = 1 / classes).
+
+    A deterministic, hash-ordered subsample of each larger class is kept, so
+    accuracy is balanced accuracy and a probe that predicts one class scores
+    exactly the majority baseline.
+    """
+
+    def balanced(examples):
+        by_label = collections.defaultdict(list)
+        for example in examples:
+            by_label[example.label].append(example)
+        if len(by_label) < 2:
+            return list(examples)
+        size = min(len(v) for v in by_label.values())
+        keep = set()
+        for rows in by_label.values():
+            rows = sorted(rows, key=lambda e: hashlib.sha256(f"balance:{e.source}:{e.text}".encode()).hexdigest())
+            keep.update(id(e) for e in rows[:size])
+        return [e for e in examples if id(e) in keep]
+
+    return dataclasses.replace(task, test={code: balanced(rows) for code, rows in task.test.items()})
+
+
+@dataclasses.dataclass
+class TaggingTask:
+    """Token tagging trained and tested in each language that has data (in-language).
+
+    Attributes:
+        name: e.g. ``"pos"`` or ``"ner"``.
+        metric: ``"accuracy"`` (per word) or ``"span_f1"`` (seqeval, IOB spans).
+        label_names: the tag set (from the training data).
+        train / test: ``{code: [TaggedSentence]}``.
+        sources: ``{code: description of the files}`` for tables and errors.
+    """
+
+    name: str
+    metric: str
+    label_names: tuple
+    train: dict
+    test: dict
+    sources: dict = dataclasses.field(default_factory=dict)
+
+    def majority_tag(self, language: str) -> str:
+        return collections.Counter(t for s in self.train[language] for t in s.tags).most_common(1)[0][0]
+
+    def baseline(self, language: str) -> float:
+        """Majority tag accuracy on the test words, or span F1 of predicting no entity (0)."""
+        if self.metric == "span_f1":
+            return 0.0
+        majority = self.majority_tag(language)
+        tags = [t for s in self.test[language] for t in s.tags]
+        return sum(t == majority for t in tags) / max(len(tags), 1)
+
+
+def check_tag_sets(train, test, train_source: str, language: str) -> tuple:
+    """The training tag set; raises DataFormatError at the first test tag not seen in training."""
+    from tf_metaling.data.errors import DataFormatError
+
+    known = sorted({t for s in train for t in s.tags})
+    for sentence in test:
+        for offset, (word, tag) in enumerate(zip(sentence.words, sentence.tags)):
+            if tag not in known:
+                path, _, line = (sentence.source or "").rpartition(":")
+                raise DataFormatError(
+                    f"tag {tag!r} (word {word!r}) never occurs in the training data ({train_source}); "
+                    "train and test must share one tag set",
+                    path=path or None, line=int(line) + offset if line.isdigit() else None, language=language,
+                    expected=", ".join(known),
+                )
+    return tuple(known)

@@ -148,10 +148,17 @@ def _training_section(history, pairs, directory, files, summary, data):
         "pairs": {k: [None if not np.isfinite(v) else float(v) for v in vs] for k, vs in pair_series.items()},
         "groups": {k: [None if not np.isfinite(v) else float(v) for v in vs] for k, vs in group_series.items()},
     }
-    summary.append(
-        f"**Over training:** {len(history)} probe measurements from step {steps[0]} to {steps[-1]}; the mean "
-        f"similarity went from {_number(mean_series[0])} to {_number(mean_series[-1])}."
-    )
+    if len(history) == 1:
+        summary.append(
+            f"**Over training:** one probe measurement (step {steps[0]}; mean similarity "
+            f"{_number(mean_series[0])}): no trend can be read from it; probe more often "
+            "(trainer.probe_interval) or train longer."
+        )
+    else:
+        summary.append(
+            f"**Over training:** {len(history)} probe measurements from step {steps[0]} to {steps[-1]}; the "
+            f"mean similarity went from {_number(mean_series[0])} to {_number(mean_series[-1])}."
+        )
     chosen = sorted(set(np.linspace(0, len(history) - 1, min(len(history), MAX_TRAINING_ROWS)).round().astype(int)))
     rows = [[steps[i], _number(mean_series[i])] + [_number(pair_series[k][i]) for k in pair_series] for i in chosen]
     note = "" if len(chosen) == len(history) else f" ({len(chosen)} of {len(history)} measurements, evenly spaced)"

@@ -35,7 +35,8 @@ def _mean_and_std(value, where):
         seeds = np.asarray(value, dtype=np.float64)
         if seeds.ndim != 1 or seeds.size == 0:
             raise ValueError(f"{where}: a list value must hold one number per seed, got {value!r}.")
-        return float(seeds.mean()), float(seeds.std(ddof=1)) if seeds.size > 1 else 0.0
+        # One seed has no spread: NaN (printed without "±"), not a std of 0 that reads as certainty.
+        return float(seeds.mean()), float(seeds.std(ddof=1)) if seeds.size > 1 else float("nan")
     raise TypeError(f"{where}: expected a number, a list of per-seed numbers or {{'mean', 'std'}}, got {value!r}.")
 
 

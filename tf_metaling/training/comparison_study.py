@@ -1,33 +1,38 @@
-"""The paper's comparison on the built-in corpus: Mono, JointPair, JointAll, +LS, +Meta LS.
+"""The paper's comparison on any corpus: Mono, JointPair, JointAll, +LS, +Meta LS.
 
 For each seed the study trains and evaluates:
 
 - Mono: one model per language;
-- JointPair: English + X, for every other language X (English's JointPair
-  score is the mean over its pairs);
+- JointPair: the pivot (English by default) + X, for every other language X
+  (the pivot's JointPair figure pools its pairs);
 - JointAll, JointAll+LS, JointAll+Meta LS: one model on all languages.
+
+The corpus is the built-in one, the user's directory (``StudyPlan.corpus_dir``,
+see `tf_metaling.data.corpora.directory_corpus`) or synthetic languages; the
+study asks the `Corpus` for text and tasks and never branches on its kind.
+Everything is read and checked before the first run, so bad input stops the
+study before anything is written.
 
 Training budget (`StudyPlan.budget`). With ``"per_language"`` (the default)
 a run over n languages trains n times the base experiment's steps (its
 warmup, checkpoint, evaluation and probe intervals scale with it), so every
 language gets about as many training batches in a joint model as in its Mono
 run: a joint model doing worse is then interference, not a smaller share of
-the same budget. ``"total"`` gives every run the same number of steps, which
-also measures that budget split.
+the same budget. ``"total"`` gives every run the same number of steps.
 
 All runs share one WordPiece vocabulary, learned once from the training text
-with language-balanced counts (the paper's shared vocabulary). Each run is a
-`run_pretraining` in ``<output_dir>/runs/<variant>[-<language>]/seed<k>``; a
-run whose ``results.json`` exists is finished and is not trained again, so an
-interrupted study resumes where it stopped.
+with language-balanced counts. Each run is a `run_pretraining` in
+``<output_dir>/runs/<variant>[-<language>]/seed<k>``; a run whose
+``results.json`` exists is finished and is not trained again.
 
-Per run and language: held-out MLM loss, perplexity and accuracy (the
-validation split), cross-lingual retrieval accuracy@1 (X -> English), and
-zero-shot classification accuracy of an English-trained probe. The study
-prints a table (languages x variants, mean +- std over seeds, high- and
-low-resource groups marked), writes it as Markdown and JSON, and writes the
-interference report (gradient similarities and sub-networks of the JointAll
-model, similarities over its training, deltas of every variant against Mono).
+Per run and language, example by example (so every figure gets a 95% CI,
+`tf_metaling.estimates`): held-out MLM loss and masked-token accuracy (beside
+the most-frequent-token baseline), X -> pivot retrieval accuracy@1 (beside
+1/N), zero-shot classification of a pivot-trained probe (beside the majority
+class), and every tagging task of the corpus fine-tuned in-language (beside
+the majority tag and a tagger of the same size trained from scratch). The
+study prints the tables (`study_table`), writes them as Markdown and the
+results as JSON, and writes the interference report.
 """
 
 from __future__ import annotations
@@ -41,41 +46,42 @@ import sys
 import time
 from typing import Optional
 
-import numpy as np
 import yaml
 from official.modeling import hyperparams
 
 from tf_metaling import checkpoints, configs
 from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.training import study_table
 from tf_metaling.training.experiment import CONFIG_FILE, config_as_yaml, run_pretraining
 
-VARIANT_TITLES = {
-    "mono": "Mono",
-    "joint_pair": "JointPair",
-    "joint_all": "JointAll",
-    "joint_all_ls": "JointAll+LS",
-    "joint_all_meta_ls": "+Meta LS",
-}
+VARIANT_TITLES = study_table.VARIANT_TITLES
 RESULTS_FILE = "results.json"
 BUDGETS = ("per_language", "total")
 # Trainer fields that scale with a run's steps under the per-language budget.
 SCALED_TRAINER_FIELDS = ("train_steps", "warmup_steps", "checkpoint_interval", "eval_interval", "probe_interval")
 PIVOT = "en"
+SCRATCH = "scratch"
 
 
 @dataclasses.dataclass
 class StudyPlan:
-    """What to run: the base experiment, variants, seeds and evaluation sizes."""
+    """What to run: the base experiment, corpus, variants, seeds and evaluation sizes."""
 
     experiment: str = "study_small"
     variants: tuple = configs.VARIANTS
     seeds: tuple = (0, 1, 2)
-    languages: Optional[tuple] = None  # default: the base experiment's languages
+    languages: Optional[tuple] = None  # default: the base experiment's (built-in) or the corpus's languages
+    corpus_dir: Optional[str] = None  # the user's corpus directory (data.corpus=directory)
+    pivot: str = PIVOT  # JointPair partner, retrieval target, classification training language
     ls_kind: str = "adapter"
     # "per_language": a run over n languages trains n x the base steps; "total": every run the same.
     budget: str = "per_language"
     retrieval_pairs: int = 300
     classification_train: int = 1500
+    # Tagging tasks: fine-tuning steps, learning rate and batch size of every tagger (and of Scratch).
+    tagging_steps: int = 300
+    tagging_learning_rate: float = 1e-3
+    tagging_batch_size: int = 32
     overrides: Optional[object] = None  # dict, YAML or "a.b=value,..." applied to every run
 
 
@@ -87,7 +93,7 @@ def _runs(plan: StudyPlan, languages) -> list:
             if variant == "mono":
                 runs += [(variant, code, seed) for code in languages]
             elif variant == "joint_pair":
-                runs += [(variant, code, seed) for code in languages if code != PIVOT]
+                runs += [(variant, code, seed) for code in languages if code != plan.pivot]
             else:
                 runs.append((variant, None, seed))
     return runs
@@ -97,34 +103,57 @@ def run_name(variant, language, seed) -> str:
     return f"{variant}-{language}/seed{seed}" if language else f"{variant}/seed{seed}"
 
 
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 class ComparisonStudy:
-    """Runs (or resumes) the study in `output_dir` and reports it."""
+    """Runs (or resumes) the study in `output_dir` and reports it.
+
+    The corpus and every task are loaded and checked here, before anything is
+    written: bad input raises with file:line and leaves `output_dir` untouched.
+    """
 
     def __init__(self, plan: StudyPlan, output_dir: str, log=None):
+        from tf_metaling.data.corpora.corpus import load_corpus
+        from tf_metaling.data.tasks import balanced_test
+
         self.plan = plan
         self.output_dir = os.path.abspath(output_dir)
         self.log = log or sys.stdout
         base = configs.get_experiment(plan.experiment)
         if plan.overrides:
             base = hyperparams.override_params_dict(base, plan.overrides, is_strict=True)
+        if plan.corpus_dir:
+            base = hyperparams.override_params_dict(
+                base, {"data": {"corpus": "directory", "corpus_dir": os.path.abspath(plan.corpus_dir)}},
+                is_strict=True,
+            )
         if plan.languages:
             base = hyperparams.override_params_dict(base, {"data": {"languages": list(plan.languages)}}, is_strict=True)
-        if base.data.corpus != "builtin":
-            raise ValueError("The comparison study runs on the built-in corpus (data.corpus=builtin).")
+        elif base.data.corpus == "directory":
+            base.data.languages = []  # every language of the directory
         if plan.budget not in BUDGETS:
             raise ValueError(f"StudyPlan.budget={plan.budget!r} is not one of {BUDGETS}.")
+        self.corpus = load_corpus(base.data, base.runtime.seed, log=self._print)
+        if not base.data.languages:
+            base = hyperparams.override_params_dict(base, {"data": {"languages": list(self.corpus.languages)}},
+                                                    is_strict=True)
         self.base = base
         self.languages = list(base.data.languages)
-        if PIVOT not in self.languages:
-            raise ValueError(f"The study needs {PIVOT!r} (the JointPair partner) among {self.languages}.")
-        from tf_metaling.data.corpora import load_builtin_corpus
-
-        self.corpus = load_builtin_corpus(
-            cache_dir=base.data.cache_dir or None,
-            languages=self.languages,
-            low_resource_size=base.data.low_resource_size,
-        )
+        if "joint_pair" in plan.variants and plan.pivot not in self.languages:
+            raise ValueError(
+                f"The study's pivot {plan.pivot!r} (the JointPair partner) is not among the languages "
+                f"{self.languages}; set StudyPlan.pivot / --pivot."
+            )
         self.groups = {group: [c for c in codes if c in self.languages] for group, codes in self.corpus.groups.items()}
+        self.retrieval = self.corpus.retrieval_sets(plan.pivot, max_pairs=plan.retrieval_pairs)
+        self.classification = {name: balanced_test(task) for name, task in self.corpus.classification_tasks(plan.pivot).items()}
+        self.tagging = {
+            name: task for name, task in self.corpus.tagging_tasks().items()
+            if any(code in self.languages for code in task.train)
+        }
 
     # ------------------------------------------------------------------ running
     def _print(self, *parts):
@@ -135,15 +164,19 @@ class ComparisonStudy:
         path = os.path.join(self.output_dir, "vocab.txt")
         if not os.path.exists(path):
             data = self.base.data
-            tokenizer = Tokenizer.train(
-                self.corpus.text_sources("train"), vocab_size=data.vocab_size, alpha=data.sampling_alpha,
-                seed=self.base.runtime.seed, max_sentences_per_language=20000,
-            )
+            tokenizer = self.corpus.fixed_tokenizer()
+            if tokenizer is None:
+                sources = {c: s for c, s in self.corpus.text_sources("train").items() if c in self.languages}
+                tokenizer = Tokenizer.train(
+                    {code: _sentences(source, code) for code, source in sources.items()},
+                    vocab_size=data.vocab_size, alpha=data.sampling_alpha,
+                    seed=self.base.runtime.seed, max_sentences_per_language=20000,
+                )
             tokenizer.save(path)
         return path
 
     def config_for(self, variant, language, seed, vocab_file):
-        overrides = configs.variant_overrides(variant, self.languages, language, PIVOT, self.plan.ls_kind)
+        overrides = configs.variant_overrides(variant, self.languages, language, self.plan.pivot, self.plan.ls_kind)
         overrides["runtime"] = {"seed": int(seed)}
         overrides["data"]["vocab_file"] = vocab_file
         if self.plan.budget == "per_language":
@@ -157,7 +190,11 @@ class ComparisonStudy:
         os.makedirs(self.output_dir, exist_ok=True)
         vocab_file = self.shared_vocabulary()
         runs = _runs(self.plan, self.languages)
+        # Cost of a run in Mono-run units (its languages under the per-language budget): for the estimate.
+        units = [len(self.config_for(v, c, s, vocab_file).data.languages) if self.plan.budget == "per_language"
+                 else 1 for v, c, s in runs]
         started = time.perf_counter()
+        spent, done_units = 0.0, 0
         for index, (variant, language, seed) in enumerate(runs, 1):
             name = run_name(variant, language, seed)
             run_dir = os.path.join(self.output_dir, "runs", name)
@@ -166,16 +203,41 @@ class ComparisonStudy:
                 self._check_finished_run(run_dir, config)
                 self._print(f"[{index}/{len(runs)}] {name}: finished earlier, skipped")
                 continue
-            self._print(f"[{index}/{len(runs)}] {name}: training")
             run_started = time.perf_counter()
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
                 # Orbit prints its own progress; the study prints one line per run.
                 mlm = run_pretraining(config, run_dir, "train_and_eval", log=quiet)
-            results = self.evaluate(run_dir, config, mlm)
+                results = self.evaluate(run_dir, config, mlm)
             results["seconds"] = time.perf_counter() - run_started
-            checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results, indent=2))
-            self._print(f"    done in {results['seconds']:.0f}s; elapsed {time.perf_counter() - started:.0f}s")
+            checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
+            spent += results["seconds"]
+            done_units += units[index - 1]
+            remaining = spent / max(done_units, 1) * sum(units[index:])
+            self._print(
+                f"[{index}/{len(runs)}] {name}: done in {_format_seconds(results['seconds'])}; "
+                f"elapsed {_format_seconds(time.perf_counter() - started)}, about {_format_seconds(remaining)} to go"
+            )
+        self.run_scratch_taggers()
         return self.collect()
+
+    def run_scratch_taggers(self):
+        """Per seed, every tagging task fine-tuned from random weights (JointAll's architecture, no LS)."""
+        if not self.tagging or "joint_all" not in self.plan.variants:
+            return
+        for seed in self.plan.seeds:
+            run_dir = os.path.join(self.output_dir, "runs", SCRATCH, f"seed{seed}")
+            joint = os.path.join(self.output_dir, "runs", run_name("joint_all", None, seed))
+            if os.path.exists(os.path.join(run_dir, RESULTS_FILE)) or not os.path.exists(
+                    os.path.join(joint, RESULTS_FILE)):
+                continue
+            started = time.perf_counter()
+            config = self.config_for("joint_all", None, seed, self.shared_vocabulary())
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                records = self.tagging_records(joint, config, run_dir, from_scratch=True)
+            results = {"records": records, "seconds": time.perf_counter() - started}
+            checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
+            self._print(f"[scratch] seed{seed}: taggers without pretraining done in "
+                        f"{_format_seconds(results['seconds'])}")
 
     def _check_finished_run(self, run_dir, config):
         """A finished run counts only if it was trained with the config the study would use now."""
@@ -194,95 +256,129 @@ class ComparisonStudy:
                 "or remove the run's directory to retrain it."
             )
 
+    # ------------------------------------------------------------------ evaluation
     def evaluate(self, run_dir, config, mlm_metrics) -> dict:
-        from tf_metaling.data.tasks import builtin_classification_tasks
-        from tf_metaling.training.transfer_evaluation import retrieval_accuracy, zero_shot_classification
+        """Every figure of one run, example by example: ``{"records": {metric: {code: record}}}``."""
+        from tf_metaling.data import pipelines
+        from tf_metaling.training.mlm_inputs import build_mlm_inputs
+        from tf_metaling.training.transfer_evaluation import classification_records, mlm_records, retrieval_records
 
         model = checkpoints.restore_model(run_dir)
         tokenizer = Tokenizer.from_vocab_file(os.path.join(run_dir, checkpoints.VOCAB_FILE))
         length = config.data.sequence_length
-        retrieval = retrieval_accuracy(model, tokenizer, self.corpus, length, PIVOT, self.plan.retrieval_pairs)
-        classification = {}
-        tasks = builtin_classification_tasks(self.corpus, pivot=PIVOT)
-        for task in tasks.values():
-            scores = zero_shot_classification(model, tokenizer, task, length, self.plan.classification_train)
-            classification.update(scores)  # each language belongs to one task (Quran or Bible)
-        per_language = {}
-        for code in model.language_vocabulary.codes:
-            per_language[code] = {
-                "mlm_loss": mlm_metrics.get(f"loss/{code}"),
-                "perplexity": mlm_metrics.get(f"perplexity/{code}"),
-                "mlm_accuracy": mlm_metrics.get(f"accuracy/{code}"),
-                "retrieval_accuracy": retrieval.get(code),
-                "classification_accuracy": classification.get(code),
-            }
-        return {"languages": per_language, "step": mlm_metrics.get("step")}
+        inputs = build_mlm_inputs(config.data, run_dir, config.runtime.seed, corpus=self.corpus)
+        baseline_batches = pipelines.language_batches(
+            inputs.train_sources, inputs.tokenizer, inputs.languages,
+            inputs.pipeline_config(config.data.eval_batch_size),
+            num_batches=config.data.eval_batches_per_language,
+            language_transforms=inputs.transforms, vocab_size=inputs.vocab_size,
+        )
+        records = {}
+        for code, metrics in mlm_records(model, inputs.eval_batches(), baseline_batches).items():
+            for metric, record in metrics.items():
+                records.setdefault(metric, {})[code] = record
+        if self.retrieval:
+            records["retrieval"] = retrieval_records(model, tokenizer, self.corpus, length, self.plan.pivot,
+                                                     self.plan.retrieval_pairs)
+        for name, task in self.classification.items():
+            records[f"classification:{name}"] = classification_records(
+                model, tokenizer, task, length, self.plan.classification_train, seed=config.runtime.seed)
+        records.update(self.tagging_records(run_dir, config, os.path.join(run_dir, "taggers")))
+        return {"records": records, "step": mlm_metrics.get("step")}
+
+    def tagging_records(self, init_dir, config, output_dir, from_scratch=False) -> dict:
+        """Fine-tunes a tagger per tagging task and language the model knows; their test records."""
+        from tf_metaling.training.finetuning import run_finetuning
+        from tf_metaling.training.transfer_evaluation import tagging_records
+
+        known = checkpoints.build_model(init_dir).language_vocabulary
+        records = {}
+        for name, task in self.tagging.items():
+            for code in task.train:
+                if code not in known or code not in self.languages:
+                    continue
+                tagger_dir = os.path.join(output_dir, f"{name}-{code}")
+                tagger_config = copy.deepcopy(config)
+                tagger_config = hyperparams.override_params_dict(tagger_config, {
+                    "task": "token_classification",
+                    "meta": {"enabled": False},
+                    "finetune": {"init_model_dir": init_dir, "train_language": code, "from_scratch": from_scratch},
+                    "data": {"batch_size": self.plan.tagging_batch_size},
+                    "trainer": {"train_steps": self.plan.tagging_steps, "warmup_steps": 0,
+                                "learning_rate": self.plan.tagging_learning_rate, "probe_interval": 0,
+                                "checkpoint_interval": self.plan.tagging_steps,
+                                "eval_interval": self.plan.tagging_steps},
+                }, is_strict=True)
+                if from_scratch:
+                    tagger_config.model.language_specific = "none"
+                run_finetuning(tagger_config, tagger_dir, "train", log=open(os.devnull, "w"),
+                               task_data=(task.label_names, task.train[code], {}))
+                tagger = checkpoints.restore_model(tagger_dir)
+                tokenizer = Tokenizer.from_vocab_file(os.path.join(tagger_dir, checkpoints.VOCAB_FILE))
+                records.setdefault(f"tagging:{name}", {})[code] = tagging_records(
+                    tagger, tokenizer, task, code, config.data.sequence_length)
+        return records
 
     # ------------------------------------------------------------------ results
     def collect(self) -> dict:
-        """``{metric: {variant: {language: [per-seed values]}}}`` from the finished runs."""
-        table = {}
-        for variant, language, seed in _runs(self.plan, self.languages):
-            path = os.path.join(self.output_dir, "runs", run_name(variant, language, seed), RESULTS_FILE)
+        """The results JSON: ``records[metric][variant][code][seed]`` plus what the tables need."""
+        records, reasons = {}, {}
+        runs = _runs(self.plan, self.languages) + [(SCRATCH, None, seed) for seed in self.plan.seeds]
+        for variant, language, seed in runs:
+            name = f"{SCRATCH}/seed{seed}" if variant == SCRATCH else run_name(variant, language, seed)
+            path = os.path.join(self.output_dir, "runs", name, RESULTS_FILE)
             if not os.path.exists(path):
                 continue
             with open(path, encoding="utf-8") as file:
-                results = json.load(file)["languages"]
-            for code, metrics in results.items():
-                if variant == "mono" and code != language:
-                    continue
-                if variant == "joint_pair" and code == PIVOT:
-                    key = (seed, language)  # English: averaged over its pairs below
-                else:
-                    key = (seed, None)
-                for metric, value in metrics.items():
-                    if value is None:
+                results = json.load(file)["records"]
+            for metric, per_language in results.items():
+                for code, record in per_language.items():
+                    if variant == "mono" and code != language:
                         continue
-                    table.setdefault(metric, {}).setdefault(variant, {}).setdefault(code, {}).setdefault(
-                        key[0], []
-                    ).append(value)
-        return {
-            metric: {
-                variant: {code: [float(np.mean(v)) for _, v in sorted(seeds.items())] for code, seeds in rows.items()}
-                for variant, rows in variants.items()
+                    if variant == "joint_pair" and code != language and code != self.plan.pivot:
+                        continue
+                    cell = records.setdefault(metric, {}).setdefault(variant, {}).setdefault(code, {})
+                    if str(seed) in cell:  # the pivot's JointPair figure pools its pairs
+                        cell[str(seed)] = _pool(cell[str(seed)], record)
+                    else:
+                        cell[str(seed)] = record
+        for metric, variants in records.items():
+            for variant in list(self.plan.variants) + ([SCRATCH] if SCRATCH in variants else []):
+                for code in self.languages:
+                    if code in variants.get(variant, {}):
+                        continue
+                    reasons.setdefault(metric, {}).setdefault(variant, {})[code] = self._reason(metric, variant, code)
+        task_info = {}
+        for name, task in self.classification.items():
+            task_info[f"classification:{name}"] = {"title": f"task {name} ({' / '.join(task.label_names)})"}
+        for name, task in self.tagging.items():
+            what = "UPOS accuracy" if task.metric == "accuracy" else "NER span F1 (seqeval)"
+            task_info[f"tagging:{name}"] = {
+                "title": f"{name}: {what}",
+                "baseline": "majority tag" if task.metric == "accuracy" else "no entity (F1 0)",
             }
-            for metric, variants in table.items()
+        return {
+            "corpus": self.corpus.describe(), "pivot": self.plan.pivot, "variants": list(self.plan.variants),
+            "seeds": list(self.plan.seeds), "groups": self.groups, "records": records, "reasons": reasons,
+            "task_info": task_info,
         }
 
-    def format_table(self, collected: dict, metric: str, title: str, digits: int = 2) -> str:
-        variants = [v for v in self.plan.variants if v in collected.get(metric, {})]
-        header = ["language", "group"] + [VARIANT_TITLES[v] for v in variants]
-        rows = []
-        for group in ("high", "low"):
-            for code in self.groups.get(group, []):
-                cells = [code, group]
-                for variant in variants:
-                    values = collected[metric][variant].get(code)
-                    cells.append(_mean_std(values, digits))
-                rows.append(cells)
-            means = []
-            for variant in variants:
-                per_seed = _group_seed_means(collected[metric][variant], self.groups.get(group, []))
-                means.append(_mean_std(per_seed, digits))
-            if self.groups.get(group):
-                rows.append([f"mean ({group})", group] + means)
-        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-        lines = [f"{title}", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-                 "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
-        return "\n".join(lines)
+    def _reason(self, metric, variant, code) -> str:
+        kind, _, task = metric.partition(":")
+        if kind == "retrieval" and code == self.plan.pivot:
+            return "pivot"
+        if kind == "tagging" and code not in self.tagging[task].train:
+            return "no_data"
+        if kind == "classification" and code not in self.classification[task].test:
+            return "no_data"
+        if kind in ("retrieval", "classification") and variant == "mono" and code != self.plan.pivot:
+            return "no_pivot"
+        if variant == SCRATCH:
+            return "no_data"
+        return "not_run"
 
     def report(self, collected: dict) -> dict:
         """Prints and writes the tables; writes the interference report. Returns their paths."""
-        sections = [
-            ("mlm_loss", "Held-out MLM loss (nats per masked token; lower is better; mean +- std over seeds)", 3),
-            ("perplexity", "Held-out MLM perplexity (lower is better)", 1),
-            ("mlm_accuracy", "Held-out masked-token accuracy (higher is better)", 3),
-            ("retrieval_accuracy", "Retrieval accuracy@1, X -> en (higher is better)", 3),
-            ("classification_accuracy", "Zero-shot classification accuracy, probe trained on en", 3),
-        ]
-        texts = [self.format_table(collected, metric, title, digits) for metric, title, digits in sections
-                 if metric in collected]
         steps = self.base.trainer.train_steps
         budget = (
             f"Training budget: per language (a run over n languages trains n x {steps} steps, so each "
@@ -290,18 +386,23 @@ class ComparisonStudy:
             if self.plan.budget == "per_language"
             else f"Training budget: total (every run trains {steps} steps, shared by its languages)."
         )
-        markdown = "\n\n".join([budget] + texts)
+        corpus = f"Corpus: {collected['corpus']}."
+        markdown = "\n\n".join([study_table._wrap(corpus), study_table._wrap(budget)]
+                                + study_table.study_tables(collected))
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
+        summary = {metric: study_table.effect_summary(collected, metric) for metric in collected["records"]}
         checkpoints.atomic_write_text(
             os.path.join(self.output_dir, "results.json"),
-            json.dumps({"groups": self.groups, "seeds": list(self.plan.seeds), "results": collected}, indent=2),
+            json.dumps({**collected, "estimates": summary}, indent=1),
         )
         self._print(markdown)
         report_dir = self.write_interference_report(collected)
         self._print(f"\ntable: {table_path}\nreport: {report_dir}")
-        return {"table": table_path, "report": report_dir}
+        return {"table": table_path, "report": report_dir, "estimates": summary}
 
     def write_interference_report(self, collected: dict) -> Optional[str]:
+        import math
+
         from tf_metaling.interference import analyze_model_dir
         from tf_metaling.training.mlm_inputs import build_mlm_inputs
 
@@ -309,9 +410,12 @@ class ComparisonStudy:
         if not os.path.exists(os.path.join(joint, RESULTS_FILE)):
             return None
         config = self.config_for("joint_all", None, self.plan.seeds[0], self.shared_vocabulary())
-        inputs = build_mlm_inputs(config.data, None, config.runtime.seed)
+        inputs = build_mlm_inputs(config.data, None, config.runtime.seed, corpus=self.corpus)
         batches = inputs.eval_batches()
-        results = {variant: rows for variant, rows in collected.get("perplexity", {}).items()}
+        results = {
+            variant: {code: [math.exp(v) for v in values] for code, values in rows.items()}
+            for variant, rows in study_table.cell_values(collected, "mlm_loss").items() if variant != SCRATCH
+        }
         analysis = analyze_model_dir(
             joint,
             batches,
@@ -319,24 +423,37 @@ class ComparisonStudy:
             results=results if "mono" in results else None,
             high_resource=self.groups.get("high", ()),
             low_resource=self.groups.get("low", ()),
-            title="Interference between languages on the built-in corpus",
+            title=f"Interference between languages ({self.corpus.kind} corpus)",
         )
         return analysis["report_dir"]
 
 
-def _mean_std(values, digits) -> str:
-    if not values:
-        return "n/a"
-    values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} +- {values.std(ddof=1):.{digits}f}"
+def _pool(first: dict, second: dict) -> dict:
+    """Two records of one language and seed (the pivot in several JointPair runs), as one.
+
+    The pairs evaluate the pivot on the same test examples, so each example's
+    figures are averaged (not concatenated, which would count an example twice
+    and narrow its CI); records of different examples are concatenated.
+    """
+    from tf_metaling.estimates import span_f1_record
+
+    if first["kind"] != second["kind"]:
+        raise ValueError("cannot pool records of different kinds")
+    if first["kind"] == "span_f1":
+        return span_f1_record(first["true"] + second["true"], first["predicted"] + second["predicted"],
+                              first.get("baseline"))
+    a, b = first["examples"], second["examples"]
+    pooled = first.get("pooled", 1)
+    if len(a) == len(b) and all(x[1] == y[1] for x, y in zip(a, b)):
+        examples = [[(x[0] * pooled + y[0]) / (pooled + 1), x[1]] for x, y in zip(a, b)]
+    else:
+        examples, pooled = a + b, 0
+    total = sum(d for _, d in examples)
+    return {**first, "examples": examples, "value": sum(n for n, _ in examples) / max(total, 1e-12),
+            "pooled": pooled + 1}
 
 
-def _group_seed_means(rows: dict, codes) -> list:
-    """Per seed, the mean over the group's languages that have a value."""
-    present = [rows[c] for c in codes if c in rows]
-    if not present:
-        return []
-    seeds = min(len(v) for v in present)
-    return [float(np.mean([v[s] for v in present])) for s in range(seeds)]
+def _sentences(source, code):
+    from tf_metaling.data.text_reader import TextLineReader
+
+    return source if isinstance(source, (list, tuple)) else TextLineReader(source, code)

@@ -100,8 +100,16 @@ def run_finetuning(
     mode: str = "train_and_eval",
     strategy: Optional[tf.distribute.Strategy] = None,
     log=None,
+    task_data: Optional[tuple] = None,
 ) -> dict:
-    """Fine-tunes `finetune.init_model_dir` on the configured task; returns per-language metrics."""
+    """Fine-tunes `finetune.init_model_dir` on the configured task; returns per-language metrics.
+
+    `task_data` = ``(label_names, train examples, {language: eval examples})``
+    gives the task's examples directly (e.g. a corpus's `TaggingTask`) instead of
+    ``finetune.dataset``. With ``finetune.from_scratch`` the model has the
+    pretrained run's architecture and tokenizer but random weights: the
+    no-pretraining baseline.
+    """
     if config.task not in ("sentence_classification", "token_classification"):
         raise ValueError(f"config field task: run_finetuning needs a classification task, got {config.task!r}.")
     init_dir = config.finetune.init_model_dir
@@ -120,7 +128,11 @@ def run_finetuning(
     pretrained_encoder = pretrained.encoder.get_config()
     languages = pretrained.language_vocabulary
     languages.check([config.finetune.train_language], where="config field finetune.train_language")
-    labels, train, evaluation, tagging = _task_data(config, languages)
+    if task_data is not None:
+        labels, train, evaluation = task_data
+        train, tagging = list(train), config.task == "token_classification"
+    else:
+        labels, train, evaluation, tagging = _task_data(config, languages)
     evaluation = {code: examples for code, examples in evaluation.items() if code in languages and examples}
     if not train:
         raise ValueError(f"No training examples for language {config.finetune.train_language!r}.")
@@ -142,6 +154,8 @@ def run_finetuning(
         return MultilingualModel(encoder, masked_lm=False, **kwargs)
 
     def initialize(model):
+        if config.finetune.from_scratch:
+            return
         # The pretrained encoder (shared and language-specific weights); the new
         # head keeps its initialisation, the old masked-LM head is not needed.
         path = checkpoints.latest_checkpoint(init_dir)

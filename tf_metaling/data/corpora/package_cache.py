@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 
 CACHE_ENV = "TF_METALING_CACHE"
@@ -103,11 +104,15 @@ def fetch_packages(
     pins: Sequence[PackagePin],
     downloads_dir: str,
     downloader: Callable[[PackagePin, str], str] = pip_download,
+    log=None,
 ) -> dict[str, str]:
-    """Ensures every pinned file is in `downloads_dir`; returns ``{name: path}``."""
+    """Ensures every pinned file is in `downloads_dir`; returns ``{name: path}``.
+
+    `log` (e.g. `print`) receives one line before and after each download.
+    """
     os.makedirs(downloads_dir, exist_ok=True)
     paths = {}
-    for pin in pins:
+    for index, pin in enumerate(pins, 1):
         final = os.path.join(downloads_dir, pin.filename)
         if os.path.exists(final):
             found = sha256_file(final)
@@ -119,6 +124,9 @@ def fetch_packages(
                 "Delete it to download it again."
             )
         staging = tempfile.mkdtemp(prefix=".download.", dir=downloads_dir)
+        if log:
+            log(f"downloading {pin.name}=={pin.version} with pip ({index}/{len(pins)}) ...")
+        started = time.perf_counter()
         try:
             downloaded = downloader(pin, staging)
             found = sha256_file(downloaded)
@@ -128,6 +136,9 @@ def fetch_packages(
                     f"has SHA-256 {found}, expected {pin.sha256}."
                 )
             os.replace(downloaded, final)
+            if log:
+                size = os.path.getsize(final) / 1e6
+                log(f"  {pin.filename}: {size:.1f} MB in {time.perf_counter() - started:.0f} s, checksum ok")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         paths[pin.name] = final
