@@ -58,7 +58,7 @@ def test_study_runs_end_to_end_on_a_corpus_directory(tmp_path):
     rows = [line for line in pos_table.splitlines() if line.startswith("| en ") or line.startswith("| sw ")][:2]
     assert len(rows) == 2 and all("±" in row for row in rows)
     assert "percentile bootstrap over test examples" in table
-    assert "-1: a Mono model does not know the pivot language" in table
+    assert "-1: a Mono model does not know the pivot language" in table  # Mono column of retrieval
     assert all(len(line) <= 100 for line in table.splitlines())
     assert "done in" in log.getvalue() and "to go" in log.getvalue()
 
@@ -136,7 +136,7 @@ def test_directory_languages_and_groups(tmp_path):
     write(os.path.join(root, "text", "de.txt"), "\n".join(f"satz {i} ." for i in range(40)) + "\n")
     corpus = DirectoryCorpus(root)
     assert corpus.languages == ("en", "sw", "de")  # high first, then low
-    assert corpus.groups == {"high": ["en", "sw"], "low": ["de"]}  # de: about 32 training lines < 25% of 160
+    assert corpus.groups == {"high": ["en", "sw"], "low": ["de"]}  # de: 32 training lines < 25% of 160
     train, valid, test = (corpus.text_sources(s)["en"] for s in ("train", "valid", "test"))
     assert len(train) + len(valid) + len(test) == 200 and min(len(valid), len(test)) > 0
     assert corpus.text_sources("train") == DirectoryCorpus(root).text_sources("train")  # deterministic

@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import numpy as np
-
 from tf_metaling.estimates import Estimate, example_estimate, seeds_estimate
 
 VARIANT_TITLES = {
@@ -64,14 +62,18 @@ def _format(estimate: Optional[Estimate], digits: int, baseline, transform=None)
     if transform is not None:
         value = transform(value)
         low, high = (None, None) if low is None else (transform(low), transform(high))
-    text = f"{value:.{digits}f}"
+    text = _short(value, digits)
     if low is not None:
-        half = (high - low) / 2
-        spread = f"{half:.{digits}f}"
-        text += "±" + (spread[1:] if spread.startswith("0.") else spread)
+        text += "±" + _short((high - low) / 2, digits)
     if baseline is not None and low is not None and low <= baseline <= high:
         text += "*"
     return text
+
+
+def _short(value: float, digits: int) -> str:
+    """``0.412`` -> ``.412`` (shares and accuracies; keeps tables within 100 columns)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("0.") else text
 
 
 def _metric_title(metric: str, pivot: str, task_info: dict) -> tuple:
@@ -85,7 +87,10 @@ def _metric_title(metric: str, pivot: str, task_info: dict) -> tuple:
 def format_table(results: dict, metric: str) -> str:
     """One metric's table, from the results JSON."""
     data = results["records"].get(metric if metric != "perplexity" else "mlm_loss", {})
-    variants = [v for v in ["scratch"] + list(results["variants"]) if v in data]
+    # Every variant that ran shows in every table (a "-" says why it has no figure); Scratch only where it ran.
+    ran = {v for rows in results["records"].values() for v in rows}
+    variants = [v for v in ["scratch"] + list(results["variants"]) if v in data or (v in ran and v != "scratch")]
+    data = {v: data.get(v, {}) for v in variants}
     title, digits, _ = _metric_title(metric, results["pivot"], results.get("task_info", {}))
     transform = math.exp if metric == "perplexity" else None
     reasons = results.get("reasons", {}).get(metric if metric != "perplexity" else "mlm_loss", {})
@@ -104,7 +109,7 @@ def format_table(results: dict, metric: str) -> str:
                 continue
             cells = [code + ("" if group == "high" else "(L)")]
             if has_baseline:
-                cells.append("-" if baseline is None else f"{baseline:.{digits}f}")
+                cells.append("-" if baseline is None else _short(baseline, digits))
             for variant in variants:
                 estimate = cell_estimate(data[variant].get(code, {}))
                 text = _format(estimate, digits, baseline, transform)
@@ -118,7 +123,7 @@ def format_table(results: dict, metric: str) -> str:
     if not rows:
         return ""
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    lines = [title, "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+    lines = [_wrap(title), "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     notes = []
@@ -180,6 +185,3 @@ def effect_summary(results: dict, metric: str) -> dict:
                                                      "above_baseline": above}
     return summary
 
-
-def finite(value) -> bool:
-    return value is not None and bool(np.isfinite(value))

@@ -10,7 +10,8 @@
 
 Task files may also come split: ``<code>.train.<ext>`` and ``<code>.test.<ext>``
 instead of ``<code>.<ext>``, which is otherwise split 80/10/10 by sentence (the
-10% valid part is unused by the study). The languages are the codes of
+10% valid part is unused by the study). Splits go by position: of every ten
+lines or sentences the ninth is held out for validation and the tenth for test. The languages are the codes of
 ``DIR/text`` (``languages=`` selects some); a task or parallel file for a code
 without text is an error, as the model would have no such language.
 
@@ -39,9 +40,9 @@ _TEXT_NAME = re.compile(rf"^({_CODE})(\.valid|\.test)?\.txt(\.gz)?$")
 _PARALLEL_NAME = re.compile(rf"^({_CODE})-({_CODE})\.tsv(\.gz)?$")
 
 
-def _split_of(key: str) -> str:
-    bucket = int(hashlib.sha256(f"split:{key}".encode()).hexdigest()[:8], 16) % 100
-    return "train" if bucket < 80 else "valid" if bucket < 90 else "test"
+def _split_of(number: int) -> str:
+    """80/10/10 by position: of every ten lines (or sentences) the 9th is valid, the 10th test."""
+    return "valid" if number % 10 == 8 else "test" if number % 10 == 9 else "train"
 
 
 def _task_name(directory: str, name: str, extensions) -> tuple:
@@ -122,13 +123,13 @@ class DirectoryCorpus(Corpus):
                 lines = list(TextLineReader(parts["train"], code))
                 split = {"train": [], "valid": [], "test": []}
                 for number, line in enumerate(lines):
-                    split[_split_of(f"{code}:{number}")].append(line)
+                    split[_split_of(number)].append(line)
                 for part, rows in split.items():
                     if not rows:
                         raise DataFormatError(
                             f"too few lines ({len(lines)}) for an 80/10/10 split: the {part} part is empty",
                             path=parts["train"], language=code,
-                            expected="at least about 20 lines, or explicit .valid.txt and .test.txt files",
+                            expected="at least 10 lines, or explicit .valid.txt and .test.txt files",
                         )
                 self._text[code] = split
                 line_counts[code] = len(split["train"])
@@ -192,13 +193,13 @@ class DirectoryCorpus(Corpus):
             if "all" in read:
                 split = {"train": [], "test": []}
                 for number, row in enumerate(read["all"]):
-                    part = _split_of(f"{task}:{code}:{number}")
+                    part = _split_of(number)
                     if part != "valid":
                         split[part].append(row)
                 if not split["train"] or not split["test"]:
                     raise DataFormatError(
                         f"too few examples ({len(read['all'])}) to split into train and test",
-                        path=files["all"], language=code, expected="at least about 20, or .train/.test files",
+                        path=files["all"], language=code, expected="at least 10, or .train/.test files",
                     )
                 read = split
             data[code] = {"train": read["train"], "test": read["test"], "source": files.get("train", files.get("all"))}

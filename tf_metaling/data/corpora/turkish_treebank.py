@@ -133,16 +133,15 @@ def _conllu_lines(sentences: list[WordSentence]):
         yield ""
 
 
-def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, log=print) -> str:
+def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, log=print,
+                           pin: PackagePin = TREEBANK_PACKAGE) -> str:
     """Fetches, converts, splits and writes the treebank; returns the processed dir."""
     root = treebank_root(cache_dir)
     processed = os.path.join(root, "processed")
     if os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
         return processed
     log("Turkish POS task: building the Turkish Web Treebank cache (once)")
-    wheel = fetch_packages([TREEBANK_PACKAGE], os.path.join(root, "downloads"), downloader, log=log)[
-        TREEBANK_PACKAGE.name
-    ]
+    wheel = fetch_packages([pin], os.path.join(root, "downloads"), downloader, log=log)[pin.name]
     sentences, mapped, members = [], collections.Counter(), {}
     with zipfile.ZipFile(wheel) as archive:
         for member in TREEBANK_MEMBERS:
@@ -151,7 +150,8 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
             members[member] = len(read)
             sentences += read
             mapped.update(counts)
-        license_text = archive.read("turkish_treebanks-1.0.0.dist-info/LICENSE").decode("utf-8")
+        dist_info = f"{pin.name.replace('-', '_')}-{pin.version}.dist-info/LICENSE"
+        license_text = archive.read(dist_info).decode("utf-8")
     by_split = {split: [] for split in SPLITS}
     for sentence in sentences:
         by_split[split_of_sentence(sentence.sentence_id)].append(sentence)
@@ -174,7 +174,7 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
             "version": TREEBANK_VERSION,
             "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "retrieved_with": "python -m pip download --no-deps --require-hashes",
-            "package": {**dataclasses.asdict(TREEBANK_PACKAGE), "url": TREEBANK_PACKAGE.url,
+            "package": {**dataclasses.asdict(pin), "url": pin.url,
                         "members_read": list(TREEBANK_MEMBERS)},
             "conversion": "inflectional groups joined into words; the word takes its last group's tag; "
                           "UD v1 tag names mapped to UD v2",
@@ -194,7 +194,7 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
 
 
 def turkish_pos_files(cache_dir=None, download: bool = True, downloader: Callable = pip_download,
-                      log=print) -> dict[str, str]:
+                      log=print, pin: PackagePin = TREEBANK_PACKAGE) -> dict[str, str]:
     """``{split: word-level CoNLL-U path}`` of the built-in Turkish POS task (built on first use)."""
     from tf_metaling.data.corpora.builtin_corpus import verify_checksums
 
@@ -202,6 +202,6 @@ def turkish_pos_files(cache_dir=None, download: bool = True, downloader: Callabl
     if not os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
         if not download:
             raise FileNotFoundError(f"The Turkish treebank is not in {processed}.")
-        build_turkish_treebank(cache_dir, downloader, log)
+        build_turkish_treebank(cache_dir, downloader, log, pin)
     verify_checksums(processed)
     return {split: os.path.join(processed, f"tr.{split}.conllu") for split in SPLITS}
