@@ -10,7 +10,12 @@ free loopback ports, sends one request over REST (or gRPC) with
 
 from __future__ import annotations
 
-import os
+if __name__ == "__main__":  # before TensorFlow loads: its own log lines only with --verbose
+    from tf_metaling.quiet_logs import quiet_tensorflow_logs, verbose_requested
+
+    quiet_tensorflow_logs(verbose_requested())
+
+import os  # noqa: E402
 import tempfile
 
 import numpy as np
@@ -125,6 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--text", default=DEFAULT_TEXT)
     parser.add_argument("--language", default=None)
     parser.add_argument("--protocol", default="rest", choices=["rest", "grpc"])
+    parser.add_argument("--verbose", action="store_true", help="Show TensorFlow's own log lines.")
     args = parser.parse_args(argv)
     export_and_query(args.model_dir, args.export_base, text=args.text, language=args.language,
                      protocol=args.protocol)

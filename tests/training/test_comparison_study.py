@@ -58,8 +58,8 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     for name, steps in zip(names, (4, 4, 8)):
         with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
             assert json.load(file)["step"] == steps
-    assert set(first["perplexity"]) == {"mono", "joint_all"}
-    assert set(first["perplexity"]["joint_all"]) == {"en", "ar"}
+    assert set(first["records"]["mlm_loss"]) == {"mono", "joint_all"}
+    assert set(first["records"]["mlm_loss"]["joint_all"]) == {"en", "ar"}
 
     # A restart trains nothing and reports the same numbers.
     trained.clear()
@@ -75,13 +75,24 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     assert trained == [names[1]]
     assert log.getvalue().count("finished earlier, skipped") == 2
     # The checkpoint at the last step was restored, so the run's numbers are the same.
-    assert resumed["perplexity"]["mono"]["ar"] == pytest.approx(first["perplexity"]["mono"]["ar"], rel=1e-6)
+    loss = resumed["records"]["mlm_loss"]["mono"]["ar"]["0"]["value"]
+    assert loss == pytest.approx(first["records"]["mlm_loss"]["mono"]["ar"]["0"]["value"], rel=1e-6)
+
+    # Another evaluation setting re-evaluates the trained runs (restored at their last step; no step more).
+    changed, log = _study(corpus_cache, output_dir)
+    changed.plan.retrieval_pairs = 6
+    changed.run()
+    assert log.getvalue().count("finished earlier, skipped") == 0
+    for name, steps in zip(names, (4, 4, 8)):
+        with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
+            results = json.load(file)
+        assert results["step"] == steps and results["evaluation"]["retrieval_pairs"] == 6
 
     # The report: one table per metric (languages x variants, groups marked) and the interference report.
     paths = third.report(resumed)
     table = open(paths["table"], encoding="utf-8").read()
     assert "Held-out MLM loss" in table and "Held-out MLM perplexity" in table
-    loss_en = resumed["mlm_loss"]["joint_all"]["en"][0]
+    loss_en = resumed["records"]["mlm_loss"]["joint_all"]["en"]["0"]["value"]
     assert any(line.startswith("| en ") and f"{loss_en:.3f}" in line for line in table.splitlines())
     assert os.path.exists(os.path.join(paths["report"], "report.md"))
 

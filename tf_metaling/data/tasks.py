@@ -109,7 +109,11 @@ def retrieval_accuracy_at_1(source_embeddings, target_embeddings) -> float:
 
 @dataclasses.dataclass
 class ClassificationTask:
-    """Train on `train_language`, evaluate on every language of `test`."""
+    """Train on `train_language`, evaluate on every language of `test` (zero-shot transfer).
+
+    `train_by_language` holds every language's own training examples, for the
+    in-language protocol (a probe per language, trained and tested in it).
+    """
 
     name: str
     label_names: tuple
@@ -117,6 +121,7 @@ class ClassificationTask:
     train: list  # [ClassificationExample]
     valid: dict  # code -> [ClassificationExample]
     test: dict  # code -> [ClassificationExample]
+    train_by_language: dict = dataclasses.field(default_factory=dict)  # code -> [ClassificationExample]
 
     def label_counts(self, examples) -> dict:
         return dict(collections.Counter(e.label for e in examples))
@@ -138,16 +143,17 @@ def _verse_task(corpus, name, prefix, label_of: Callable, label_names, pivot) ->
 
     if pivot not in corpus.languages:
         raise ValueError(f"Training language {pivot!r} is not in the corpus.")
-    valid, test = {}, {}
+    valid, test, train_by_language = {}, {}, {}
     for code in corpus.languages:
         held_out = examples(code, "test")
         if held_out:
             test[code] = held_out
             valid[code] = examples(code, "valid")
-    train = examples(pivot, "train")
+            train_by_language[code] = examples(code, "train")
+    train = train_by_language.get(pivot, [])
     if not train or len(test) < 2:
         raise ValueError(f"Task {name!r} needs {pivot!r} training text and >= 2 test languages.")
-    return ClassificationTask(name, tuple(label_names), pivot, train, valid, test)
+    return ClassificationTask(name, tuple(label_names), pivot, train, valid, test, train_by_language)
 
 
 def revelation_period_task(corpus, pivot: str = "en") -> ClassificationTask:

@@ -42,6 +42,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Optional
@@ -76,7 +77,11 @@ class StudyPlan:
     ls_kind: str = "adapter"
     # "per_language": a run over n languages trains n x the base steps; "total": every run the same.
     budget: str = "per_language"
+    retrieval: bool = True  # X -> pivot retrieval, where the corpus has aligned text
     retrieval_pairs: int = 300
+    # "zero_shot": the probe is trained on the pivot and tested on every language;
+    # "in_language": a probe per language, trained and tested in it.
+    classification_protocol: str = "zero_shot"
     classification_train: int = 1500
     # Tagging tasks: fine-tuning steps, learning rate and batch size of every tagger (and of Scratch).
     tagging_steps: int = 300
@@ -148,7 +153,11 @@ class ComparisonStudy:
                 f"{self.languages}; set StudyPlan.pivot / --pivot."
             )
         self.groups = {group: [c for c in codes if c in self.languages] for group, codes in self.corpus.groups.items()}
-        self.retrieval = self.corpus.retrieval_sets(plan.pivot, max_pairs=plan.retrieval_pairs)
+        if plan.classification_protocol not in ("zero_shot", "in_language"):
+            raise ValueError(f"StudyPlan.classification_protocol={plan.classification_protocol!r}: expected "
+                             "'zero_shot' or 'in_language'.")
+        self.retrieval = self.corpus.retrieval_sets(plan.pivot, max_pairs=plan.retrieval_pairs) if plan.retrieval \
+            else {}
         self.classification = {name: balanced_test(task) for name, task in self.corpus.classification_tasks(plan.pivot).items()}
         self.tagging = {
             name: task for name, task in self.corpus.tagging_tasks().items()
@@ -199,13 +208,17 @@ class ComparisonStudy:
             name = run_name(variant, language, seed)
             run_dir = os.path.join(self.output_dir, "runs", name)
             config = self.config_for(variant, language, seed, vocab_file)
-            if os.path.exists(os.path.join(run_dir, RESULTS_FILE)):
+            results_path = os.path.join(run_dir, RESULTS_FILE)
+            if os.path.exists(results_path):
                 self._check_finished_run(run_dir, config)
-                self._print(f"[{index}/{len(runs)}] {name}: finished earlier, skipped")
-                continue
+                with open(results_path, encoding="utf-8") as file:
+                    if json.load(file).get("evaluation") == self.evaluation_settings():
+                        self._print(f"[{index}/{len(runs)}] {name}: finished earlier, skipped")
+                        continue
             run_started = time.perf_counter()
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-                # Orbit prints its own progress; the study prints one line per run.
+                # Orbit prints its own progress; the study prints one line per run. A trained
+                # run evaluated with other settings is evaluated again, not retrained.
                 mlm = run_pretraining(config, run_dir, "train_and_eval", log=quiet)
                 results = self.evaluate(run_dir, config, mlm)
             results["seconds"] = time.perf_counter() - run_started
@@ -227,14 +240,18 @@ class ComparisonStudy:
         for seed in self.plan.seeds:
             run_dir = os.path.join(self.output_dir, "runs", SCRATCH, f"seed{seed}")
             joint = os.path.join(self.output_dir, "runs", run_name("joint_all", None, seed))
-            if os.path.exists(os.path.join(run_dir, RESULTS_FILE)) or not os.path.exists(
-                    os.path.join(joint, RESULTS_FILE)):
+            if not os.path.exists(os.path.join(joint, RESULTS_FILE)):
                 continue
+            if os.path.exists(os.path.join(run_dir, RESULTS_FILE)):
+                with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as file:
+                    if json.load(file).get("evaluation") == self.evaluation_settings():
+                        continue
             started = time.perf_counter()
             config = self.config_for("joint_all", None, seed, self.shared_vocabulary())
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
                 records = self.tagging_records(joint, config, run_dir, from_scratch=True)
-            results = {"records": records, "seconds": time.perf_counter() - started}
+            results = {"records": records, "seconds": time.perf_counter() - started,
+                       "evaluation": self.evaluation_settings()}
             checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
             self._print(f"[scratch] seed{seed}: taggers without pretraining done in "
                         f"{_format_seconds(results['seconds'])}")
@@ -257,6 +274,16 @@ class ComparisonStudy:
             )
 
     # ------------------------------------------------------------------ evaluation
+    def evaluation_settings(self) -> dict:
+        """What decides a run's figures besides its training config (stored with them)."""
+        plan = self.plan
+        return {
+            "pivot": plan.pivot, "retrieval": plan.retrieval, "retrieval_pairs": plan.retrieval_pairs,
+            "classification_protocol": plan.classification_protocol,
+            "classification_train": plan.classification_train, "tagging_steps": plan.tagging_steps,
+            "tagging_learning_rate": plan.tagging_learning_rate, "tagging_batch_size": plan.tagging_batch_size,
+        }
+
     def evaluate(self, run_dir, config, mlm_metrics) -> dict:
         """Every figure of one run, example by example: ``{"records": {metric: {code: record}}}``."""
         from tf_metaling.data import pipelines
@@ -282,9 +309,10 @@ class ComparisonStudy:
                                                      self.plan.retrieval_pairs)
         for name, task in self.classification.items():
             records[f"classification:{name}"] = classification_records(
-                model, tokenizer, task, length, self.plan.classification_train, seed=config.runtime.seed)
+                model, tokenizer, task, length, self.plan.classification_train, seed=config.runtime.seed,
+                protocol=self.plan.classification_protocol)
         records.update(self.tagging_records(run_dir, config, os.path.join(run_dir, "taggers")))
-        return {"records": records, "step": mlm_metrics.get("step")}
+        return {"records": records, "step": mlm_metrics.get("step"), "evaluation": self.evaluation_settings()}
 
     def tagging_records(self, init_dir, config, output_dir, from_scratch=False) -> dict:
         """Fine-tunes a tagger per tagging task and language the model knows; their test records."""
@@ -311,8 +339,10 @@ class ComparisonStudy:
                 }, is_strict=True)
                 if from_scratch:
                     tagger_config.model.language_specific = "none"
-                run_finetuning(tagger_config, tagger_dir, "train", log=open(os.devnull, "w"),
-                               task_data=(task.label_names, task.train[code], {}))
+                shutil.rmtree(tagger_dir, ignore_errors=True)  # a tagger of an earlier evaluation
+                with open(os.devnull, "w") as quiet:
+                    run_finetuning(tagger_config, tagger_dir, "train", log=quiet,
+                                   task_data=(task.label_names, task.train[code], {}))
                 tagger = checkpoints.restore_model(tagger_dir)
                 tokenizer = Tokenizer.from_vocab_file(os.path.join(tagger_dir, checkpoints.VOCAB_FILE))
                 records.setdefault(f"tagging:{name}", {})[code] = tagging_records(
@@ -350,7 +380,10 @@ class ComparisonStudy:
                     reasons.setdefault(metric, {}).setdefault(variant, {})[code] = self._reason(metric, variant, code)
         task_info = {}
         for name, task in self.classification.items():
-            task_info[f"classification:{name}"] = {"title": f"task {name} ({' / '.join(task.label_names)})"}
+            task_info[f"classification:{name}"] = {
+                "title": f"task {name} ({' / '.join(task.label_names)})",
+                "protocol": self.plan.classification_protocol,
+            }
         for name, task in self.tagging.items():
             what = "UPOS accuracy" if task.metric == "accuracy" else "NER span F1 (seqeval)"
             task_info[f"tagging:{name}"] = {
@@ -371,7 +404,8 @@ class ComparisonStudy:
             return "no_data"
         if kind == "classification" and code not in self.classification[task].test:
             return "no_data"
-        if kind in ("retrieval", "classification") and variant == "mono" and code != self.plan.pivot:
+        zero_shot = kind == "retrieval" or self.plan.classification_protocol == "zero_shot"
+        if zero_shot and kind in ("retrieval", "classification") and variant == "mono" and code != self.plan.pivot:
             return "no_pivot"
         if variant == SCRATCH:
             return "no_data"

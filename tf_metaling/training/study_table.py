@@ -31,8 +31,8 @@ METRICS = {
     "perplexity": ("Held-out MLM perplexity (exp of the loss; lower is better)", 1, False),
     "mlm_accuracy": ("Held-out masked-token accuracy; baseline: the language's most frequent token", 3, True),
     "retrieval": ("Retrieval accuracy@1, X -> {pivot}; baseline: chance, 1/N candidates", 3, True),
-    "classification": ("Zero-shot classification accuracy of a probe on frozen embeddings, trained on "
-                       "{pivot}; {task}; test sets balanced per class; baseline: majority class", 3, True),
+    "classification": ("{protocol} classification accuracy of a probe on frozen embeddings, {trained}; "
+                       "{task}; test sets balanced per class; baseline: majority class", 3, True),
     "tagging": ("{task} fine-tuned in each language, test split; baseline: {baseline}; Scratch: the "
                 "same tagger and steps without pretraining", 3, True),
 }
@@ -80,8 +80,12 @@ def _metric_title(metric: str, pivot: str, task_info: dict) -> tuple:
     kind, _, task = metric.partition(":")
     title, digits, higher = METRICS[kind]
     info = task_info.get(metric, {})
-    return title.format(pivot=pivot, task=info.get("title", task), baseline=info.get("baseline", "majority")), \
-        digits, higher
+    zero_shot = info.get("protocol", "zero_shot") == "zero_shot"
+    return title.format(
+        pivot=pivot, task=info.get("title", task), baseline=info.get("baseline", "majority"),
+        protocol="Zero-shot" if zero_shot else "In-language",
+        trained=f"trained on {pivot}" if zero_shot else "trained and tested in each language",
+    ), digits, higher
 
 
 def format_table(results: dict, metric: str) -> str:

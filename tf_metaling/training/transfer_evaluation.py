@@ -7,9 +7,10 @@
   and of the pivot with the model's pooled ``embedding`` output (each through
   its own language's LS layers); accuracy@1 of finding the translation among
   all N pivot candidates by cosine similarity (baseline 1/N).
-- Zero-shot classification: a logistic-regression probe on the frozen
-  sentence embeddings, trained on the pivot only, evaluated on every language
-  (baseline: the majority class). Text pairs (NLI) are embedded one by one and
+- Classification: a logistic-regression probe on the frozen sentence
+  embeddings, trained on the pivot only and evaluated on every language
+  (zero-shot), or trained and tested in each language (in-language);
+  baseline: the majority class. Text pairs (NLI) are embedded one by one and
   joined as ``[u, v, |u - v|, u * v]``.
 - Tagging: `tagging_records` scores a fine-tuned tagger per sentence (words
   correct, words; or the predicted tag sequence for seqeval's span F1).
@@ -190,28 +191,45 @@ def _features(model, tokenizer, examples, code, sequence_length):
 
 
 def classification_records(model, tokenizer, task, sequence_length: int, max_train: int = 2000,
-                           seed: int = 0, center_languages: bool = True) -> dict:
-    """``{code: record}`` of a pivot-trained probe, per test example (baseline: majority class)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.pipeline import make_pipeline
+                           seed: int = 0, center_languages: bool = True, protocol: str = "zero_shot") -> dict:
+    """``{code: record}`` of a probe on frozen embeddings, per test example (baseline: majority class).
 
+    ``protocol="zero_shot"``: one probe trained on `task.train_language`,
+    tested on every language. ``"in_language"``: a probe per language, trained
+    on that language's own training examples (`task.train_by_language`).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if protocol not in ("zero_shot", "in_language"):
+        raise ValueError(f"protocol={protocol!r}: expected 'zero_shot' or 'in_language'.")
     known = model.language_vocabulary
-    if task.train_language not in known:
-        return {}
     labels = list(task.label_names)
-    train = task.train
-    if len(train) > max_train:
-        chosen = np.random.RandomState(seed).choice(len(train), max_train, replace=False)
-        train = [train[i] for i in sorted(chosen)]
-    features = _centered(_features(model, tokenizer, train, task.train_language, sequence_length), center_languages)
-    targets = np.array([labels.index(e.label) for e in train])
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
-    probe.fit(features, targets)
-    majority = collections.Counter(targets.tolist()).most_common(1)[0][0]
+
+    def train_probe(examples, code):
+        if len(examples) > max_train:
+            chosen = np.random.RandomState(seed).choice(len(examples), max_train, replace=False)
+            examples = [examples[i] for i in sorted(chosen)]
+        features = _centered(_features(model, tokenizer, examples, code, sequence_length), center_languages)
+        targets = np.array([labels.index(e.label) for e in examples])
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+        return probe.fit(features, targets), collections.Counter(targets.tolist()).most_common(1)[0][0]
+
+    shared = None
+    if protocol == "zero_shot":
+        if task.train_language not in known:
+            return {}
+        shared = train_probe(task.train, task.train_language)
     records = {}
     for code, examples in task.test.items():
         if code not in known or not examples:
+            continue
+        if shared is not None:
+            probe, majority = shared
+        elif task.train_by_language.get(code):
+            probe, majority = train_probe(task.train_by_language[code], code)
+        else:
             continue
         expected = np.array([labels.index(e.label) for e in examples])
         features = _centered(_features(model, tokenizer, examples, code, sequence_length), center_languages)

@@ -289,7 +289,8 @@ class DirectoryCorpus(Corpus):
                         path=path or None, line=int(line) if line.isdigit() else None, language=code,
                         expected=", ".join(labels),
                     )
-        return {"nli": ClassificationTask("nli", labels, pivot, train, {}, test)}
+        train_by_language = {code: parts["train"] for code, parts in self._nli.items()}
+        return {"nli": ClassificationTask("nli", labels, pivot, train, {}, test, train_by_language)}
 
     def tagging_tasks(self) -> dict:
         return dict(self._tasks)
