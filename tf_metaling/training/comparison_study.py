@@ -219,8 +219,9 @@ class ComparisonStudy:
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
                 # Orbit prints its own progress; the study prints one line per run. A trained
                 # run evaluated with other settings is evaluated again, not retrained.
-                mlm = run_pretraining(config, run_dir, "train_and_eval", log=quiet)
-                results = self.evaluate(run_dir, config, mlm)
+                # "train": the held-out figures come from `evaluate`, example by example.
+                run_pretraining(config, run_dir, "train", log=quiet)
+                results = self.evaluate(run_dir, config)
             results["seconds"] = time.perf_counter() - run_started
             checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
             spent += results["seconds"]
@@ -284,7 +285,7 @@ class ComparisonStudy:
             "tagging_learning_rate": plan.tagging_learning_rate, "tagging_batch_size": plan.tagging_batch_size,
         }
 
-    def evaluate(self, run_dir, config, mlm_metrics) -> dict:
+    def evaluate(self, run_dir, config) -> dict:
         """Every figure of one run, example by example: ``{"records": {metric: {code: record}}}``."""
         from tf_metaling.data import pipelines
         from tf_metaling.training.mlm_inputs import build_mlm_inputs
@@ -294,8 +295,11 @@ class ComparisonStudy:
         tokenizer = Tokenizer.from_vocab_file(os.path.join(run_dir, checkpoints.VOCAB_FILE))
         length = config.data.sequence_length
         inputs = build_mlm_inputs(config.data, run_dir, config.runtime.seed, corpus=self.corpus)
+        # The most frequent masked token of a language, from a sample of its training text.
+        sample = {code: source[:2000] if isinstance(source, (list, tuple)) else source
+                  for code, source in inputs.train_sources.items()}
         baseline_batches = pipelines.language_batches(
-            inputs.train_sources, inputs.tokenizer, inputs.languages,
+            sample, inputs.tokenizer, inputs.languages,
             inputs.pipeline_config(config.data.eval_batch_size),
             num_batches=config.data.eval_batches_per_language,
             language_transforms=inputs.transforms, vocab_size=inputs.vocab_size,
@@ -312,7 +316,8 @@ class ComparisonStudy:
                 model, tokenizer, task, length, self.plan.classification_train, seed=config.runtime.seed,
                 protocol=self.plan.classification_protocol)
         records.update(self.tagging_records(run_dir, config, os.path.join(run_dir, "taggers")))
-        return {"records": records, "step": mlm_metrics.get("step"), "evaluation": self.evaluation_settings()}
+        step = int(os.path.basename(checkpoints.latest_checkpoint(run_dir)).rsplit("-", 1)[1])
+        return {"records": records, "step": step, "evaluation": self.evaluation_settings()}
 
     def tagging_records(self, init_dir, config, output_dir, from_scratch=False) -> dict:
         """Fine-tunes a tagger per tagging task and language the model knows; their test records."""
