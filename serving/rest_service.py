@@ -136,6 +136,9 @@ class RestService:
             # aiohttp closes a connection whose next request's headers are not complete this long
             # after it opened or answered; bytes trickling in do not restart the timer.
             keepalive_timeout=self.header_timeout_seconds,
+            # After answering a request whose body did not fully arrive (408, 413), aiohttp reads and
+            # drops the rest this long so the client sees the answer; kept short for slow senders.
+            lingering_time=2.0,
         )
         await self._runner.setup()
         site = _LimitedTCPSite(self._runner, self.host, self.port, max_connections=self.max_connections)
