@@ -238,7 +238,9 @@ class ModelManager:
             if servable is not None:
                 servable.close()  # its batch threads
             message = one_line(getattr(error, "message", None) or error)
-            logging.error("failed to load %s version %d from %s: %s", name, entry.version, entry.path, message)
+            if entry.path not in message:
+                message = f"{entry.path}: {message}"
+            logging.error("failed to load %s version %d: %s", name, entry.version, message)
             with self._lock:
                 entry.state, entry.error, entry.fingerprint = END, message, fingerprint
             return False
