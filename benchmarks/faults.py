@@ -183,6 +183,7 @@ class Target:
     base_path: str
     model_name: str = MODEL
     process: subprocess.Popen | None = None
+    log_path: str | None = None
 
     @property
     def pid(self) -> int:
@@ -558,6 +559,16 @@ def malformed(target, seconds: float, max_request_bytes: int, max_json_depth: in
     }
 
 
+def _predict_embedding(client, inputs) -> np.ndarray:
+    """One ``embed`` request (a REST client sends the JSON body itself: one request, no metadata call)."""
+    if isinstance(client, RestClient):
+        document = {"signature_name": SIGNATURE, "inputs": {
+            key: [value.decode("utf-8") for value in values] for key, values in inputs.items()}}
+        path = f"/v1/models/{client.model_name}:predict"
+        return np.asarray(client.request("POST", path, document)["outputs"], np.float32)
+    return np.asarray(client.predict(inputs, SIGNATURE)["embedding"], np.float32)
+
+
 # ---------------------------------------------------------------------- burst beyond the queue
 def burst(target, requests, expected_rows, count: int, texts_per_request: int, timeout: float = 60.0) -> dict:
     """`count` concurrent requests per protocol of `texts_per_request` texts each, all at once."""
@@ -575,8 +586,7 @@ def burst(target, requests, expected_rows, count: int, texts_per_request: int, t
             barrier.wait()
             start = time.monotonic()
             try:
-                outputs = client.predict(inputs, SIGNATURE)
-                embedding = np.asarray(outputs["embedding"], np.float32)
+                embedding = _predict_embedding(client, inputs)
                 ok = any(np.allclose(embedding, table, atol=ATOL, rtol=ATOL) for table in expected)
                 return f"{protocol} OK", not ok, time.monotonic() - start
             except ServerError as error:
@@ -693,9 +703,10 @@ def hot_swap(target, good_source: str, corrupt_source: str, first_version: int, 
 def export_kills(target, model_dir: str, kills: int, first_version: int, seed: int, timeout=300) -> dict:
     """One complete `serving/export.py` run, then `kills` runs killed with SIGKILL while writing.
 
-    The complete run is watched to find its writing window (from the moment its hidden
-    temporary directory appears to the rename into place); each later run is killed at
-    a random point of that window, measured from its start.
+    The complete run is watched to time its writing (from the moment its hidden temporary
+    directory appears to the rename into place); each later run is killed at a random
+    point of that span after its own temporary directory has appeared (process start-up
+    time varies too much on shared cores to aim from the start).
     """
     rng = random.Random(seed)
     export_base = os.path.dirname(target.base_path)
@@ -705,8 +716,8 @@ def export_kills(target, model_dir: str, kills: int, first_version: int, seed: i
         return [sys.executable, "-m", "serving.export", f"--model_dir={model_dir}", f"--export_base={export_base}",
                 f"--model_name={target.model_name}", f"--version={version}"]
 
-    def writing():
-        return any(name.startswith(".tmp-export-") for name in os.listdir(target.base_path))
+    def writing(version):
+        return any(name.startswith(f".tmp-export-{version}-") for name in os.listdir(target.base_path))
 
     watcher = StatusWatcher(target).start()
     runs = []
@@ -714,30 +725,34 @@ def export_kills(target, model_dir: str, kills: int, first_version: int, seed: i
         start = time.monotonic()
         process = subprocess.Popen(command(first_version), env=environment, cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        write_started = None
+        write_started = renamed = None
+        final_path = os.path.join(target.base_path, str(first_version))
         while process.poll() is None and time.monotonic() - start < timeout:
-            if write_started is None and writing():
+            if write_started is None and writing(first_version):
                 write_started = time.monotonic() - start
+            if renamed is None and os.path.isdir(final_path):
+                renamed = time.monotonic() - start
             time.sleep(0.02)
         duration = time.monotonic() - start
         if process.poll() is None or process.returncode != 0:
             process.kill()
             raise RuntimeError(f"serving.export failed (exit code {process.returncode})")
-        window = (write_started if write_started is not None else 0.0, duration)
+        window = (write_started or 0.0, renamed or duration)
         complete_available = _wait_for(
             lambda: watcher.poll().get(first_version, ("", ""))[0] == "AVAILABLE", timeout
         )
         for index in range(kills):
             version = first_version + 1 + index
-            delay = rng.uniform(*window)
+            delay = rng.uniform(0.0, window[1] - window[0])
             process = subprocess.Popen(command(version), env=environment, cwd=REPO,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_for(lambda v=version: writing(v) or process.poll() is not None, timeout, interval=0.02)
             time.sleep(delay)
-            mid_write = writing()
+            mid_write = writing(version)
             finished_first = process.poll() is not None
             process.send_signal(signal.SIGKILL)
             process.wait()
-            runs.append({"version": version, "killed_after_seconds": round(delay, 1), "mid_write": mid_write,
+            runs.append({"version": version, "killed_seconds_into_writing": round(delay, 1), "mid_write": mid_write,
                          "had_finished": finished_first,
                          "version_dir_exists": os.path.isdir(os.path.join(target.base_path, str(version)))})
         time.sleep(2.0)  # a few scans of the base path
@@ -756,7 +771,7 @@ def export_kills(target, model_dir: str, kills: int, first_version: int, seed: i
         shutil.rmtree(os.path.join(target.base_path, name), ignore_errors=True)
     return {
         "complete_export_seconds": round(duration, 1),
-        "writing_window_seconds": [round(t, 1) for t in window],
+        "writing_window_seconds": [round(t, 2) for t in window],  # temporary directory appears .. renamed
         "complete_export_available": complete_available,
         "kills": runs,
         "partial_versions_seen": partial_loaded,
@@ -765,20 +780,38 @@ def export_kills(target, model_dir: str, kills: int, first_version: int, seed: i
     }
 
 
+def _logged_stop_seconds(log_path) -> float | None:
+    """From the server's log: seconds from the shutdown signal to "server stopped" (models unloaded)."""
+    if not log_path or not os.path.exists(log_path):
+        return None
+    times = {}
+    with open(log_path, encoding="utf-8", errors="replace") as file:
+        for line in file:
+            for key, marker in (("signal", "shutting down"), ("stopped", "server stopped")):
+                match = re.match(r"^I\d{4} (\d+):(\d+):(\d+\.\d+)", line)
+                if marker in line and match:
+                    hours, minutes, seconds = match.groups()
+                    times[key] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if "signal" in times and "stopped" in times:
+        return round(times["stopped"] - times["signal"], 3)
+    return None
+
+
 def sigterm(target, load: ValidLoad, requests, expected_rows, grace_seconds: float, heavy=2, texts=12) -> dict:
     """SIGTERM under load, a few many-text requests sent just before; in-flight requests must finish."""
     chosen = [i % len(requests) for i in range(texts)]
     inputs = text_inputs([requests[i][0] for i in chosen], [requests[i][1] for i in chosen])
     expected = expected_rows(chosen)
-    heavy_results = []
+    heavy_results, heavy_done = [], []
 
     def send(protocol):
         address = f"127.0.0.1:{target.rest_port if protocol == 'REST' else target.grpc_port}"
         client = (RestClient if protocol == "REST" else GrpcClient)(address, target.model_name, timeout=60)
         try:
-            embedding = np.asarray(client.predict(inputs, SIGNATURE)["embedding"], np.float32)
+            embedding = _predict_embedding(client, inputs)
             ok = any(np.allclose(embedding, table, atol=ATOL, rtol=ATOL) for table in expected)
             heavy_results.append("ok" if ok else "mismatched")
+            heavy_done.append(time.perf_counter())
         except (ServerError, OSError, http.client.HTTPException) as error:
             heavy_results.append(f"failed: {error!r}"[:200])
         finally:
@@ -800,9 +833,12 @@ def sigterm(target, load: ValidLoad, requests, expected_rows, grace_seconds: flo
     load.stop()  # every valid request has its final outcome now
     with load._lock:
         in_flight = [r for r in load.records if r[2] < load.signal_time <= r[3]]
+    finished = [r[3] for r in in_flight if r[4] == "ok"] + heavy_done
     return {
+        "graceful_stop_seconds": _logged_stop_seconds(target.log_path),
         "in_flight_at_signal": len(in_flight) + heavy,
         "in_flight_finished_ok": sum(r[4] == "ok" for r in in_flight) + heavy_results.count("ok"),
+        "last_in_flight_answer_seconds": round(max(finished) - load.signal_time, 3) if finished else None,
         "heavy_requests": heavy_results,
         "server_exit_seconds": round(exit_seconds, 2),
         "grace_seconds": grace_seconds,
@@ -906,7 +942,7 @@ def print_table(results, checks):
 
 
 def _kill_point(run) -> str:
-    return "mid-write" if run["mid_write"] else "had finished" if run["had_finished"] else "before writing"
+    return "mid-write" if run["mid_write"] else "had finished" if run["had_finished"] else "after the rename"
 
 
 def describe_faults(results) -> list:
@@ -944,13 +980,15 @@ def describe_faults(results) -> list:
         elif name == "export SIGKILL":
             lines.append(f"export SIGKILL: complete export {fault['complete_export_seconds']} s, writing "
                          f"{fault['writing_window_seconds'][0]}-{fault['writing_window_seconds'][1]} s; kills "
-                         + ", ".join(f"v{r['version']} at {r['killed_after_seconds']} s ({_kill_point(r)})"
+                         + ", ".join(f"v{r['version']} {r['killed_seconds_into_writing']} s into writing ({_kill_point(r)})"
                                      for r in fault["kills"])
                          + f"; partial versions seen: {fault['partial_versions_seen']}; "
                          f"temporary dirs left: {fault['temporary_dirs_left']}")
         elif name == "SIGTERM":
             lines.append(f"SIGTERM: {fault['in_flight_finished_ok']}/{fault['in_flight_at_signal']} in-flight "
-                         f"requests finished OK; server exited after {fault['server_exit_seconds']} s "
+                         f"requests finished OK, the last {fault['last_in_flight_answer_seconds']} s after the signal; "
+                         f"graceful stop (log) {fault['graceful_stop_seconds']} s; "
+                         f"server process exited after {fault['server_exit_seconds']} s "
                          f"(grace {fault['grace_seconds']} s, exit code {fault['exit_code']}); "
                          f"{row['valid']['refused_after_shutdown']} requests sent after the signal were refused")
     return lines
@@ -1011,7 +1049,8 @@ def main():
             ],
             log_path=os.path.join(workdir, "server.log"),
         )
-        target = Target(rest_port, grpc_port, os.path.dirname(first), MODEL, process)
+        target = Target(rest_port, grpc_port, os.path.dirname(first), MODEL, process,
+                        os.path.join(workdir, "server.log"))
         load = ValidLoad(target, requests, dict(expected), args.rest_clients, args.grpc_clients).start()
         try:
             time.sleep(2.0)  # warm up
@@ -1039,6 +1078,9 @@ def main():
                 stop_server(process)
         checks = finish(results, load, args.memory_bound_mb)
     finally:
+        if os.path.exists(os.path.join(workdir, "server.log")):
+            os.makedirs(os.path.dirname(args.output), exist_ok=True)
+            shutil.copy(os.path.join(workdir, "server.log"), os.path.splitext(args.output)[0] + "_server.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
     load_after = os.getloadavg()
