@@ -15,7 +15,7 @@ runs in turn, on loopback only, bounded in count and time:
 - baseline: no fault (twice: at the start and after the floods);
 - slowloris: hundreds of connections (half per port) each sending one byte of a
   never-ending request every few seconds, reconnecting when cut;
-- floods of garbage on each port: random bytes, truncated HTTP requests
+- floods of garbage on each port (`--flood_rate` connections per second): random bytes, truncated HTTP requests
   (line, headers, body), a bad header, an HTTP/2 preface on the REST port;
   random bytes, truncated HTTP/2 frames and HTTP/1.1 on the gRPC port;
 - malformed requests: oversize and deeply nested bodies, wrong Content-Type,
@@ -414,13 +414,17 @@ def _grpc_garbage():
     ]
 
 
-async def _flood(port: int, payloads: list, concurrency: int, seconds: float, limit: int, seed: int) -> dict:
+async def _flood(port: int, payloads: list, rate: float, seconds: float, limit: int, seed: int, concurrency=32) -> dict:
     loop = asyncio.get_running_loop()
     stop_at = loop.time() + seconds
     stats = collections.Counter()
+    period = concurrency / rate  # each worker opens one connection per period: `rate` per second in all
 
     async def worker(rng):
+        next_start = loop.time() + rng.uniform(0, period)
         while loop.time() < stop_at and stats["connections"] < limit:
+            await asyncio.sleep(max(0.0, next_start - loop.time()))
+            next_start += period
             kind, make = rng.choice(payloads)
             stats["connections"] += 1
             stats[kind] += 1
@@ -439,7 +443,6 @@ async def _flood(port: int, payloads: list, concurrency: int, seconds: float, li
             finally:
                 if writer is not None:
                     writer.close()
-            await asyncio.sleep(0.005)
 
     await asyncio.gather(*(worker(random.Random(seed * 100 + i)) for i in range(concurrency)))
     return dict(stats)
@@ -462,9 +465,13 @@ def slowloris(target, connections: int, interval: float, seconds: float) -> dict
     return {"REST": rest, "gRPC": grpc_, "connections": connections, "byte_interval_seconds": interval}
 
 
-def flood(target, protocol: str, seconds: float, limit: int, concurrency: int = 8) -> dict:
+def flood(target, protocol: str, seconds: float, rate: float, limit: int) -> dict:
+    """Garbage connections to one port at `rate` per second for `seconds` (at most `limit`)."""
     port, payloads = (target.rest_port, _rest_garbage()) if protocol == "REST" else (target.grpc_port, _grpc_garbage())
-    return asyncio.run(_flood(port, payloads, concurrency, seconds, limit, seed=1 if protocol == "REST" else 2))
+    started = time.monotonic()
+    stats = asyncio.run(_flood(port, payloads, rate, seconds, limit, seed=1 if protocol == "REST" else 2))
+    stats["connections per second"] = round(stats.get("connections", 0) / (time.monotonic() - started), 1)
+    return stats
 
 
 # ---------------------------------------------------------------------- malformed requests
@@ -962,7 +969,8 @@ def describe_faults(results) -> list:
                 )
         elif name.startswith("flood"):
             answers = {k[8:]: v for k, v in fault.items() if k.startswith("answer: ")}
-            lines.append(f"{name}: {fault.get('connections', 0)} connections; answers {answers}")
+            lines.append(f"{name}: {fault.get('connections', 0)} connections "
+                         f"({fault.get('connections per second')}/s); answers {answers}")
         elif name == "malformed requests":
             lines.append(f"malformed requests: {sum(sum(c.values()) for c in fault['answers'].values())} sent, "
                          f"{fault['wrong_answers']} answered other than expected")
@@ -1001,6 +1009,7 @@ def main():
     parser.add_argument("--grpc_clients", type=int, default=3)
     parser.add_argument("--slowloris", type=int, default=300, help="slow connections (half per port)")
     parser.add_argument("--slowloris_interval", type=float, default=3.0, help="seconds between their bytes")
+    parser.add_argument("--flood_rate", type=float, default=200.0, help="garbage connections per second per port")
     parser.add_argument("--flood_connections", type=int, default=3000, help="most garbage connections per port")
     parser.add_argument("--burst", type=int, default=48, help="concurrent burst requests per protocol")
     parser.add_argument("--kills", type=int, default=3, help="exports killed with SIGKILL")
@@ -1060,9 +1069,9 @@ def main():
                       lambda: slowloris(target, args.slowloris, args.slowloris_interval,
                                         max(2 * args.seconds, header_timeout + 3 * args.slowloris_interval)), results)
             run_phase("flood REST", load, target,
-                      lambda: flood(target, "REST", args.seconds, args.flood_connections), results)
+                      lambda: flood(target, "REST", args.seconds, args.flood_rate, args.flood_connections), results)
             run_phase("flood gRPC", load, target,
-                      lambda: flood(target, "gRPC", args.seconds, args.flood_connections), results)
+                      lambda: flood(target, "gRPC", args.seconds, args.flood_rate, args.flood_connections), results)
             run_phase("baseline again", load, target, None, results, args.seconds)
             run_phase("malformed requests", load, target,
                       lambda: malformed(target, args.seconds, max_request_bytes, max_json_depth, text), results)

@@ -47,8 +47,8 @@ def test_faults_short_form(text_export, tmp_path):
     try:
         faults.run_phase("baseline", load, target, None, results, 1.0)
         faults.run_phase("slowloris", load, target, lambda: faults.slowloris(target, 10, 0.2, 2.0), results)
-        faults.run_phase("flood REST", load, target, lambda: faults.flood(target, "REST", 1.0, 100), results)
-        faults.run_phase("flood gRPC", load, target, lambda: faults.flood(target, "gRPC", 1.0, 100), results)
+        faults.run_phase("flood REST", load, target, lambda: faults.flood(target, "REST", 1.0, 100, 100), results)
+        faults.run_phase("flood gRPC", load, target, lambda: faults.flood(target, "gRPC", 1.0, 100, 100), results)
         faults.run_phase(
             "malformed requests", load, target,
             lambda: faults.malformed(target, 1.0, MAX_REQUEST_BYTES, 64, requests[0][0]), results,
