@@ -26,9 +26,8 @@ import json
 import re
 import threading
 
-import numpy as np
-
 import grpc
+import numpy as np
 from absl import logging
 from aiohttp import web
 from google.protobuf import json_format
