@@ -220,3 +220,38 @@ def test_grpc_options_are_core_channel_arguments():
     assert options["grpc.server_handshake_timeout_ms"] == 2000
     with pytest.raises(ValueError, match="max_connections"):
         RestService(None, max_connections=0)
+
+
+def test_limit_flags_reach_both_front_ends(tmp_path):
+    from absl import flags
+
+    from serving import server as server_module
+
+    values = flags.FlagValues()
+    server_module.define_flags(values)
+    values(["tf-metaling-server", f"--model_base_path={tmp_path}"])
+    defaults = server_module.server_from_flags(values)
+    assert (defaults._rest.header_timeout_seconds, defaults._rest.max_connections) == (10.0, 512)
+    assert (defaults._grpc.max_concurrent_rpcs, defaults._grpc.handshake_timeout_seconds) == (256, 10.0)
+    values = flags.FlagValues()
+    server_module.define_flags(values)
+    values([
+        "tf-metaling-server", f"--model_base_path={tmp_path}", "--max_json_depth=9",
+        "--rest_header_timeout_seconds=3", "--rest_body_timeout_seconds=4", "--rest_max_connections=7",
+        "--grpc_max_concurrent_rpcs=5", "--grpc_max_concurrent_streams=6", "--grpc_keepalive_time_seconds=8",
+        "--grpc_keepalive_timeout_seconds=2", "--grpc_max_connection_idle_seconds=30",
+        "--grpc_handshake_timeout_seconds=1.5",
+    ])
+    configured = server_module.server_from_flags(values)
+    rest, grpc_service = configured._rest, configured._grpc
+    assert (rest.max_json_depth, rest.header_timeout_seconds, rest.body_timeout_seconds, rest.max_connections) == (
+        9, 3.0, 4.0, 7
+    )
+    assert dict(grpc_service.channel_options())["grpc.max_concurrent_streams"] == 6
+    assert (
+        grpc_service.max_concurrent_rpcs,
+        grpc_service.keepalive_time_seconds,
+        grpc_service.keepalive_timeout_seconds,
+        grpc_service.max_connection_idle_seconds,
+        grpc_service.handshake_timeout_seconds,
+    ) == (5, 8.0, 2.0, 30.0, 1.5)
