@@ -211,8 +211,11 @@ def run_interleaved(targets: dict, requests, clients: int, seconds: float, round
     return results
 
 
-def start_server(export_dir: str, batching: BatchingOptions | None):
-    """The server on free loopback ports, with dynamic batching when `batching` is given."""
+def start_server(export_dir: str, batching: BatchingOptions | None, extra_flags=(), log_path: str | None = None):
+    """The server on free loopback ports, with dynamic batching when `batching` is given.
+
+    `extra_flags` come last (they override the ones here); the server's log goes to `log_path` if given.
+    """
     command = [
         sys.executable,
         "-m",
@@ -227,11 +230,12 @@ def start_server(export_dir: str, batching: BatchingOptions | None):
     if batching is not None:
         command += ["--enable_batching", f"--max_batch_size={batching.max_batch_size}",
                     f"--batch_timeout_micros={batching.batch_timeout_micros}",
-                    f"--num_batch_threads={batching.num_batch_threads}"]
+                    f"--num_batch_threads={batching.num_batch_threads}",
+                    f"--max_enqueued_batches={batching.max_enqueued_batches}"]
+    command += list(extra_flags)
     environment = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment, cwd=REPO
-    )
+    log = open(log_path, "w", encoding="utf-8") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, cwd=REPO)
     line = process.stdout.readline()
     if not line.startswith("serving gRPC="):
         process.kill()

@@ -28,15 +28,15 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from serving import model_card, op_check, warmup
+from serving.servable import LANGUAGES_FILE
 from serving.signatures import ServingModule
 from tf_metaling import checkpoints
 from tf_metaling.languages import LanguageVocabulary
 
 _VERSION_PATTERN = re.compile(r"^\d+$")
 TRAINING_CONFIG_FILE = "config.yaml"
-# The exported language vocabulary (codes in index order, unknown policy), for
-# clients and tools; TF Serving ignores assets.extra beyond the warmup file.
-LANGUAGES_FILE = os.path.join("assets.extra", "languages.json")
+# LANGUAGES_FILE: the exported language vocabulary (codes in index order, unknown
+# policy), for clients and tools; TF Serving ignores assets.extra beyond the warmup file.
 METRICS_FILE = "eval_results.json"
 
 

@@ -157,7 +157,27 @@ def _serialized_examples(model_input) -> list:
 
 
 class GrpcService:
-    """The gRPC server: both services on `host:port` (port 0: any free port)."""
+    """The gRPC server: both services on `host:port` (port 0: any free port).
+
+    The limits are gRPC core's own channel arguments, so slow, idle or dead
+    clients are handled below Python: a connection must finish its HTTP/2
+    handshake within `handshake_timeout_seconds`; idle connections are pinged
+    every `keepalive_time_seconds` and dropped when a ping is not answered within
+    `keepalive_timeout_seconds`, and closed after `max_connection_idle_seconds`
+    without calls; one connection carries at most `max_concurrent_streams` calls
+    at once; beyond `max_concurrent_rpcs` calls in the whole server a new call is
+    answered RESOURCE_EXHAUSTED at once instead of queueing.
+
+    Args:
+        api: the `PredictionApi`.
+        host, port: where to listen.
+        max_request_bytes: largest request message.
+        threads: worker threads that run calls.
+        grace_seconds: how long `stop` lets in-flight calls finish.
+        max_concurrent_rpcs, max_concurrent_streams, keepalive_time_seconds,
+        keepalive_timeout_seconds, max_connection_idle_seconds,
+        handshake_timeout_seconds: see above.
+    """
 
     def __init__(
         self,
@@ -167,23 +187,56 @@ class GrpcService:
         max_request_bytes: int = 8 << 20,
         threads: int = 64,
         grace_seconds: float = 10.0,
+        max_concurrent_rpcs: int = 256,
+        max_concurrent_streams: int = 100,
+        keepalive_time_seconds: float = 60.0,
+        keepalive_timeout_seconds: float = 20.0,
+        max_connection_idle_seconds: float = 300.0,
+        handshake_timeout_seconds: float = 10.0,
     ):
+        for name, value in (
+            ("max_concurrent_rpcs", max_concurrent_rpcs),
+            ("max_concurrent_streams", max_concurrent_streams),
+            ("keepalive_time_seconds", keepalive_time_seconds),
+            ("keepalive_timeout_seconds", keepalive_timeout_seconds),
+            ("max_connection_idle_seconds", max_connection_idle_seconds),
+            ("handshake_timeout_seconds", handshake_timeout_seconds),
+        ):
+            if value <= 0:
+                raise ValueError(f"GrpcService: {name}={value!r}: expected a positive number.")
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host
         self.port = port
         self.max_request_bytes = int(max_request_bytes)
         self.threads = threads
+        self.max_concurrent_rpcs = int(max_concurrent_rpcs)
+        self.max_concurrent_streams = int(max_concurrent_streams)
+        self.keepalive_time_seconds = float(keepalive_time_seconds)
+        self.keepalive_timeout_seconds = float(keepalive_timeout_seconds)
+        self.max_connection_idle_seconds = float(max_connection_idle_seconds)
+        self.handshake_timeout_seconds = float(handshake_timeout_seconds)
         self._server = None
+
+    def channel_options(self) -> list:
+        """gRPC core channel arguments of the server."""
+        milliseconds = lambda seconds: int(seconds * 1000)  # noqa: E731
+        return [
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.keepalive_time_ms", milliseconds(self.keepalive_time_seconds)),
+            ("grpc.keepalive_timeout_ms", milliseconds(self.keepalive_timeout_seconds)),
+            ("grpc.max_connection_idle_ms", milliseconds(self.max_connection_idle_seconds)),
+            ("grpc.server_handshake_timeout_ms", milliseconds(self.handshake_timeout_seconds)),
+        ]
 
     def start(self) -> int:
         self._server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="grpc"),
-            options=[
-                ("grpc.max_receive_message_length", self.max_request_bytes),
-                ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=self.channel_options(),
+            maximum_concurrent_rpcs=self.max_concurrent_rpcs,
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self.api), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.api), self._server)

@@ -5,8 +5,11 @@ directory per version). A version the version policy wants is loaded and warmed
 up while the current one keeps serving; only then does it become AVAILABLE and
 take new requests. A version the policy no longer wants stops taking new
 requests at once and is unloaded when its last in-flight request has finished,
-so a switch never fails a request. A version that fails to load is reported
-(END with its error) and skipped; the versions already serving stay.
+so a switch never fails a request. A version that fails to load (no
+saved_model.pb, unreadable variables, a signature without the ``language``
+input, a failing warmup) is reported (END with its error) and skipped; the
+versions already serving stay. It is tried again only when its directory
+changes (a copy that was still in progress, a repaired export).
 
 States follow TF Serving's ModelVersionStatus: START, LOADING, AVAILABLE,
 UNLOADING, END.
@@ -76,6 +79,7 @@ class _VersionEntry:
         self.error: str | None = None
         self.servable: Servable | None = None
         self.in_flight = 0
+        self.fingerprint = None  # of the directory when its load failed
 
 
 def read_model_config_file(path: str) -> list:
@@ -188,19 +192,29 @@ class ModelManager:
 
     def _poll_model(self, name, config):
         on_disk = _versions_on_disk(config.base_path)
-        with self._lock:
-            entries = self._entries[name]
-            failed = {v for v, e in entries.items() if e.state == END and e.error is not None}
-        aspired = config.aspired([v for v in on_disk if v not in failed])
-        for version in sorted(aspired):
+        entries = self._entries[name]
+        # When a wanted version fails, the policy is applied again without it (the
+        # newest good version is then wanted), at most once per version on disk.
+        for _ in range(len(on_disk) + 1):
             with self._lock:
-                entry = entries.get(version)
-                if entry is not None and entry.state in (LOADING, AVAILABLE):
-                    continue
-                entry = _VersionEntry(version, on_disk[version])
-                entry.state = LOADING
-                entries[version] = entry
-            self._load(name, entry)
+                failed = {v: e.fingerprint for v, e in entries.items() if e.state == END and e.error is not None}
+            # A failed version stays skipped until its directory changes.
+            skipped = {
+                v for v, fingerprint in failed.items() if v in on_disk and _fingerprint(on_disk[v]) == fingerprint
+            }
+            aspired = config.aspired([v for v in on_disk if v not in skipped])
+            all_loaded = True
+            for version in sorted(aspired):
+                with self._lock:
+                    entry = entries.get(version)
+                    if entry is not None and entry.state in (LOADING, AVAILABLE):
+                        continue
+                    entry = _VersionEntry(version, on_disk[version])
+                    entry.state = LOADING
+                    entries[version] = entry
+                all_loaded &= self._load(name, entry)
+            if all_loaded:
+                break
         with self._lock:
             available = {v for v, e in entries.items() if e.state == AVAILABLE}
             # Retire only once something the policy wants is serving, so the model never goes dark.
@@ -215,20 +229,27 @@ class ModelManager:
 
     def _load(self, name, entry):
         logging.info("loading %s version %d from %s", name, entry.version, entry.path)
+        fingerprint = _fingerprint(entry.path)
+        servable = None
         try:
             servable = Servable(name, entry.version, entry.path, self.batching, self.max_request_batch_size)
             records = servable.warm_up()
         except Exception as error:  # noqa: BLE001 - a bad version is reported, not fatal
+            if servable is not None:
+                servable.close()  # its batch threads
             message = one_line(getattr(error, "message", None) or error)
-            logging.error("failed to load %s version %d from %s: %s", name, entry.version, entry.path, message)
+            if entry.path not in message:
+                message = f"{entry.path}: {message}"
+            logging.error("failed to load %s version %d: %s", name, entry.version, message)
             with self._lock:
-                entry.state, entry.error = END, message
-            return
+                entry.state, entry.error, entry.fingerprint = END, message, fingerprint
+            return False
         with self._lock:
             entry.servable = servable
             entry.state = AVAILABLE
             self._lock.notify_all()
         logging.info("serving %s version %d (%d warmup records)", name, entry.version, records)
+        return True
 
     def _unload(self, entry):
         with self._lock:
@@ -321,15 +342,34 @@ class ModelManager:
 
 
 def _versions_on_disk(base_path: str) -> dict:
-    """``{version: path}`` for integer directories that hold a saved_model.pb."""
+    """``{version: path}`` for the integer directories (TF Serving's version layout).
+
+    A version directory without saved_model.pb counts: it fails to load and is
+    reported, rather than being ignored in silence. Exports appear complete (they
+    are renamed into place from a hidden temporary directory, which never counts).
+    """
     if not os.path.isdir(base_path):
         return {}
     found = {}
     for name in os.listdir(base_path):
         path = os.path.join(base_path, name)
-        if _VERSION_PATTERN.match(name) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        if _VERSION_PATTERN.match(name) and os.path.isdir(path):
             found[int(name)] = path
     return found
+
+
+def _fingerprint(path: str) -> tuple:
+    """Names, sizes and modification times of every file under `path` (changes when its contents do)."""
+    entries = []
+    for root, _, files in os.walk(path):
+        for file_name in files:
+            file_path = os.path.join(root, file_name)
+            try:
+                stat = os.stat(file_path)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(file_path, path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
 
 
 __all__ = [

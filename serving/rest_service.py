@@ -6,9 +6,16 @@
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify   tf.Examples as JSON
 
 Bodies and errors are shaped as TF Serving documents them (``{"error": ...}``
-with the status code's HTTP status; 413 for a body over the size limit). The
+with the status code's HTTP status; 413 for a body over the size limit, 415 for
+a body that is not JSON, 408 for a body that does not arrive in time). The
 event loop only moves bytes: parsing, running the model and writing JSON happen
 on a thread pool, where concurrent requests can also meet in the batcher.
+
+Slow or idle clients cannot hold the server: a connection must deliver a
+request's complete headers within `header_timeout_seconds` of opening or of its
+previous answer (aiohttp's keep-alive timer, which a trickle of bytes does not
+reset), its body within `body_timeout_seconds`, and beyond `max_connections`
+open connections a new one is answered 503 and closed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import re
 import threading
 
 import grpc
+import numpy as np
 from absl import logging
 from aiohttp import web
 from google.protobuf import json_format
@@ -34,6 +42,9 @@ _PATH = re.compile(
     r"(?::(?P<verb>[^/:]+)|/(?P<subresource>[^/:]+))?$"
 )
 _VERBS = ("predict", "classify", "regress")
+# JSON strings (escapes included), removed before brackets are counted.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.S)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 class RestService:
@@ -45,6 +56,13 @@ class RestService:
         max_request_bytes: bodies over this size get 413.
         threads: worker threads that run requests.
         grace_seconds: how long `stop` waits for in-flight requests.
+        max_json_depth: JSON bodies nested deeper than this (arrays and objects) get 400.
+        header_timeout_seconds: a connection that has not sent a request's complete
+            headers this long after opening or after its previous answer is closed
+            (idle keep-alive connections too).
+        body_timeout_seconds: a request body that has not fully arrived this long
+            after its headers gets 408 and the connection is closed.
+        max_connections: open connections beyond this are answered 503 and closed.
     """
 
     def __init__(
@@ -55,12 +73,29 @@ class RestService:
         max_request_bytes: int = 8 << 20,
         threads: int = 64,
         grace_seconds: float = 10.0,
+        max_json_depth: int = 64,
+        header_timeout_seconds: float = 10.0,
+        body_timeout_seconds: float = 30.0,
+        max_connections: int = 512,
     ):
+        for name, value in (
+            ("max_json_depth", max_json_depth),
+            ("header_timeout_seconds", header_timeout_seconds),
+            ("body_timeout_seconds", body_timeout_seconds),
+            ("max_connections", max_connections),
+        ):
+            if value <= 0:
+                raise ValueError(f"RestService: {name}={value!r}: expected a positive number.")
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host
         self.port = port
         self.max_request_bytes = int(max_request_bytes)
+        self.threads = threads
+        self.max_json_depth = int(max_json_depth)
+        self.header_timeout_seconds = float(header_timeout_seconds)
+        self.body_timeout_seconds = float(body_timeout_seconds)
+        self.max_connections = int(max_connections)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="rest")
         self._loop = None
         self._runner = None
@@ -93,11 +128,21 @@ class RestService:
     async def _open(self):
         app = web.Application(client_max_size=self.max_request_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace_seconds)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.grace_seconds,
+            # aiohttp closes a connection whose next request's headers are not complete this long
+            # after it opened or answered; bytes trickling in do not restart the timer.
+            keepalive_timeout=self.header_timeout_seconds,
+            # After answering a request whose body did not fully arrive (408, 413), aiohttp reads and
+            # drops the rest this long so the client sees the answer; kept short for slow senders.
+            lingering_time=2.0,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = _LimitedTCPSite(self._runner, self.host, self.port, max_connections=self.max_connections)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = site.bound_port
 
     def stop(self):
         """Stops accepting, lets in-flight requests finish (up to the grace period), closes."""
@@ -119,11 +164,20 @@ class RestService:
             if request.content_length is not None and request.content_length > self.max_request_bytes:
                 raise _too_large(request.content_length, self.max_request_bytes)
             try:
-                body = await request.read()
+                async with asyncio.timeout(self.body_timeout_seconds):
+                    body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 raise _too_large(None, self.max_request_bytes) from None
+            except TimeoutError:
+                raise ServingError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"The request body did not arrive within this server's limit of "
+                    f"{self.body_timeout_seconds:g} seconds.",
+                    http_status=408,
+                ) from None
+            content_type = request.headers.get("Content-Type")
             loop = asyncio.get_running_loop()
-            payload = await loop.run_in_executor(self._executor, self._dispatch, method, path, body)
+            payload = await loop.run_in_executor(self._executor, self._dispatch, method, path, body, content_type)
             return web.Response(body=payload, status=200, content_type="application/json")
         except ServingError as error:
             logging.warning(
@@ -135,7 +189,7 @@ class RestService:
             logging.error("REST %s %s -> 500 INTERNAL: %s", method, path, one_line(wrapped.message))
             return _error_response(wrapped)
 
-    def _dispatch(self, method: str, path: str, body: bytes) -> bytes:
+    def _dispatch(self, method: str, path: str, body: bytes, content_type: str | None = None) -> bytes:
         match = _PATH.match(path)
         if not path.startswith("/v1/"):
             raise not_found(f"No such path: {path}; the API lives under /v1/models/.")
@@ -154,7 +208,8 @@ class RestService:
                 response = self.api.model_status(name, version, label)
             return _proto_json(response)
         if method == "POST" and verb in _VERBS and subresource is None:
-            document = _parse_json(body)
+            _check_content_type(content_type)
+            document = _parse_json(body, self.max_json_depth)
             if verb == "predict":
                 return self._predict(name, version, label, document)
             if verb == "classify":
@@ -193,11 +248,52 @@ def _too_large(size, limit) -> ServingError:
     )
 
 
-def _parse_json(body: bytes):
+def _check_content_type(header: str | None) -> None:
+    """Predict/classify/regress bodies are JSON: no Content-Type (curl's default) or application/json."""
+    if header is None:
+        return
+    media_type, *parameters = (part.strip() for part in header.split(";"))
+    if media_type.lower() != "application/json":
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Content-Type {header!r} is not supported: the request body must be JSON (application/json).",
+            http_status=415,
+        )
+    for parameter in parameters:
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Content-Type {header!r}: charset {value.strip()} is not supported; send UTF-8 JSON.",
+                http_status=415,
+            )
+
+
+def json_nesting_depth(body: bytes) -> int:
+    """The deepest nesting of JSON arrays and objects in `body`, counted without parsing it."""
+    brackets = np.frombuffer(_JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS), np.uint8)
+    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int32) * 2 - 1
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def _parse_json(body: bytes, max_depth: int):
+    # Python's JSON parser recurses once per level; a deep body would reach the
+    # interpreter's recursion limit (a RecursionError), so the depth is checked first.
+    if body.count(b"[") + body.count(b"{") > max_depth and (depth := json_nesting_depth(body)) > max_depth:
+        raise invalid_argument(
+            f"JSON Parse error: the body nests arrays/objects {depth} levels deep; "
+            f"this server's limit is {max_depth} levels (--max_json_depth)."
+        )
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise invalid_argument(
+            f"JSON Parse error: the body is not valid UTF-8 (byte {error.start}: {error.reason})."
+        ) from None
+    except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error}") from None
+    except RecursionError:
+        raise invalid_argument(f"JSON Parse error: the body nests too deeply (limit {max_depth} levels).") from None
 
 
 def _dumps(document) -> bytes:
@@ -217,3 +313,48 @@ def _error_response(error: ServingError) -> web.Response:
         status=error.http_status,
         content_type="application/json",
     )
+
+
+class _LimitedTCPSite(web.TCPSite):
+    """aiohttp's TCP site, answering 503 to connections beyond `max_connections` open ones."""
+
+    def __init__(self, runner, host, port, max_connections: int):
+        super().__init__(runner, host, port, reuse_address=True)
+        self.max_connections = max_connections
+        self.refused = 0
+
+    @property
+    def bound_port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self):
+        await web.BaseSite.start(self)  # registers the site with the runner (stopped by cleanup)
+        server = self._runner.server
+
+        def protocol():
+            if len(server.connections) >= self.max_connections:
+                self.refused += 1
+                return _Refuse(self.max_connections)
+            return server()
+
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+
+
+class _Refuse(asyncio.Protocol):
+    """Answers one 503 with a JSON error and closes (the connection limit is reached)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def connection_made(self, transport):
+        body = json.dumps(
+            {"error": f"This server has its limit of {self.limit} open connections; retry later."}
+        ).encode("utf-8")
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+            + body
+        )
+        transport.close()

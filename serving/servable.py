@@ -5,6 +5,11 @@ reads the SignatureDefs from ``saved_model.pb`` (dtypes, shapes and method names
 as TF Serving sees them), checks every request against them before running
 anything, and runs the signature (through the dynamic batcher when batching is
 on). Errors come out as `ServingError` with TF Serving's status codes.
+
+A version directory that is not a complete, consistent export fails to load
+with an error naming what is wrong: no ``saved_model.pb``, unreadable
+variables, or (for a tf_metaling export, which carries `LANGUAGES_FILE`) a
+signature that does not take the ``language`` input every one of them has.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from serving.batcher import BatchingOptions, DynamicBatcher
 from serving.errors import from_tensorflow_error, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+# The exported language vocabulary (written by serving.export); its presence marks
+# a tf_metaling export, whose signatures all take a ``language`` string per example
+# (classify signatures take it as a tf.Example feature).
+LANGUAGES_FILE = os.path.join("assets.extra", "languages.json")
+LANGUAGE_INPUT = "language"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +110,15 @@ class Servable:
         self.version = int(version)
         self.path = path
         self.max_request_batch_size = int(max_request_batch_size)
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"{path} has no saved_model.pb: not a complete SavedModel version directory "
+                "(export to a temporary directory and rename it into place)."
+            )
         self.saved_model = op_check.read_saved_model(path)
         self.meta_graph = self.saved_model.meta_graphs[0]
+        if os.path.exists(os.path.join(path, LANGUAGES_FILE)):
+            check_language_inputs(self.meta_graph, path)
         self.loaded = tf.saved_model.load(path)
         self.signatures = {}
         for name, signature_def in self.meta_graph.signature_def.items():
@@ -200,7 +218,7 @@ class Servable:
     def classify(self, signature_name: str | None, serialized_examples: list) -> tuple:
         """Runs a Classify-API signature on serialized tf.Examples; returns (classes, scores) arrays."""
         signature = self.signature(signature_name)
-        if signature.method_name != "tensorflow/serving/classify":
+        if signature.method_name != CLASSIFY_METHOD:
             raise invalid_argument(
                 f"Expected classification signature method_name to be tensorflow/serving/classify. "
                 f'Was: {signature.method_name} (signature "{signature.name}").'
@@ -256,4 +274,18 @@ class Servable:
             raise invalid_argument(str(error)) from None
 
 
-__all__ = ["DEFAULT_SIGNATURE", "Servable", "SignatureInfo", "TensorSpecInfo"]
+def check_language_inputs(meta_graph, path: str) -> None:
+    """Raises ValueError unless every non-classify signature has a string ``language`` input."""
+    for name, signature_def in sorted(meta_graph.signature_def.items()):
+        if name.startswith("__") or signature_def.method_name == CLASSIFY_METHOD:
+            continue
+        info = signature_def.inputs.get(LANGUAGE_INPUT)
+        if info is None or tf.dtypes.as_dtype(info.dtype) != tf.string:
+            raise ValueError(
+                f"{path}: signature '{name}' has no string '{LANGUAGE_INPUT}' input (inputs: "
+                f"{sorted(signature_def.inputs)}); every signature of a tf_metaling export "
+                f"(it has {LANGUAGES_FILE}) takes one language code per example."
+            )
+
+
+__all__ = ["DEFAULT_SIGNATURE", "LANGUAGES_FILE", "Servable", "SignatureInfo", "TensorSpecInfo"]

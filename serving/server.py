@@ -9,7 +9,9 @@ version policies, version labels). It binds 127.0.0.1 unless told otherwise
 requests), optionally batches concurrent requests, rejects bodies over
 ``--max_request_bytes`` and requests over ``--max_request_batch_size`` examples,
 logs one line per failed request, and on SIGTERM/SIGINT stops accepting, lets
-in-flight requests finish (``--grace_seconds``) and unloads the models.
+in-flight requests finish (``--grace_seconds``) and unloads the models. Slow,
+idle or too many clients are cut off by the ``--rest_*`` and ``--grpc_*``
+limits (header/body timeouts, connection and call limits, keepalive).
 
 The real `tensorflow_model_server` serves the same exports; see BUILD.md.
 """
@@ -44,6 +46,10 @@ class ModelServer:
         max_request_batch_size: most examples per request.
         threads: worker threads per front end.
         grace_seconds: how long `stop` lets in-flight requests finish.
+        rest_options: keyword arguments of `RestService` (max_json_depth,
+            header_timeout_seconds, body_timeout_seconds, max_connections).
+        grpc_options: keyword arguments of `GrpcService` (max_concurrent_rpcs,
+            max_concurrent_streams, keepalive and handshake timeouts).
 
     Example:
     >>> server = ModelServer([ModelConfig("metaling", "/tmp/exports/metaling")], grpc_port=0, rest_port=0)
@@ -63,6 +69,8 @@ class ModelServer:
         max_request_batch_size: int = 1024,
         threads: int = 64,
         grace_seconds: float = 10.0,
+        rest_options: dict | None = None,
+        grpc_options: dict | None = None,
     ):
         if grpc_port is None and rest_port is None:
             raise ValueError("Enable at least one of the gRPC and REST front ends.")
@@ -70,12 +78,12 @@ class ModelServer:
         self.api = PredictionApi(self.manager)
         self.host = host
         self._grpc = (
-            GrpcService(self.api, host, grpc_port, max_request_bytes, threads, grace_seconds)
+            GrpcService(self.api, host, grpc_port, max_request_bytes, threads, grace_seconds, **(grpc_options or {}))
             if grpc_port is not None
             else None
         )
         self._rest = (
-            RestService(self.api, host, rest_port, max_request_bytes, threads, grace_seconds)
+            RestService(self.api, host, rest_port, max_request_bytes, threads, grace_seconds, **(rest_options or {}))
             if rest_port is not None
             else None
         )
@@ -156,6 +164,46 @@ def define_flags(flag_values=None):
     flags.DEFINE_integer("max_request_batch_size", 1024, "Most examples in one request.", flag_values=values)
     flags.DEFINE_integer("threads", 64, "Worker threads per front end.", flag_values=values)
     flags.DEFINE_float("grace_seconds", 10.0, "How long shutdown waits for in-flight requests.", flag_values=values)
+    flags.DEFINE_integer(
+        "max_json_depth", 64, "REST: JSON bodies nested deeper than this get 400.", flag_values=values
+    )
+    flags.DEFINE_float(
+        "rest_header_timeout_seconds",
+        10.0,
+        "REST: close a connection whose request headers are not complete this long after it opened or "
+        "answered (also the idle keep-alive timeout).",
+        flag_values=values,
+    )
+    flags.DEFINE_float(
+        "rest_body_timeout_seconds", 30.0, "REST: 408 when a body has not arrived this long after its headers.",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "rest_max_connections", 512, "REST: open connections beyond this get 503 and are closed.", flag_values=values
+    )
+    flags.DEFINE_integer(
+        "grpc_max_concurrent_rpcs", 256, "gRPC: calls beyond this in the server get RESOURCE_EXHAUSTED.",
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "grpc_max_concurrent_streams", 100, "gRPC: most calls at once on one connection.", flag_values=values
+    )
+    flags.DEFINE_float(
+        "grpc_keepalive_time_seconds", 60.0, "gRPC: ping a connection after this long without activity.",
+        flag_values=values,
+    )
+    flags.DEFINE_float(
+        "grpc_keepalive_timeout_seconds", 20.0, "gRPC: drop a connection whose ping is not answered in this time.",
+        flag_values=values,
+    )
+    flags.DEFINE_float(
+        "grpc_max_connection_idle_seconds", 300.0, "gRPC: close a connection without calls for this long.",
+        flag_values=values,
+    )
+    flags.DEFINE_float(
+        "grpc_handshake_timeout_seconds", 10.0, "gRPC: close a connection whose HTTP/2 handshake takes longer.",
+        flag_values=values,
+    )
 
 
 def server_from_flags(flags_values) -> ModelServer:
@@ -184,6 +232,20 @@ def server_from_flags(flags_values) -> ModelServer:
         max_request_batch_size=flags_values.max_request_batch_size,
         threads=flags_values.threads,
         grace_seconds=flags_values.grace_seconds,
+        rest_options={
+            "max_json_depth": flags_values.max_json_depth,
+            "header_timeout_seconds": flags_values.rest_header_timeout_seconds,
+            "body_timeout_seconds": flags_values.rest_body_timeout_seconds,
+            "max_connections": flags_values.rest_max_connections,
+        },
+        grpc_options={
+            "max_concurrent_rpcs": flags_values.grpc_max_concurrent_rpcs,
+            "max_concurrent_streams": flags_values.grpc_max_concurrent_streams,
+            "keepalive_time_seconds": flags_values.grpc_keepalive_time_seconds,
+            "keepalive_timeout_seconds": flags_values.grpc_keepalive_timeout_seconds,
+            "max_connection_idle_seconds": flags_values.grpc_max_connection_idle_seconds,
+            "handshake_timeout_seconds": flags_values.grpc_handshake_timeout_seconds,
+        },
     )
 
 

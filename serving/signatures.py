@@ -290,11 +290,18 @@ class ServingModule(tf.Module):
 
     def _text_inputs(self, text, language, with_masks=False):
         batch = tf.size(text)
+        # The tokenizer would read invalid UTF-8 without complaint (as replacement
+        # characters); the caller is told instead. Transcoding leaves valid text unchanged.
+        valid_utf8 = tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
         checks = [
             tf.debugging.Assert(batch > 0, ["Empty batch: the request has no examples."]),
             tf.debugging.Assert(
                 tf.equal(tf.size(language), batch),
                 ["Mismatched lengths: language has", tf.size(language), "values for", batch, "texts."],
+            ),
+            tf.debugging.Assert(
+                tf.reduce_all(valid_utf8),
+                ["Invalid UTF-8 in 'text' of example(s)", tf.where(tf.logical_not(valid_utf8))[:, 0], "(0-based)."],
             ),
         ]
         with tf.control_dependencies(checks):

@@ -205,6 +205,14 @@ GRPC_CASES = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "output tensor alias not found",
     ),
+    "invalid UTF-8 text": (
+        {
+            "inputs": {"text": np.asarray([b"le chat", b"caf\xe9"], object), "language": np.asarray([b"fr", b"fr"], object)},
+            "signature_name": "embed",
+        },
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Invalid UTF-8 in 'text' of example(s)] [1]",
+    ),
     "oversize message": (
         {"inputs": text_inputs(["x" * MAX_REQUEST_BYTES], ["en"]), "signature_name": "embed"},
         grpc.StatusCode.RESOURCE_EXHAUSTED,
