@@ -73,14 +73,16 @@ def write(path, text):
     return path
 
 
-def write_corpus_directory(root, languages=("en", "sw"), text_lines=200, task_sentences=60, nli=False, ner=True):
+def write_corpus_directory(root, languages=("en", "sw"), text_lines=200, task_sentences=60, nli=False, ner=True,
+                           pos_languages=None):
     """Writes the corpus directory; returns its path."""
     base = toy_sentences(text_lines, seed=11)
     tagged = toy_sentences(task_sentences, seed=12)
     for code in languages:
         transform = TRANSFORMS[code]
         write(os.path.join(root, "text", f"{code}.txt"), "\n".join(transform(s) for s in base) + "\n")
-        write(os.path.join(root, "pos", f"{code}.conllu"), _conllu([transform(s) for s in tagged]))
+        if pos_languages is None or code in pos_languages:
+            write(os.path.join(root, "pos", f"{code}.conllu"), _conllu([transform(s) for s in tagged]))
         if ner and code != "sw":
             write(os.path.join(root, "ner", f"{code}.iob"), _iob(code, [transform(s) for s in tagged]))
         if nli:
