@@ -123,6 +123,31 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture):
         assert (start, pad, end) == (0, 1, 2)  # fairseq ids
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_tokenizer_text_ops_are_listed(presets, architecture):
+    from serving import op_check
+    from tests.data.test_tokenizer import _op_types
+    from tf_metaling.data.bert_pretokenizer import BERT_PRETOKENIZER_OPS
+    from tf_metaling.data.sentencepiece_tokenizer import SENTENCEPIECE_OPS
+
+    tokenizer = load_pretrained_tokenizer(presets[architecture])
+    strings = tf.TensorSpec([None], tf.string)
+    functions = [
+        tf.function(lambda s: tokenizer.encode(s, 16)).get_concrete_function(strings),
+        tf.function(lambda a, b: tokenizer.encode_pairs(a, b, 16)).get_concrete_function(strings, strings),
+        tf.function(lambda w: tokenizer.tokenize_pretokenized(w)).get_concrete_function(
+            tf.RaggedTensorSpec([None, None], tf.string)
+        ),
+    ]
+    ops = set().union(*(_op_types(f) for f in functions))
+    custom = {op for op in ops if op not in set(dir(tf.raw_ops))}
+    listed = set(SENTENCEPIECE_OPS) if architecture == "xlm_roberta" else (
+        set(BERT_PRETOKENIZER_OPS) | {"FastWordpieceTokenizeWithOffsets"}
+    )
+    assert custom and custom <= listed, custom
+    assert custom <= op_check.read_allowlist()  # exported text signatures may use them
+
+
 def test_masked_lm_head_is_converted(presets):
     preset = presets["bert_masked_lm"]
     assert read_preset(preset).has_masked_lm
