@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tests.helpers import random_batch
 from tests.models import pretrained_fixtures as fixtures
+from tf_metaling import checkpoints
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualModel
@@ -100,7 +101,7 @@ def test_segment_ids_reach_the_segment_embeddings(presets):
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_tokenizer_ids_equal_keras_hub(presets, architecture):
+def test_tokenizer_ids_equal_keras_hub(presets, architecture, tmp_path):
     preset = presets[architecture]
     reference = load_keras_hub_tokenizer(preset)
     tokenizer = load_pretrained_tokenizer(preset)
@@ -108,6 +109,9 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture):
     expected = reference(texts)
     expected = expected if isinstance(expected, list) else expected.to_list()
     assert tokenizer.tokenize(texts).to_list() == expected
+    # A fine-tuning model_dir keeps the tokenizer in a file; reloaded, it gives the same ids.
+    saved = tokenizer.save(str(tmp_path / checkpoints.tokenizer_file_name(tokenizer)))
+    assert checkpoints.load_tokenizer(saved).tokenize(texts).to_list() == expected
     assert any(ids for ids in expected[:5]) and tokenizer.vocab_size == reference.vocabulary_size()
     # Packing uses the preset's own start / end / padding ids.
     start, end, pad = (
