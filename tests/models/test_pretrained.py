@@ -269,9 +269,13 @@ def test_vocabulary_that_does_not_match_the_embeddings_fails(presets, tmp_path):
                                           rf"matrix has {size} rows"):
         load_pretrained_tokenizer(directory)
     spm = _copy(presets["xlm_roberta"], tmp_path, "xlmr")
-    _edit_json(spm / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] + 3))
+    _edit_json(spm / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] - 3))
     with pytest.raises(PresetError, match=r"vocabulary\.spm: the vocabulary has \d+ ids but the embedding"):
         load_pretrained_encoder(spm, fixtures.LANGUAGES)
+    # More embedding rows than ids (a padded checkpoint vocabulary) is fine.
+    padded = _copy(presets["xlm_roberta"], tmp_path, "padded")
+    _edit_json(padded / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] + 3))
+    assert read_preset(padded).vocabulary_size == load_pretrained_tokenizer(padded).vocab_size + 3
 
 
 def test_not_a_directory_fails(tmp_path):
