@@ -292,7 +292,7 @@ class ComparisonStudy:
         from tf_metaling.training.transfer_evaluation import classification_records, mlm_records, retrieval_records
 
         model = checkpoints.restore_model(run_dir)
-        tokenizer = Tokenizer.from_vocab_file(os.path.join(run_dir, checkpoints.VOCAB_FILE))
+        tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(run_dir))
         length = config.data.sequence_length
         inputs = build_mlm_inputs(config.data, run_dir, config.runtime.seed, corpus=self.corpus)
         # The most frequent masked token of a language, from a sample of its training text.
@@ -349,7 +349,7 @@ class ComparisonStudy:
                     run_finetuning(tagger_config, tagger_dir, "train", log=quiet,
                                    task_data=(task.label_names, task.train[code], {}))
                 tagger = checkpoints.restore_model(tagger_dir)
-                tokenizer = Tokenizer.from_vocab_file(os.path.join(tagger_dir, checkpoints.VOCAB_FILE))
+                tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(tagger_dir))
                 records.setdefault(f"tagging:{name}", {})[code] = tagging_records(
                     tagger, tokenizer, task, code, config.data.sequence_length)
         return records
