@@ -175,6 +175,8 @@ class ComparisonStudy:
             data = self.base.data
             tokenizer = self.corpus.fixed_tokenizer()
             if tokenizer is None:
+                self._print(f"Learning the study's shared vocabulary ({data.vocab_size} pieces, "
+                            f"{len(self.languages)} languages) ...")
                 sources = {c: s for c, s in self.corpus.text_sources("train").items() if c in self.languages}
                 tokenizer = Tokenizer.train(
                     {code: _sentences(source, code) for code, source in sources.items()},
@@ -199,6 +201,8 @@ class ComparisonStudy:
         os.makedirs(self.output_dir, exist_ok=True)
         vocab_file = self.shared_vocabulary()
         runs = _runs(self.plan, self.languages)
+        self._print(f"{len(runs)} runs ({', '.join(VARIANT_TITLES[v] for v in self.plan.variants)}; "
+                    f"seeds {', '.join(map(str, self.plan.seeds))}) on the {self.corpus.describe()}")
         # Cost of a run in Mono-run units (its languages under the per-language budget): for the estimate.
         units = [len(self.config_for(v, c, s, vocab_file).data.languages) if self.plan.budget == "per_language"
                  else 1 for v, c, s in runs]
