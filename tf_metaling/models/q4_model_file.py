@@ -115,7 +115,9 @@ class Q4ModelFile:
 
     Args:
         path: the file to read (read whole into memory; about 72 MB for
-            multilingual-e5-small).
+            multilingual-e5-small), or the name used in messages when `data`
+            is given.
+        data: the file's bytes (e.g. a member read from a wheel), if any.
 
     Attributes:
         config: `Q4ModelConfig` from the header.
@@ -133,10 +135,12 @@ class Q4ModelFile:
     (384, 384)
     """
 
-    def __init__(self, path):
+    def __init__(self, path, data: bytes | None = None):
         self.path = str(path)
-        with open(self.path, "rb") as f:
-            self._data = f.read()
+        if data is None:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        self._data = data
         cursor = _Cursor(self.path, self._data)
         magic = cursor.take(4, "the magic number")
         if magic != MAGIC:
