@@ -20,6 +20,14 @@ INSTALL_REQUIRES = [
     # The serving REST front end (serving/rest_service.py).
     "aiohttp==3.14.5",
     "scikit-learn==1.9.1",
+    # Pretrained encoders (tf_metaling/models/pretrained.py): keras-hub reads backbones
+    # from local preset directories; its Hugging Face-format loader needs safetensors,
+    # which keras-hub does not install. keras-hub 0.32.0 pins kagglesdk 0.1.28, which
+    # needs kaggle 2.2.1 (tf-models-official pulls kaggle in).
+    "keras-hub==0.32.0",
+    "safetensors==0.8.0",
+    "kaggle==2.2.1",
+    "kagglesdk==0.1.28",
     # The built-in encoder's SentencePiece model proto (tf_metaling/models/builtin_encoder.py).
     "sentencepiece==0.2.3",
 ]

@@ -114,7 +114,15 @@ class ServingModule(tf.Module):
         if int(top_k) < 1:
             raise ValueError(f"top_k={top_k}: expected an int >= 1.")
         self.languages = languages
-        self.top_k = min(int(top_k), model.encoder.vocabulary_size - NUM_SPECIAL_TOKENS)
+        # Special tokens are never an answer to "which word goes here".
+        if tokenizer is None:
+            self._special_token_ids = tuple(range(NUM_SPECIAL_TOKENS))
+        else:
+            self._special_token_ids = tuple(
+                sorted({tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id})
+            )
+        self._mask_id = text_inputs.special_ids(tokenizer)["mask"]
+        self.top_k = min(int(top_k), model.encoder.vocabulary_size - len(self._special_token_ids))
         self.max_length = model.encoder.max_sequence_length
         self.vocabulary_size = model.encoder.vocabulary_size
         self.text_mode = tokenizer is not None
@@ -217,12 +225,13 @@ class ServingModule(tf.Module):
 
     def _fill_mask(self, **request):
         inputs = self._request_inputs(request, with_masks=True)
-        positions = text_inputs.mask_positions(inputs["token_ids"])
+        positions = text_inputs.mask_positions(inputs["token_ids"], self._mask_id)
         valid = positions >= 0
         inputs["mask_positions"] = tf.maximum(positions, 0)
         logits = self._run(inputs, [MASKED_LM_LOGITS])[MASKED_LM_LOGITS]
-        # Special tokens are never an answer to "which word goes here".
-        special = tf.range(tf.shape(logits)[-1]) < NUM_SPECIAL_TOKENS
+        special = tf.reduce_any(
+            tf.equal(tf.range(tf.shape(logits)[-1])[:, None], tf.constant(self._special_token_ids)[None, :]), axis=1
+        )
         logits = tf.where(special, tf.constant(float("-inf"), logits.dtype), logits)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)

@@ -8,6 +8,11 @@ would lower-case and split that marker like any punctuation, so the text is cut
 at each literal ``[MASK]`` first, the pieces between are tokenized, and the mask
 id is put back between them.
 
+Special ids come from the tokenizer (a converted checkpoint keeps its own, e.g.
+XLM-R's ``<s>=0, <pad>=1, </s>=2``), and the mask marker is the tokenizer's own
+mask token (``[MASK]``, or ``<mask>`` for XLM-R); without a tokenizer the
+project's fixed ids apply.
+
 Only core TensorFlow ops are added here; the text ops are the tokenizer's.
 """
 
@@ -18,39 +23,48 @@ import tensorflow as tf
 from tf_metaling.data.tokenizer import CLS_ID, MASK_ID, MASK_TOKEN, PAD_ID, SEP_ID
 
 
-def pack_pieces(pieces: tf.RaggedTensor, max_length: int) -> dict:
+def special_ids(tokenizer=None) -> dict:
+    """``{"cls", "sep", "pad", "mask"}`` ids of `tokenizer` (the project's fixed ids without one)."""
+    if tokenizer is None:
+        return {"cls": CLS_ID, "sep": SEP_ID, "pad": PAD_ID, "mask": MASK_ID}
+    return {"cls": tokenizer.cls_id, "sep": tokenizer.sep_id, "pad": tokenizer.pad_id, "mask": tokenizer.mask_id}
+
+
+def pack_pieces(pieces: tf.RaggedTensor, max_length: int, tokenizer=None) -> dict:
     """[B, (pieces)] -> ``token_ids``/``padding_mask`` int32 [B, T], T = longest row <= max_length."""
+    ids_of = special_ids(tokenizer)
     body = tf.cast(pieces[:, : max_length - 2], tf.int32)
     rows = body.nrows()
-    cls = tf.fill(tf.stack([rows, 1]), tf.constant(CLS_ID, tf.int32))
-    sep = tf.fill(tf.stack([rows, 1]), tf.constant(SEP_ID, tf.int32))
+    cls = tf.fill(tf.stack([rows, 1]), tf.constant(ids_of["cls"], tf.int32))
+    sep = tf.fill(tf.stack([rows, 1]), tf.constant(ids_of["sep"], tf.int32))
     ids = tf.concat([cls, body, sep], axis=1)
-    token_ids = ids.to_tensor(default_value=PAD_ID)
+    token_ids = ids.to_tensor(default_value=ids_of["pad"])
     padding_mask = tf.sequence_mask(ids.row_lengths(), tf.shape(token_ids)[1], dtype=tf.int32)
     return {"token_ids": token_ids, "padding_mask": padding_mask}
 
 
 def encode_text(tokenizer, text: tf.Tensor, max_length: int) -> dict:
     """[B] strings -> packed model inputs (see `pack_pieces`)."""
-    return pack_pieces(tokenizer.tokenize(text), max_length)
+    return pack_pieces(tokenizer.tokenize(text), max_length, tokenizer)
 
 
 def encode_text_with_masks(tokenizer, text: tf.Tensor, max_length: int) -> dict:
-    """Like `encode_text`, but every literal ``[MASK]`` in the text becomes the mask id."""
-    segments = tf.strings.split(text, sep=MASK_TOKEN)  # [B, (segments)]
+    """Like `encode_text`, but every literal mask token (``[MASK]``) in the text becomes the mask id."""
+    mask_token = tokenizer.vocab[tokenizer.mask_id] if hasattr(tokenizer, "mask_id") else MASK_TOKEN
+    segments = tf.strings.split(text, sep=mask_token)  # [B, (segments)]
     pieces = tf.cast(tokenizer.tokenize(segments.flat_values), tf.int32)  # [N, (pieces)]
     # A mask id follows every segment except the last one of its text.
     position = tf.ragged.range(segments.row_lengths()).flat_values
     row_length = tf.gather(segments.row_lengths(), segments.value_rowids())
     followed_by_mask = tf.cast(position < row_length - 1, tf.int64)
-    masks = tf.cast(tf.ragged.range(followed_by_mask) * 0 + MASK_ID, tf.int32)
+    masks = tf.cast(tf.ragged.range(followed_by_mask) * 0 + special_ids(tokenizer)["mask"], tf.int32)
     pieces = tf.concat([pieces, masks], axis=1)
     merged = segments.with_flat_values(pieces).merge_dims(1, 2)
-    return pack_pieces(merged, max_length)
+    return pack_pieces(merged, max_length, tokenizer)
 
 
-def mask_positions(token_ids: tf.Tensor) -> tf.Tensor:
+def mask_positions(token_ids: tf.Tensor, mask_id: int = MASK_ID) -> tf.Tensor:
     """Positions of the mask id in each row, int32 [B, P] padded with -1 (P = most masks in a row)."""
-    is_mask = tf.equal(token_ids, MASK_ID)
+    is_mask = tf.equal(token_ids, mask_id)
     positions = tf.broadcast_to(tf.range(tf.shape(token_ids)[1], dtype=tf.int32), tf.shape(token_ids))
     return tf.ragged.boolean_mask(positions, is_mask).to_tensor(default_value=-1)

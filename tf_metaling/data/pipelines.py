@@ -220,7 +220,7 @@ def _traced_encode(tokenizer, sequence_length: int, packing: str, transform):
             if packing == "sentence":
                 inputs = tokenizer.pack(pieces, sequence_length)
             else:
-                inputs = _pack_stream(pieces, sequence_length)
+                inputs = _pack_stream(pieces, sequence_length, tokenizer)
             rows = tf.shape(inputs["token_ids"])[0]
             inputs["language_ids"] = tf.fill([rows], language_id)
             return inputs
@@ -261,10 +261,13 @@ def _encode_fn(tokenizer, config: MlmPipelineConfig, language_id: int, transform
     return encode_language
 
 
-def _pack_stream(pieces: tf.RaggedTensor, sequence_length: int) -> dict:
-    """Concatenates sentences (each + [SEP]) and cuts ``[CLS] + T-1`` chunks."""
+def _pack_stream(pieces: tf.RaggedTensor, sequence_length: int, tokenizer=None) -> dict:
+    """Concatenates sentences (each + [SEP]) and cuts ``[CLS] + T-1`` chunks (the tokenizer's ids)."""
+    cls_id, sep_id, pad_id = (
+        (CLS_ID, SEP_ID, PAD_ID) if tokenizer is None else (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    )
     rows = pieces.nrows()
-    sep = tf.fill(tf.stack([rows, 1]), tf.constant(SEP_ID, pieces.dtype))
+    sep = tf.fill(tf.stack([rows, 1]), tf.constant(sep_id, pieces.dtype))
     stream = tf.concat([pieces, sep], axis=1).flat_values
     chunk = sequence_length - 1
     total = tf.size(stream, out_type=tf.int64)
@@ -278,10 +281,10 @@ def _pack_stream(pieces: tf.RaggedTensor, sequence_length: int) -> dict:
         axis=0,
     )
     chunks = tf.RaggedTensor.from_row_lengths(stream, lengths)
-    cls = tf.fill(tf.stack([chunks.nrows(), 1]), tf.constant(CLS_ID, pieces.dtype))
+    cls = tf.fill(tf.stack([chunks.nrows(), 1]), tf.constant(cls_id, pieces.dtype))
     ids = tf.cast(tf.concat([cls, chunks], axis=1), tf.int32)
     return {
-        "token_ids": ids.to_tensor(PAD_ID, shape=[None, sequence_length]),
+        "token_ids": ids.to_tensor(pad_id, shape=[None, sequence_length]),
         "padding_mask": tf.sequence_mask(ids.row_lengths(), sequence_length, dtype=tf.int32),
     }
 

@@ -7,8 +7,13 @@ feeds `tf.data` pipelines, runs inside `tf.function`, and ships inside exported
 SavedModels: the WordPiece model is a constant of the graph and the vocabulary
 file is tracked as a SavedModel asset when the tokenizer was loaded from one.
 
-Special tokens have fixed ids that every other part of the project relies on:
-``[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4``.
+A vocabulary the project learns has its special tokens first, with fixed ids
+``[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4``. A pretrained checkpoint's
+vocabulary (`tf_metaling.models.pretrained`) keeps its own ids: pass
+`special_tokens`, and read the ids from the tokenizer (``pad_id``, ``unk_id``,
+``cls_id``, ``sep_id``, ``mask_id``), as packing and serving do. With
+``pretokenization="bert"`` words are split as keras-hub's BERT tokenizer splits
+them (`BertPretokenizer`), so a converted BERT gets the ids it was trained on.
 
 `TOKENIZER_OPS` lists the string/text ops the in-graph tokenizer uses
 (`encode`, `encode_pairs`, `tokenize_pretokenized`, `detokenize`); the tests
@@ -45,6 +50,11 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
 NUM_SPECIAL_TOKENS = len(SPECIAL_TOKENS)
 SUFFIX_INDICATOR = "##"
 
+# Roles of the special tokens, and the project's own tokens for them.
+SPECIAL_ROLES = ("pad", "unk", "cls", "sep", "mask")
+DEFAULT_SPECIAL_TOKENS = dict(zip(SPECIAL_ROLES, SPECIAL_TOKENS))
+PRETOKENIZATIONS = ("tf_metaling", "bert")
+
 # Found by tracing encode / encode_pairs / tokenize_pretokenized / detokenize
 # (tests/data/test_tokenizer.py::test_tokenizer_ops_match_traced_graph).
 # FastWordpiece*, NormalizeUTF8 and TFText>* come from tensorflow-text (the
@@ -73,6 +83,13 @@ class Tokenizer(tf.Module):
         max_bytes_per_word: longer words become ``[UNK]``.
         vocab_file: the file the vocabulary came from; tracked as a SavedModel
             asset so exports carry it.
+        special_tokens: ``{role: token}`` for the roles ``pad, unk, cls, sep,
+            mask`` when the vocabulary is not the project's (a pretrained
+            checkpoint's); default: the project's tokens, which must come first.
+        pretokenization: ``"tf_metaling"`` (`Pretokenizer`) or ``"bert"``
+            (keras-hub's BERT splitting, `BertPretokenizer`; `lower_case` is
+            then Unicode case folding and `normalization_form` must be None).
+        strip_accents: drop combining marks (``"bert"`` pretokenisation only).
 
     Example:
     >>> tokenizer = Tokenizer.train({"en": ["a cat sat"], "fr": ["un chat"]}, 40)
@@ -89,24 +106,45 @@ class Tokenizer(tf.Module):
         max_bytes_per_word: int = 100,
         vocab_file: str | None = None,
         name: str = "tokenizer",
+        special_tokens: Mapping[str, str] | None = None,
+        pretokenization: str = "tf_metaling",
+        strip_accents: bool = False,
     ):
         super().__init__(name=name)
         import tensorflow_text as text
 
         vocab = list(vocab)
-        _check_vocab(vocab, source=vocab_file)
+        self.special_tokens = dict(special_tokens) if special_tokens else None
+        _check_vocab(vocab, source=vocab_file, special_tokens=self.special_tokens)
         self._vocab = tuple(vocab)
         self.lower_case = bool(lower_case)
         self.normalization_form = normalization_form
         self.max_bytes_per_word = int(max_bytes_per_word)
-        self.pretokenizer = Pretokenizer(lower_case, normalization_form)
+        if pretokenization not in PRETOKENIZATIONS:
+            raise ValueError(f"pretokenization={pretokenization!r}: expected one of {PRETOKENIZATIONS}.")
+        self.pretokenization = pretokenization
+        self.strip_accents = bool(strip_accents)
+        if pretokenization == "bert":
+            if normalization_form is not None:
+                raise ValueError("pretokenization='bert' normalises as BERT does: set normalization_form=None.")
+            from tf_metaling.data.bert_pretokenizer import BertPretokenizer
+
+            self.pretokenizer = BertPretokenizer(lower_case, self.strip_accents)
+        elif self.strip_accents:
+            raise ValueError("strip_accents is part of pretokenization='bert'.")
+        else:
+            self.pretokenizer = Pretokenizer(lower_case, normalization_form)
         self._token_index = {token: i for i, token in enumerate(vocab)}
+        roles = self.special_tokens or DEFAULT_SPECIAL_TOKENS
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
+            self._token_index[roles[role]] for role in SPECIAL_ROLES
+        )
         self._wordpiece = text.FastWordpieceTokenizer(
             vocab=vocab,
             suffix_indicator=SUFFIX_INDICATOR,
             max_bytes_per_word=self.max_bytes_per_word,
             token_out_type=tf.int32,
-            unknown_token=UNK_TOKEN,
+            unknown_token=vocab[self.unk_id],
             no_pretokenization=True,
             support_detokenization=True,
         )
@@ -191,8 +229,34 @@ class Tokenizer(tf.Module):
             with open(config_path, encoding="utf-8") as f:
                 config = json.load(f)
         config.update(options)
-        vocab = read_vocab_file(path)
+        vocab = read_vocab_file(path, special_tokens=config.get("special_tokens"))
         return cls(vocab, vocab_file=path, **config)
+
+    @classmethod
+    def from_keras_hub(cls, tokenizer, vocab_file=None) -> Tokenizer:
+        """The same WordPiece tokenizer as a keras-hub `BertTokenizer` (vocabulary, splitting, specials)."""
+        vocab = list(tokenizer.get_vocabulary())
+        if tokenizer.special_tokens_in_strings or not tokenizer.split:
+            raise ValueError(
+                f"{vocab_file or tokenizer.name}: keras-hub tokenizer options special_tokens_in_strings="
+                f"{tokenizer.special_tokens_in_strings}, split={tokenizer.split} are not supported."
+            )
+        special = {
+            "pad": tokenizer.pad_token,
+            "unk": tokenizer.oov_token,
+            "cls": tokenizer.cls_token,
+            "sep": tokenizer.sep_token,
+            "mask": tokenizer.mask_token,
+        }
+        return cls(
+            vocab,
+            lower_case=tokenizer.lowercase,
+            normalization_form=None,
+            vocab_file=vocab_file,
+            special_tokens=special,
+            pretokenization="bert",
+            strip_accents=tokenizer.strip_accents,
+        )
 
     def save(self, path) -> str:
         """Writes the vocabulary file (and its options beside it); returns the path."""
@@ -204,11 +268,18 @@ class Tokenizer(tf.Module):
         return path
 
     def get_config(self) -> dict:
-        return {
+        config = {
             "lower_case": self.lower_case,
             "normalization_form": self.normalization_form,
             "max_bytes_per_word": self.max_bytes_per_word,
         }
+        if self.special_tokens or self.pretokenization != "tf_metaling":
+            config.update(
+                special_tokens=self.special_tokens,
+                pretokenization=self.pretokenization,
+                strip_accents=self.strip_accents,
+            )
+        return config
 
     @property
     def training_summary(self) -> dict | None:
@@ -261,7 +332,7 @@ class Tokenizer(tf.Module):
         sub_words = self.pretokenizer.split(words.flat_values)  # [N, (sub)]
         pieces = self._wordpiece.tokenize(sub_words).merge_dims(1, 2)  # [N, (pieces)]
         empty = tf.cast(tf.equal(pieces.row_lengths(), 0), pieces.row_splits.dtype)
-        filler = tf.ragged.range(empty) * 0 + UNK_ID
+        filler = tf.ragged.range(empty) * 0 + self.unk_id
         pieces = tf.concat([pieces, tf.cast(filler, tf.int32)], axis=1)
         return words.with_flat_values(pieces)
 
@@ -270,10 +341,10 @@ class Tokenizer(tf.Module):
         _check_sequence_length(sequence_length, 2)
         body = pieces[:, : sequence_length - 2]
         rows = body.nrows()
-        cls = tf.fill(tf.stack([rows, 1]), tf.constant(CLS_ID, body.dtype))
-        sep = tf.fill(tf.stack([rows, 1]), tf.constant(SEP_ID, body.dtype))
+        cls = tf.fill(tf.stack([rows, 1]), tf.constant(self.cls_id, body.dtype))
+        sep = tf.fill(tf.stack([rows, 1]), tf.constant(self.sep_id, body.dtype))
         ids = tf.concat([cls, body, sep], axis=1)
-        return _to_model_inputs(ids, sequence_length)
+        return _to_model_inputs(ids, sequence_length, self.pad_id)
 
     def encode(self, strings, sequence_length: int) -> dict:
         """[B] strings -> ``token_ids``, ``padding_mask``: int32 [B, T]."""
@@ -297,8 +368,8 @@ class Tokenizer(tf.Module):
         a = _truncate_rows(a, keep_a)
         b = _truncate_rows(b, keep_b)
         rows = a.nrows()
-        cls = tf.fill(tf.stack([rows, 1]), CLS_ID)
-        sep = tf.fill(tf.stack([rows, 1]), SEP_ID)
+        cls = tf.fill(tf.stack([rows, 1]), self.cls_id)
+        sep = tf.fill(tf.stack([rows, 1]), self.sep_id)
         ids = tf.concat([cls, a, sep, b, sep], axis=1)
         segments = tf.concat(
             [
@@ -310,18 +381,18 @@ class Tokenizer(tf.Module):
             ],
             axis=1,
         )
-        inputs = _to_model_inputs(ids, sequence_length)
+        inputs = _to_model_inputs(ids, sequence_length, self.pad_id)
         inputs["segment_ids"] = segments.to_tensor(0, shape=[None, sequence_length])
         return inputs
 
     def detokenize(self, ids) -> tf.Tensor:
         """Ids [B, T] or [B, (T)] -> [B] strings; [PAD], [CLS], [SEP] are dropped."""
         ids = tf.cast(_as_tensor_or_ragged(ids), tf.int32)
-        keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, CLS_ID) & tf.not_equal(ids, SEP_ID)
+        keep = tf.not_equal(ids, self.pad_id) & tf.not_equal(ids, self.cls_id) & tf.not_equal(ids, self.sep_id)
         return self._wordpiece.detokenize(tf.ragged.boolean_mask(ids, keep))
 
 
-def read_vocab_file(path) -> list[str]:
+def read_vocab_file(path, special_tokens=None) -> list[str]:
     """Reads a vocabulary (one token per line), raising DataFormatError on bad lines."""
     path = os.fspath(path)
     vocab = []
@@ -340,12 +411,19 @@ def read_vocab_file(path) -> list[str]:
             vocab.append(token)
     if not vocab:
         raise DataFormatError("empty vocabulary file", path=path, expected="one token per line")
-    _check_vocab(vocab, source=path)
+    _check_vocab(vocab, source=path, special_tokens=special_tokens)
     return vocab
 
 
-def _check_vocab(vocab: list[str], source=None) -> None:
-    for i, expected in enumerate(SPECIAL_TOKENS):
+def _check_vocab(vocab: list[str], source=None, special_tokens=None) -> None:
+    if special_tokens is not None:
+        missing = [f"{role}={special_tokens.get(role)!r}" for role in SPECIAL_ROLES
+                   if special_tokens.get(role) not in vocab]
+        if missing:
+            raise DataFormatError(
+                f"special tokens {missing} are not in the vocabulary", path=source, field="token"
+            )
+    for i, expected in enumerate(() if special_tokens is not None else SPECIAL_TOKENS):
         found = vocab[i] if i < len(vocab) else None
         if found != expected:
             raise DataFormatError(
@@ -395,8 +473,8 @@ def _truncate_rows(rt: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(rt, keep)
 
 
-def _to_model_inputs(ids: tf.RaggedTensor, sequence_length: int) -> dict:
+def _to_model_inputs(ids: tf.RaggedTensor, sequence_length: int, pad_id: int = PAD_ID) -> dict:
     ids = tf.cast(ids, tf.int32)
-    token_ids = ids.to_tensor(default_value=PAD_ID, shape=[None, sequence_length])
+    token_ids = ids.to_tensor(default_value=pad_id, shape=[None, sequence_length])
     padding_mask = tf.sequence_mask(ids.row_lengths(), sequence_length, dtype=tf.int32)
     return {"token_ids": token_ids, "padding_mask": padding_mask}

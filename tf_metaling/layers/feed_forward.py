@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from tf_metaling.layers.activations import get_activation
 from tf_metaling.layers.language_routed_layer import LanguageRoutedLayer, routed_dense
 
 
@@ -45,7 +46,7 @@ class FeedForward(LanguageRoutedLayer):
     ):
         super().__init__(num_languages=num_languages, **kwargs)
         self.intermediate_dim = int(intermediate_dim)
-        self.activation = keras.activations.get(activation)
+        self.activation = get_activation(activation)
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_metaling.layers.activations import get_activation
 from tf_metaling.layers.layer_norm import LayerNorm
 
 
@@ -51,7 +52,7 @@ class MaskedLMHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocabulary_size = int(vocabulary_size)
         self.tied = bool(tied)
-        self.activation = keras.activations.get(activation)
+        self.activation = get_activation(activation)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer or keras.initializers.TruncatedNormal(stddev=0.02)

@@ -11,7 +11,7 @@ from tf_metaling.layers.layer_norm import LayerNorm
 
 @keras.saving.register_keras_serializable(package="tf_metaling")
 class MultilingualEmbedding(LanguageRoutedLayer):
-    """Sums token, learned position and (optionally) language embeddings, then LN + dropout.
+    """Sums token, learned position and (optionally) segment and language embeddings, then LN + dropout.
 
     The token embedding matrix is shared by all languages (one subword
     vocabulary) and is the matrix a tied masked-LM head reuses. Language
@@ -23,6 +23,8 @@ class MultilingualEmbedding(LanguageRoutedLayer):
         hidden_dim: embedding width.
         max_sequence_length: number of learned positions.
         num_languages: when set, adds a learned embedding per language.
+        num_segments: when set, adds BERT's segment (token type) embeddings;
+            ``segment_ids`` default to 0 (single-sentence inputs).
         dropout: dropout after the embedding layer norm.
         layer_norm_epsilon: epsilon of the embedding layer norm.
         embeddings_initializer: initialiser of all embedding tables.
@@ -30,6 +32,7 @@ class MultilingualEmbedding(LanguageRoutedLayer):
     Call arguments:
         token_ids: ``[batch, seq]`` int ids.
         language_ids: ``[batch]`` ids or a scalar id (used only with language embeddings).
+        segment_ids: optional ``[batch, seq]`` segment ids (used only with segment embeddings).
         training: enables dropout.
 
     Example:
@@ -44,6 +47,7 @@ class MultilingualEmbedding(LanguageRoutedLayer):
         hidden_dim,
         max_sequence_length,
         num_languages=None,
+        num_segments=None,
         dropout=0.0,
         layer_norm_epsilon=1e-12,
         embeddings_initializer=None,
@@ -53,6 +57,7 @@ class MultilingualEmbedding(LanguageRoutedLayer):
         self.vocabulary_size = int(vocabulary_size)
         self.hidden_dim = int(hidden_dim)
         self.max_sequence_length = int(max_sequence_length)
+        self.num_segments = None if num_segments is None else int(num_segments)
         self.dropout = float(dropout)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.embeddings_initializer = keras.initializers.get(
@@ -72,6 +77,13 @@ class MultilingualEmbedding(LanguageRoutedLayer):
             shape=(self.max_sequence_length, self.hidden_dim),
             initializer=self.embeddings_initializer,
         )
+        self.segment_embeddings = None
+        if self.num_segments is not None:
+            self.segment_embeddings = self.add_weight(
+                name="segment_embeddings",
+                shape=(self.num_segments, self.hidden_dim),
+                initializer=self.embeddings_initializer,
+            )
         self.language_embeddings = None
         if self.is_language_specific:
             self.language_embeddings = self.add_routed_weight(
@@ -80,7 +92,7 @@ class MultilingualEmbedding(LanguageRoutedLayer):
         self.norm.build((None, None, self.hidden_dim))
         self.built = True
 
-    def call(self, token_ids, language_ids=None, training=None):
+    def call(self, token_ids, language_ids=None, training=None, segment_ids=None):
         token_ids = tf.cast(token_ids, tf.int32)
         length = tf.shape(token_ids)[1]
         tf.debugging.assert_less_equal(
@@ -90,6 +102,11 @@ class MultilingualEmbedding(LanguageRoutedLayer):
         )
         embedded = tf.gather(self.token_embeddings, token_ids)
         embedded = embedded + self.position_embeddings[None, :length, :]
+        if self.segment_embeddings is not None:
+            if segment_ids is None:
+                embedded = embedded + self.segment_embeddings[0]
+            else:
+                embedded = embedded + tf.gather(self.segment_embeddings, tf.cast(segment_ids, tf.int32))
         if self.language_embeddings is not None:
             language = self.select_for_languages(self.language_embeddings, language_ids)
             embedded = embedded + expand_per_example(language, 3)
@@ -105,6 +122,7 @@ class MultilingualEmbedding(LanguageRoutedLayer):
                 "vocabulary_size": self.vocabulary_size,
                 "hidden_dim": self.hidden_dim,
                 "max_sequence_length": self.max_sequence_length,
+                "num_segments": self.num_segments,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from tf_metaling.layers.activations import get_activation
 from tf_metaling.layers.feed_forward import FeedForward
 from tf_metaling.layers.language_adapter import LanguageAdapter
 from tf_metaling.layers.layer_norm import LayerNorm
@@ -107,7 +108,7 @@ class TransformerBlock(keras.layers.Layer):
         self.adapter_activation = keras.activations.get(adapter_activation)
         self.dropout = float(dropout)
         self.attention_dropout = float(attention_dropout)
-        self.activation = keras.activations.get(activation)
+        self.activation = get_activation(activation)
         self.normalize_first = bool(normalize_first)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

@@ -39,11 +39,16 @@ class MultilingualEncoder(keras.layers.Layer):
         language_embedding: add XLM-style learned language embeddings.
         layer_norm_epsilon: layer-norm epsilon.
         initializer_range: stddev of the truncated-normal kernel initialiser.
+        num_segments: adds BERT's segment (token type) embeddings with this
+            many segments; inputs may then hold ``segment_ids`` (default 0).
+        pad_token_id: the padding id; without a ``padding_mask`` input, the
+            mask is ``token_ids != pad_token_id`` (XLM-R pads with 1).
 
     Call arguments:
         inputs: dict with ``token_ids`` ``[batch, seq]``, ``padding_mask``
-            ``[batch, seq]`` (1 for real tokens) and ``language_ids`` (``[batch]``
-            ints, or a scalar for a one-language batch).
+            ``[batch, seq]`` (1 for real tokens), ``language_ids`` (``[batch]``
+            ints, or a scalar for a one-language batch) and, optionally,
+            ``segment_ids`` ``[batch, seq]``.
         training: enables dropout.
 
     Returns:
@@ -82,6 +87,8 @@ class MultilingualEncoder(keras.layers.Layer):
         language_embedding=False,
         layer_norm_epsilon=1e-12,
         initializer_range=0.02,
+        num_segments=None,
+        pad_token_id=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,6 +118,8 @@ class MultilingualEncoder(keras.layers.Layer):
         self.language_embedding = bool(language_embedding)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.initializer_range = float(initializer_range)
+        self.num_segments = None if num_segments is None else int(num_segments)
+        self.pad_token_id = int(pad_token_id)
 
         initializer = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
         self.embedding = MultilingualEmbedding(
@@ -118,6 +127,7 @@ class MultilingualEncoder(keras.layers.Layer):
             hidden_dim=self.hidden_dim,
             max_sequence_length=self.max_sequence_length,
             num_languages=self.num_languages if self.language_embedding else None,
+            num_segments=self.num_segments,
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
             embeddings_initializer=initializer,
@@ -177,9 +187,11 @@ class MultilingualEncoder(keras.layers.Layer):
         token_ids = inputs["token_ids"]
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
-            padding_mask = tf.not_equal(token_ids, 0)
+            padding_mask = tf.not_equal(token_ids, self.pad_token_id)
         language_ids = inputs["language_ids"]
-        hidden = self.embedding(token_ids, language_ids, training=training)
+        hidden = self.embedding(
+            token_ids, language_ids, training=training, segment_ids=inputs.get("segment_ids")
+        )
         for block in self.blocks:
             hidden = block(hidden, padding_mask, language_ids, training=training)
         if self.final_norm is not None:
@@ -211,6 +223,8 @@ class MultilingualEncoder(keras.layers.Layer):
                 "language_embedding": self.language_embedding,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "initializer_range": self.initializer_range,
+                "num_segments": self.num_segments,
+                "pad_token_id": self.pad_token_id,
             }
         )
         return config

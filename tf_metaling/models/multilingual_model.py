@@ -35,6 +35,9 @@ class MultilingualModel(keras.Model):
         sentence_class_names: class names; adds a sentence classification head.
         pooling: ``"mean"`` or ``"first"`` for embeddings and sentence classes.
         head_dropout: dropout before the classifiers.
+        masked_lm_activation, masked_lm_layer_norm_epsilon: the masked-LM
+            transform's activation and layer-norm epsilon (default: the
+            encoder's); a converted checkpoint's head may differ from its blocks.
 
     Call arguments:
         inputs: dict with ``token_ids``, ``padding_mask``, ``language_ids`` and,
@@ -55,6 +58,8 @@ class MultilingualModel(keras.Model):
         sentence_class_names=None,
         pooling="mean",
         head_dropout=0.1,
+        masked_lm_activation=None,
+        masked_lm_layer_norm_epsilon=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,11 +73,25 @@ class MultilingualModel(keras.Model):
         self.sentence_class_names = list(sentence_class_names) if sentence_class_names else None
         self.pooling = pooling
         self.head_dropout = float(head_dropout)
+        self.masked_lm_activation = masked_lm_activation
+        self.masked_lm_layer_norm_epsilon = (
+            None if masked_lm_layer_norm_epsilon is None else float(masked_lm_layer_norm_epsilon)
+        )
         common = {"dtype": encoder.dtype_policy}
         self.pooler = PooledEmbedding(pooling=pooling, name="pooler", **common)
         self.masked_lm_head = (
-            MaskedLMHead(encoder.vocabulary_size, tied=True, activation=encoder.activation,
-                         layer_norm_epsilon=encoder.layer_norm_epsilon, name="masked_lm_head", **common)
+            MaskedLMHead(
+                encoder.vocabulary_size,
+                tied=True,
+                activation=masked_lm_activation or encoder.activation,
+                layer_norm_epsilon=(
+                    encoder.layer_norm_epsilon
+                    if masked_lm_layer_norm_epsilon is None
+                    else masked_lm_layer_norm_epsilon
+                ),
+                name="masked_lm_head",
+                **common,
+            )
             if self.masked_lm
             else None
         )
@@ -122,7 +141,7 @@ class MultilingualModel(keras.Model):
         sequence = self.encoder(inputs, training=training)
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
-            padding_mask = tf.not_equal(inputs["token_ids"], 0)
+            padding_mask = tf.not_equal(inputs["token_ids"], self.encoder.pad_token_id)
         results = {SEQUENCE_OUTPUT: sequence}
         if EMBEDDING in wanted:
             results[EMBEDDING] = self.pooler(sequence, padding_mask)
@@ -145,6 +164,8 @@ class MultilingualModel(keras.Model):
             "sentence_class_names": self.sentence_class_names,
             "pooling": self.pooling,
             "head_dropout": self.head_dropout,
+            "masked_lm_activation": self.masked_lm_activation,
+            "masked_lm_layer_norm_epsilon": self.masked_lm_layer_norm_epsilon,
         }
 
     @classmethod
