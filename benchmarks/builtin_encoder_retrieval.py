@@ -17,8 +17,8 @@ candidate among the N of the other language is their translation
 
 `--path` chooses how the preset runs: ``keras_hub`` (the preset's own
 BertBackbone and XLMRobertaTokenizer) or ``encoder`` (converted into the
-project's MultilingualEncoder by `tf_metaling.models.pretrained`, with the
-project's in-graph tokenizer; needs that module). Results are printed as a
+project's MultilingualEncoder by `tf_metaling.models.pretrained`; token ids
+from the preset's tokenizer). Results are printed as a
 table and written to ``benchmarks/results/builtin_encoder_retrieval.json``.
 """
 
@@ -55,8 +55,11 @@ class KerasHubEmbedder:
         def pooled(token_ids):
             mask = tf.cast(tf.not_equal(token_ids, self.tokenizer.pad_token_id), tf.int32)
             hidden = self.backbone(
-                {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids),
-                 "padding_mask": mask}  # fmt: skip
+                {
+                    "token_ids": token_ids,
+                    "segment_ids": tf.zeros_like(token_ids),
+                    "padding_mask": mask,
+                }  # fmt: skip
             )["sequence_output"]
             weights = tf.cast(mask, hidden.dtype)[..., None]
             return tf.reduce_sum(hidden * weights, 1) / tf.reduce_sum(weights, 1)
@@ -74,39 +77,34 @@ class KerasHubEmbedder:
 
 
 class EncoderEmbedder(KerasHubEmbedder):
-    """The same through the project's MultilingualEncoder and in-graph tokenizer."""
+    """The same through the project's MultilingualEncoder (converted by
+    `tf_metaling.models.pretrained`); token ids from the preset's tokenizer."""
 
-    def __init__(self, preset_dir, sequence_length, batch_size, language="en"):
+    def __init__(self, preset_dir, sequence_length, batch_size):
+        import keras_hub
         import tensorflow as tf
 
-        from tf_metaling.models.pretrained import load_pretrained_encoder, load_pretrained_tokenizer
+        from tf_metaling.models.pretrained import load_pretrained_encoder
 
-        self.encoder = load_pretrained_encoder(preset_dir, [language], language_specific="none")
-        self.project_tokenizer = load_pretrained_tokenizer(preset_dir)
+        self.encoder = load_pretrained_encoder(preset_dir, ["en"], language_specific="none")
+        self.tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset_dir)
         self.sequence_length = sequence_length
         self.batch_size = batch_size
-        self.pad_id = self.encoder.pad_token_id
 
         @tf.function(reduce_retracing=True)
         def pooled(token_ids):
-            mask = tf.cast(tf.not_equal(token_ids, self.pad_id), tf.int32)
+            mask = tf.not_equal(token_ids, self.encoder.pad_token_id)
             hidden = self.encoder(
-                {"token_ids": token_ids, "padding_mask": mask,
-                 "language_ids": tf.zeros(tf.shape(token_ids)[:1], tf.int32)}  # fmt: skip
+                {
+                    "token_ids": token_ids,
+                    "padding_mask": mask,
+                    "language_ids": tf.zeros(tf.shape(token_ids)[:1], tf.int32),
+                }  # fmt: skip
             )
             weights = tf.cast(mask, hidden.dtype)[..., None]
             return tf.reduce_sum(hidden * weights, 1) / tf.reduce_sum(weights, 1)
 
         self._pooled = pooled
-
-    def token_ids(self, texts):
-        return self.project_tokenizer.encode_batch(
-            [PREFIX + t for t in texts], self.sequence_length
-        )
-
-    def __call__(self, texts):
-        return embed_in_length_buckets(self.token_ids(texts), self._pooled, self.batch_size,
-                                       pad_id=self.pad_id)  # fmt: skip
 
 
 def embed_in_length_buckets(token_ids, pooled, batch_size, pad_id):
@@ -143,8 +141,7 @@ def format_table(report) -> str:
         )
     mean = report["mean"]
     lines.append(
-        f"| mean | - | {mean['x_to_en']:.3f} | {mean['en_to_x']:.3f} | - | "
-        f"{report['seconds']:.1f} total |"
+        f"| mean | - | {mean['x_to_en']:.3f} | {mean['en_to_x']:.3f} | - | {report['seconds']:.1f} total |"
     )
     lines.append("")
     lines.append(

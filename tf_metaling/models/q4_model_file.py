@@ -145,8 +145,7 @@ class Q4ModelFile:
         magic = cursor.take(4, "the magic number")
         if magic != MAGIC:
             raise Q4ModelFileError(
-                f"{self.path}: offset 0: magic {magic!r}, expected {MAGIC!r} "
-                "(not a 4-bit model file)."
+                f"{self.path}: offset 0: magic {magic!r}, expected {MAGIC!r} (not a 4-bit model file)."
             )
         (self.version,) = cursor.unpack("I", "the format version")
         fields = cursor.unpack("7i", "the architecture header")
@@ -170,9 +169,7 @@ class Q4ModelFile:
         if count <= 0:
             raise Q4ModelFileError(f"{self.path}: offset {start}: piece count {count}.")
         offsets = cursor.array("<u4", count + 1, f"the offsets of {count} pieces")
-        self.scores = cursor.array("<f4", count, f"the scores of {count} pieces").astype(
-            np.float32
-        )
+        self.scores = cursor.array("<f4", count, f"the scores of {count} pieces").astype(np.float32)
         text_start = cursor.position
         text = cursor.take(text_bytes, "the piece text")
         if offsets[0] != 0 or offsets[-1] != text_bytes or np.any(np.diff(offsets) < 0):
@@ -187,8 +184,7 @@ class Q4ModelFile:
                 pieces.append(text[begin:end].decode("utf-8"))
             except UnicodeDecodeError as error:
                 raise Q4ModelFileError(
-                    f"{self.path}: offset {text_start + begin}: piece {index} is not UTF-8 "
-                    f"({error.reason})."
+                    f"{self.path}: offset {text_start + begin}: piece {index} is not UTF-8 ({error.reason})."
                 ) from None
         self.pieces = pieces
         self.special_ids = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
@@ -297,7 +293,6 @@ class Q4ModelFile:
             values = dequantize_q4(raw, entry.count)
         if not np.all(np.isfinite(values)):
             raise Q4ModelFileError(
-                f"{self.path}: tensor {name!r} (data offset {entry.offset}) holds "
-                "non-finite values."
+                f"{self.path}: tensor {name!r} (data offset {entry.offset}) holds non-finite values."
             )
         return values.reshape(shape)
