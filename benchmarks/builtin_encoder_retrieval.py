@@ -125,6 +125,59 @@ def embed_in_length_buckets(token_ids, pooled, batch_size, pad_id):
     return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
+def exact_gelu_check(preset_dir, embedder, sentences) -> dict:
+    """Cosine between the preset's embeddings (tanh GELU, as keras-hub's BertBackbone
+    computes) and a float64 numpy forward pass with e5's exact (erf) GELU, on the
+    same dequantised weights: the size of the one deviation besides the 4 bits."""
+    import json
+    import zipfile
+
+    from scipy.special import erf
+
+    from tf_metaling.models.q4_model_file import Q4ModelFile
+
+    with open(os.path.join(preset_dir, "PROVENANCE.json"), encoding="utf-8") as f:
+        provenance = json.load(f)
+    wheel = os.path.join(
+        os.path.dirname(os.path.dirname(preset_dir)), "downloads", provenance["package"]["filename"]
+    )
+    with zipfile.ZipFile(wheel) as archive:
+        model_file = Q4ModelFile(wheel, data=archive.read(provenance["member"]))
+    c = model_file.config
+    word = model_file.tensor("emb.word")  # float32; rows are gathered per sentence
+    w = {n: model_file.tensor(n).astype(np.float64) for n in model_file.tensors if n != "emb.word"}
+
+    def layer_norm(x, name):
+        mean = x.mean(-1, keepdims=True)
+        variance = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(variance + c.layer_norm_epsilon) * w[name + ".w"] + w[name + ".b"]
+
+    def forward(ids):
+        x = word[ids].astype(np.float64) + w["emb.pos"][: len(ids)] + w["emb.type"][0]
+        x = layer_norm(x, "emb.ln")
+        heads, size = c.num_heads, c.hidden_dim // c.num_heads
+        for i in range(c.num_layers):
+
+            def linear(v, name, i=i):
+                return v @ w[f"l{i}.{name}.w"].T + w[f"l{i}.{name}.b"]
+
+            q, k, v = (linear(x, n).reshape(len(ids), heads, size).transpose(1, 0, 2) for n in "qkv")
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(size)
+            probs = np.exp(scores - scores.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            context = (probs @ v).transpose(1, 0, 2).reshape(len(ids), c.hidden_dim)
+            x = layer_norm(x + linear(context, "ao"), f"l{i}.aln")
+            hidden = linear(x, "fi")
+            x = layer_norm(x + linear(0.5 * hidden * (1 + erf(hidden / np.sqrt(2))), "fo"), f"l{i}.oln")
+        pooled = x.mean(0)
+        return pooled / np.linalg.norm(pooled)
+
+    exact = np.stack([forward(np.asarray(ids)) for ids in embedder.token_ids(sentences)])
+    cosines = np.sum(exact * embedder(sentences), axis=1)
+    return {"sentences": len(sentences), "min_cosine": float(cosines.min()),
+            "mean_cosine": float(cosines.mean())}  # fmt: skip
+
+
 def format_table(report) -> str:
     lines = [
         f"Translation retrieval X <-> en, built-in corpus test split, {report['path']} path: "
@@ -144,6 +197,13 @@ def format_table(report) -> str:
         f"| mean | - | {mean['x_to_en']:.3f} | {mean['en_to_x']:.3f} | - | {report['seconds']:.1f} total |"
     )
     lines.append("")
+    check = report["exact_gelu_check"]
+    lines.append(
+        f"Exact-GELU check: cosine between these embeddings (tanh GELU, keras-hub BertBackbone) "
+        f"and a float64 numpy forward with e5's erf GELU on the same 4-bit weights, "
+        f"{check['sentences']} English sentences: min {check['min_cosine']:.6f}, "
+        f"mean {check['mean_cosine']:.6f}."
+    )
     lines.append(
         f"{report['sentences']} sentences embedded in {report['embedding_seconds']:.1f} s "
         f"({report['sentences'] / report['embedding_seconds']:.1f} sentences/s); "
@@ -159,6 +219,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--path", choices=("encoder", "keras_hub"), default="encoder")
     parser.add_argument("--cache_dir", default=None)
+    parser.add_argument("--gelu_check_sentences", type=int, default=16)
     parser.add_argument("--languages", default="all", help='"all" or comma-separated codes')
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "builtin_encoder_retrieval.json"))
     args = parser.parse_args(argv)
@@ -199,7 +260,10 @@ def main(argv=None) -> int:
         )
         print(f"{code}-en: {rows[-1]['x_to_en']:.3f} / {rows[-1]['en_to_x']:.3f} "
               f"({len(pairs)} pairs, {rows[-1]['seconds']:.1f} s)", flush=True)  # fmt: skip
+    embedding_seconds = time.time() - embedding_start
+    gelu_check = exact_gelu_check(preset, embedder, english[: args.gelu_check_sentences])
     report = {
+        "exact_gelu_check": gelu_check,
         "benchmark": "builtin_encoder_retrieval",
         "command": "python benchmarks/builtin_encoder_retrieval.py " + " ".join(argv or sys.argv[1:]),
         "path": args.path,
@@ -213,7 +277,7 @@ def main(argv=None) -> int:
         },
         "sentences": sentences,
         "english_seconds": english_seconds,
-        "embedding_seconds": time.time() - embedding_start,
+        "embedding_seconds": embedding_seconds,
         "preset_seconds": preset_seconds,
         "seconds": time.time() - started,
         "machine": machine_info(),
