@@ -147,11 +147,9 @@ def export_model_dir(
     **options,
 ) -> str:
     """Exports a trainer's model_dir (model.json + checkpoint, vocab.txt, config, metrics)."""
-    from tf_metaling.data.tokenizer import Tokenizer
-
     model = checkpoints.restore_model(model_dir, checkpoint_path)
     vocab_file = vocab_file or checkpoints.vocab_path(model_dir)
-    tokenizer = Tokenizer.from_vocab_file(vocab_file) if vocab_file else None
+    tokenizer = checkpoints.load_tokenizer(vocab_file) if vocab_file else None
     config_path = os.path.join(model_dir, TRAINING_CONFIG_FILE)
     if "training_config" not in options and os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as file:

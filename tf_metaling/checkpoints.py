@@ -23,6 +23,7 @@ from tf_metaling.data import atomic_files
 
 MODEL_CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocab.txt"
+SENTENCEPIECE_FILE = "sentencepiece.model"  # a converted XLM-R's tokenizer (tf_metaling.models.pretrained)
 
 
 def atomic_write_text(path: str, text: str) -> str:
@@ -84,5 +85,25 @@ def restore_model(model_dir: str, checkpoint_path: str | None = None):
 
 
 def vocab_path(model_dir: str) -> str | None:
-    path = os.path.join(model_dir, VOCAB_FILE)
-    return path if os.path.exists(path) else None
+    """The tokenizer file of a model_dir: vocab.txt (WordPiece) or sentencepiece.model."""
+    for name in (VOCAB_FILE, SENTENCEPIECE_FILE):
+        path = os.path.join(model_dir, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def tokenizer_file_name(tokenizer) -> str:
+    """The file name a model_dir keeps `tokenizer` under."""
+    return SENTENCEPIECE_FILE if type(tokenizer).__name__ == "SentencePieceTokenizer" else VOCAB_FILE
+
+
+def load_tokenizer(path: str):
+    """The tokenizer saved at `path` (a WordPiece vocab.txt or a SentencePiece model)."""
+    if os.path.basename(path) == SENTENCEPIECE_FILE or path.endswith((".spm", ".model")):
+        from tf_metaling.data.sentencepiece_tokenizer import SentencePieceTokenizer
+
+        return SentencePieceTokenizer.from_file(path)
+    from tf_metaling.data.tokenizer import Tokenizer
+
+    return Tokenizer.from_vocab_file(path)

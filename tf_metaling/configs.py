@@ -128,6 +128,16 @@ class FinetuneConfig(hyperparams.Config):
     """Downstream tasks: a pretrained model_dir, the task data, zero-shot transfer."""
 
     init_model_dir: str = ""  # pretrained model_dir whose encoder weights start the run
+    # Or a keras-hub preset directory (BERT / XLM-R; tf_metaling.models.pretrained): the
+    # encoder's sizes, weights and tokenizer come from it; model.language_specific,
+    # language_specific_layers, adapter_dim, adapter_activation, dropout, attention_dropout and
+    # data.languages still apply. Set one of init_model_dir / init_preset.
+    init_preset: str = ""
+    # Which weights train: "all", "language_specific_and_heads" (e.g. adapters + head) or "heads".
+    train_weights: str = "all"
+    # meta.enabled: the meta step's held-out batches are labelled examples of every language:
+    # the built-in task's validation split, or "de=/path,sw=/path" files read like train_file.
+    meta_files: str = ""
     dataset: str = ""  # built-in task name, or "files"
     train_language: str = "en"  # zero-shot: train on this language, evaluate on all
     train_file: str = ""
@@ -214,6 +224,23 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         "trainer.summary_interval",
         f"{config.trainer.summary_interval} must be a multiple of trainer.steps_per_loop "
         f"({config.trainer.steps_per_loop})",
+    )
+    from tf_metaling.models.partition import TRAIN_WEIGHTS
+
+    check(
+        config.finetune.train_weights in TRAIN_WEIGHTS,
+        "finetune.train_weights",
+        f"{config.finetune.train_weights!r} is not one of {TRAIN_WEIGHTS}",
+    )
+    check(
+        not (config.meta.enabled and config.finetune.train_weights == "heads"),
+        "finetune.train_weights",
+        "heads only leaves no language-specific weights for the meta step to train",
+    )
+    check(
+        not (config.finetune.init_model_dir and config.finetune.init_preset),
+        "finetune.init_preset",
+        "set either finetune.init_model_dir or finetune.init_preset, not both",
     )
     return config
 

@@ -3,6 +3,13 @@
     python -m trainers.finetune --experiment=zero_shot_classification --model_dir=/tmp/cls \
         --params_override="finetune.init_model_dir=/tmp/pretrained"
 
+or from a keras-hub preset directory (a converted BERT / XLM-R; see
+tf_metaling.models.pretrained), here with +Meta LS, training adapters and head:
+
+    python -m trainers.finetune --experiment=zero_shot_classification --model_dir=/tmp/cls \
+        --init_preset=/path/to/preset \
+        --params_override="finetune.train_weights=language_specific_and_heads,meta.enabled=true,data.batching=one_language"
+
 Trains on `finetune.train_language` (English by default) and evaluates every
 language of the task: the other languages' accuracy is zero-shot transfer.
 """
@@ -23,7 +30,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    config = flags_common.resolve_config(FLAGS)
+    config = flags_common.resolve_config(FLAGS, init_preset=FLAGS.init_preset)
     metrics = run_finetuning(config, FLAGS.model_dir, FLAGS.mode)
     for name in sorted(metrics):
         print(f"{name}: {metrics[name]}")
@@ -31,6 +38,9 @@ def main(argv):
 
 def run():
     flags_common.define_flags()
+    flags.DEFINE_string(
+        "init_preset", None, "A keras-hub preset directory to start from (overrides finetune.init_preset)."
+    )
     app.run(main)
 
 

@@ -103,3 +103,39 @@ def language_slice(stacked, index):
     if hasattr(stacked, "value") and not isinstance(stacked, tf.Tensor):
         stacked = stacked.value
     return tf.gather(stacked, index)
+
+
+# Which weights fine-tuning trains (`select_trainable`).
+TRAIN_WEIGHTS = ("all", "language_specific_and_heads", "heads")
+
+
+def select_trainable(model, train_weights: str = "all") -> list:
+    """Freezes every variable of a `MultilingualModel` outside the chosen set; returns the trained ones.
+
+    ``"all"`` trains everything; ``"language_specific_and_heads"`` trains the
+    language-specific weights (e.g. adapters) and the task heads, keeping the
+    shared (e.g. pretrained) encoder fixed; ``"heads"`` trains the task heads
+    only. The tied masked-LM output is the shared token embedding, so it stays
+    frozen unless everything trains. Frozen variables leave
+    ``model.trainable_variables``, so optimizers, the meta step and the
+    partition see only the trained ones.
+    """
+    if train_weights not in TRAIN_WEIGHTS:
+        raise ValueError(f"train_weights={train_weights!r}: expected one of {TRAIN_WEIGHTS}.")
+    language = {id(v) for v in partition_variables(model).language}
+    heads = [getattr(model, name, None) for name in ("masked_lm_head", "token_head", "sentence_head")]
+    head_variables = {id(v) for head in heads if head is not None for v in head.weights}
+    trained = []
+    for variable in model.weights:
+        train = (
+            train_weights == "all"
+            or id(variable) in head_variables
+            or (train_weights == "language_specific_and_heads" and id(variable) in language)
+        )
+        if variable.trainable and not train:
+            variable.trainable = False
+        if variable.trainable:
+            trained.append(variable)
+    if not trained:
+        raise ValueError(f"train_weights={train_weights!r} leaves {model.name!r} with nothing to train.")
+    return trained

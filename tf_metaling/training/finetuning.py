@@ -1,9 +1,20 @@
 """Fine-tuning a pretrained model on tagging or sentence classification, with zero-shot transfer.
 
 The model starts from a pretrained model_dir (its encoder weights, language
-modules and tokenizer), gets the task's head, trains on ONE language
+modules and tokenizer) or from a keras-hub preset directory
+(`finetune.init_preset`: a converted BERT / XLM-R with its own tokenizer; LS
+layers start as the identity), gets the task's head, trains on ONE language
 (`finetune.train_language`, English by default) and is evaluated on every
 language the task has: accuracy on the other languages is zero-shot transfer.
+`finetune.train_weights` chooses what trains (everything, LS layers + heads,
+or heads only).
+
+With ``meta.enabled`` (+Meta LS) the ordinary and look-ahead batches are the
+training language's and the meta step's held-out batch holds labelled
+examples of every language: the built-in task's validation split, or
+`finetune.meta_files`. The LS layers are then shaped by other languages'
+labels, so the result is no longer strictly zero-shot; the test split stays
+unseen.
 
 Task data: the built-in tasks of the parallel corpus (``revelation_period``:
 Meccan vs Medinan surah; ``testament``: Old vs New Testament), or files:
@@ -27,10 +38,10 @@ from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NLI_LABELS, NliReader
 from tf_metaling.data.sentence_classification import classification_dataset
 from tf_metaling.data.token_tagging import PANX_TAGS, UPOS_TAGS, tagging_dataset
-from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.losses import sentence_classification_example_losses, token_classification_example_losses
 from tf_metaling.models import MultilingualModel
 from tf_metaling.models.multilingual_model import SENTENCE_LOGITS, TOKEN_LOGITS
+from tf_metaling.models.partition import select_trainable
 from tf_metaling.training.experiment import TaskSpec, prepare_run, run_task
 from tf_metaling.training.mlm_inputs import parse_language_files
 
@@ -49,7 +60,7 @@ def token_metrics(outputs, batch):
 
 
 def _task_data(config: ExperimentConfig, languages):
-    """``(label_names, train examples, {language: eval examples}, is_tagging)``."""
+    """``(label_names, train examples, {language: eval examples}, is_tagging, {language: meta examples})``."""
     finetune = config.finetune
     tagging = config.task == "token_classification"
     if finetune.dataset in ("revelation_period", "testament"):
@@ -70,7 +81,7 @@ def _task_data(config: ExperimentConfig, languages):
                 f"{list(languages.codes)}; available: {sorted(tasks)}."
             )
         task = tasks[finetune.dataset]
-        return list(task.label_names), task.train, task.test, False
+        return list(task.label_names), task.train, task.test, False, task.valid
     if finetune.dataset != "files":
         raise ValueError(
             f"config field finetune.dataset: {finetune.dataset!r}; expected revelation_period, testament or files."
@@ -91,7 +102,70 @@ def _task_data(config: ExperimentConfig, languages):
     labels = list(finetune.label_names) or list(default_labels)
     train = read(finetune.train_file, finetune.train_language)
     evaluation = {code: read(path, code) for code, path in eval_files.items()}
-    return labels, train, evaluation, tagging
+    meta_files = parse_language_files(finetune.meta_files, "finetune.meta_files") if finetune.meta_files else {}
+    meta = {code: read(path, code) for code, path in meta_files.items()}
+    return labels, train, evaluation, tagging, meta
+
+
+def _model_dir_start(init_dir: str, model_dir: str):
+    """``(tokenizer, languages, build_encoder, initialize)`` from a pretrained model_dir."""
+    vocab = checkpoints.vocab_path(init_dir)
+    if vocab is None:
+        raise FileNotFoundError(f"{init_dir}: no vocab.txt; fine-tuning needs the pretraining tokenizer.")
+    copy = os.path.join(model_dir, os.path.basename(vocab))
+    shutil.copyfile(vocab, copy)
+    for suffix in (".config.json",):
+        if os.path.exists(vocab + suffix):
+            shutil.copyfile(vocab + suffix, copy + suffix)
+    tokenizer = checkpoints.load_tokenizer(copy)
+    pretrained_encoder = checkpoints.build_model(init_dir).encoder.get_config()
+
+    def build_encoder():
+        from tf_metaling.models import MultilingualEncoder
+
+        return MultilingualEncoder.from_config(pretrained_encoder)
+
+    def initialize(model):
+        # The pretrained encoder (shared and language-specific weights); the new
+        # head keeps its initialisation, the old masked-LM head is not needed.
+        path = checkpoints.latest_checkpoint(init_dir)
+        if path is None:
+            raise FileNotFoundError(f"{init_dir}: no checkpoint to fine-tune from.")
+        tf.train.Checkpoint(model=model).read(path).expect_partial()
+
+    from tf_metaling.languages import as_vocabulary
+
+    return tokenizer, as_vocabulary(pretrained_encoder["languages"]), build_encoder, initialize
+
+
+def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
+    """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset directory."""
+    from tf_metaling.languages import LanguageVocabulary
+    from tf_metaling.models import MultilingualEncoder, pretrained
+
+    info = pretrained.read_preset(preset_dir)
+    tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
+    tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
+    backbone = pretrained.load_backbone(info.directory)
+    model = config.model
+    encoder_config = pretrained.encoder_config_from_backbone(backbone, tokenizer.pad_id)
+    encoder_config.update(
+        language_specific=model.language_specific,
+        language_specific_layers=list(model.language_specific_layers) or None,
+        adapter_dim=model.adapter_dim,
+        adapter_activation=model.adapter_activation,
+        dropout=model.dropout,
+        attention_dropout=model.attention_dropout,
+    )
+    languages = LanguageVocabulary(list(config.data.languages))
+
+    def build_encoder():
+        return MultilingualEncoder(languages=languages, **encoder_config)
+
+    def initialize(model):
+        pretrained.assign_backbone_weights(model.encoder, backbone)
+
+    return tokenizer, languages, build_encoder, initialize
 
 
 def run_finetuning(
@@ -104,23 +178,19 @@ def run_finetuning(
     """Fine-tunes `finetune.init_model_dir` on the configured task; returns per-language metrics."""
     if config.task not in ("sentence_classification", "token_classification"):
         raise ValueError(f"config field task: run_finetuning needs a classification task, got {config.task!r}.")
-    init_dir = config.finetune.init_model_dir
-    if not init_dir:
-        raise ValueError("config field finetune.init_model_dir: the pretrained model_dir is required.")
-    vocab = checkpoints.vocab_path(init_dir)
-    if vocab is None:
-        raise FileNotFoundError(f"{init_dir}: no vocab.txt; fine-tuning needs the pretraining tokenizer.")
+    init_dir, init_preset = config.finetune.init_model_dir, config.finetune.init_preset
+    if not init_dir and not init_preset:
+        raise ValueError(
+            "config field finetune.init_model_dir: a pretrained model_dir (or finetune.init_preset, a "
+            "keras-hub preset directory) is required."
+        )
     strategy, model_dir = prepare_run(config, model_dir, strategy)
-    shutil.copyfile(vocab, os.path.join(model_dir, checkpoints.VOCAB_FILE))
-    for suffix in (".config.json",):
-        if os.path.exists(vocab + suffix):
-            shutil.copyfile(vocab + suffix, os.path.join(model_dir, checkpoints.VOCAB_FILE + suffix))
-    tokenizer = Tokenizer.from_vocab_file(os.path.join(model_dir, checkpoints.VOCAB_FILE))
-    pretrained = checkpoints.build_model(init_dir)
-    pretrained_encoder = pretrained.encoder.get_config()
-    languages = pretrained.language_vocabulary
+    if init_preset:
+        tokenizer, languages, build_encoder, initialize = _preset_start(config, init_preset, model_dir)
+    else:
+        tokenizer, languages, build_encoder, initialize = _model_dir_start(init_dir, model_dir)
     languages.check([config.finetune.train_language], where="config field finetune.train_language")
-    labels, train, evaluation, tagging = _task_data(config, languages)
+    labels, train, evaluation, tagging, meta_examples = _task_data(config, languages)
     evaluation = {code: examples for code, examples in evaluation.items() if code in languages and examples}
     if not train:
         raise ValueError(f"No training examples for language {config.finetune.train_language!r}.")
@@ -135,30 +205,52 @@ def run_finetuning(
             return classification_dataset(*args, pairs=pairs, **kwargs)
 
     def build():
-        from tf_metaling.models import MultilingualEncoder
-
-        encoder = MultilingualEncoder.from_config(pretrained_encoder)
         kwargs = {"token_class_names": labels} if tagging else {"sentence_class_names": labels}
-        return MultilingualModel(encoder, masked_lm=False, **kwargs)
-
-    def initialize(model):
-        # The pretrained encoder (shared and language-specific weights); the new
-        # head keeps its initialisation, the old masked-LM head is not needed.
-        path = checkpoints.latest_checkpoint(init_dir)
-        if path is None:
-            raise FileNotFoundError(f"{init_dir}: no checkpoint to fine-tune from.")
-        tf.train.Checkpoint(model=model).read(path).expect_partial()
+        model = MultilingualModel(build_encoder(), masked_lm=False, **kwargs)
+        select_trainable(model, config.finetune.train_weights)
+        return model
 
     def train_dataset_fn(skip, paired):
-        if paired:
-            raise ValueError("config field meta.enabled: meta-learning is for pretraining, not fine-tuning.")
-
         def dataset_fn(context: tf.distribute.InputContext | None = None):
             pipelines, pipeline = (1, 0) if context is None else (context.num_input_pipelines, context.input_pipeline_id)
             batch = data.batch_size if context is None else context.get_per_replica_batch_size(data.batch_size)
+            # Paired (meta step): an ordinary and a look-ahead batch of the training language.
+            size = 2 * batch if paired else batch
             dataset = make_dataset(train[pipeline::pipelines], tokenizer, languages, labels,
-                                   data.sequence_length, batch, drop_remainder=True)
-            return dataset.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
+                                   data.sequence_length, size, drop_remainder=True).repeat()
+            if paired:
+                dataset = dataset.map(lambda b: {"train": {k: v[:batch] for k, v in b.items()},
+                                                 "lookahead": {k: v[batch:] for k, v in b.items()}})
+            return dataset.skip(skip).prefetch(tf.data.AUTOTUNE)
+
+        return dataset_fn
+
+    meta_examples = {code: examples for code, examples in meta_examples.items() if code in languages and examples}
+    if config.meta.enabled and len(meta_examples) < 2:
+        raise ValueError(
+            "config field meta.enabled: the meta step needs labelled held-out examples of at least two "
+            f"languages (the built-in task's validation split, or finetune.meta_files); found {sorted(meta_examples)}."
+        )
+
+    def meta_dataset_fn(skip):
+        per_language = data.meta_examples_per_language
+
+        def dataset_fn(context: tf.distribute.InputContext | None = None):
+            pipelines, pipeline = (1, 0) if context is None else (context.num_input_pipelines, context.input_pipeline_id)
+            streams = []
+            for code in sorted(meta_examples, key=languages.index):
+                examples = meta_examples[code][pipeline::pipelines]
+                if len(examples) < per_language:
+                    raise ValueError(
+                        f"meta examples of {code!r}: {len(examples)} < data.meta_examples_per_language={per_language}."
+                    )
+                streams.append(make_dataset(examples, tokenizer, languages, labels, data.sequence_length,
+                                            per_language, drop_remainder=True).repeat())
+            # Every meta batch holds the same number of examples of every language.
+            dataset = tf.data.Dataset.zip(tuple(streams)).map(
+                lambda *batches: {key: tf.concat([b[key] for b in batches], 0) for key in batches[0]}
+            )
+            return dataset.skip(skip).prefetch(tf.data.AUTOTUNE)
 
         return dataset_fn
 
@@ -178,6 +270,7 @@ def run_finetuning(
         example_metrics=token_metrics if tagging else sentence_metrics,
         train_dataset_fn=train_dataset_fn,
         eval_batches=eval_batches,
+        meta_dataset_fn=meta_dataset_fn,
         initialize=initialize,
     )
     return run_task(config, model_dir, mode, strategy, spec, log)
