@@ -17,8 +17,8 @@ candidate among the N of the other language is their translation
 
 `--path` chooses how the preset runs: ``keras_hub`` (the preset's own
 BertBackbone and XLMRobertaTokenizer) or ``encoder`` (converted into the
-project's MultilingualEncoder by `tf_metaling.models.pretrained`; token ids
-from the preset's tokenizer). Results are printed as a
+project's MultilingualEncoder by `tf_metaling.models.pretrained`, with the
+project's in-graph SentencePiece tokenizer). Results are printed as a
 table and written to ``benchmarks/results/builtin_encoder_retrieval.json``.
 """
 
@@ -78,16 +78,15 @@ class KerasHubEmbedder:
 
 class EncoderEmbedder(KerasHubEmbedder):
     """The same through the project's MultilingualEncoder (converted by
-    `tf_metaling.models.pretrained`); token ids from the preset's tokenizer."""
+    `tf_metaling.models.pretrained`) and its in-graph SentencePiece tokenizer."""
 
     def __init__(self, preset_dir, sequence_length, batch_size):
-        import keras_hub
         import tensorflow as tf
 
-        from tf_metaling.models.pretrained import load_pretrained_encoder
+        from tf_metaling.models.pretrained import load_pretrained_encoder, load_pretrained_tokenizer
 
         self.encoder = load_pretrained_encoder(preset_dir, ["en"], language_specific="none")
-        self.tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset_dir)
+        self.project_tokenizer = load_pretrained_tokenizer(preset_dir)
         self.sequence_length = sequence_length
         self.batch_size = batch_size
 
@@ -105,6 +104,16 @@ class EncoderEmbedder(KerasHubEmbedder):
             return tf.reduce_sum(hidden * weights, 1) / tf.reduce_sum(weights, 1)
 
         self._pooled = pooled
+
+    def token_ids(self, texts):
+        tokenizer = self.project_tokenizer
+        pieces = tokenizer.tokenize([PREFIX + t for t in texts]).to_list()
+        return [[tokenizer.cls_id, *p[: self.sequence_length - 2], tokenizer.sep_id] for p in pieces]
+
+    def __call__(self, texts):
+        return embed_in_length_buckets(
+            self.token_ids(texts), self._pooled, self.batch_size, pad_id=self.encoder.pad_token_id
+        )
 
 
 def embed_in_length_buckets(token_ids, pooled, batch_size, pad_id):
