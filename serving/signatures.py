@@ -106,9 +106,11 @@ class ServingModule(tf.Module):
                 f"{list(model.language_vocabulary.codes)} in the same order (index i of every "
                 "language-specific weight belongs to code i)."
             )
-        if tokenizer is not None and tokenizer.vocab_size != model.encoder.vocabulary_size:
+        # A converted checkpoint may have more embedding rows than its tokenizer has ids
+        # (padded vocabularies); more ids than rows cannot work.
+        if tokenizer is not None and tokenizer.vocab_size > model.encoder.vocabulary_size:
             raise ValueError(
-                f"Tokenizer vocabulary size {tokenizer.vocab_size} differs from the model's "
+                f"Tokenizer vocabulary size {tokenizer.vocab_size} exceeds the model's "
                 f"{model.encoder.vocabulary_size}."
             )
         if int(top_k) < 1:
@@ -122,7 +124,9 @@ class ServingModule(tf.Module):
                 sorted({tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id})
             )
         self._mask_id = text_inputs.special_ids(tokenizer)["mask"]
-        self.top_k = min(int(top_k), model.encoder.vocabulary_size - len(self._special_token_ids))
+        # Rows beyond the tokenizer's ids (padding of a converted vocabulary) are never answers either.
+        self._answer_ids = tokenizer.vocab_size if tokenizer is not None else model.encoder.vocabulary_size
+        self.top_k = min(int(top_k), self._answer_ids - len(self._special_token_ids))
         self.max_length = model.encoder.max_sequence_length
         self.vocabulary_size = model.encoder.vocabulary_size
         self.text_mode = tokenizer is not None
@@ -229,9 +233,9 @@ class ServingModule(tf.Module):
         valid = positions >= 0
         inputs["mask_positions"] = tf.maximum(positions, 0)
         logits = self._run(inputs, [MASKED_LM_LOGITS])[MASKED_LM_LOGITS]
-        special = tf.reduce_any(
-            tf.equal(tf.range(tf.shape(logits)[-1])[:, None], tf.constant(self._special_token_ids)[None, :]), axis=1
-        )
+        ids = tf.range(tf.shape(logits)[-1])
+        special = tf.reduce_any(tf.equal(ids[:, None], tf.constant(self._special_token_ids)[None, :]), axis=1)
+        special = special | (ids >= self._answer_ids)
         logits = tf.where(special, tf.constant(float("-inf"), logits.dtype), logits)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tests.helpers import random_batch
 from tests.models import pretrained_fixtures as fixtures
+from tf_metaling import checkpoints
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualModel
@@ -100,7 +101,7 @@ def test_segment_ids_reach_the_segment_embeddings(presets):
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_tokenizer_ids_equal_keras_hub(presets, architecture):
+def test_tokenizer_ids_equal_keras_hub(presets, architecture, tmp_path):
     preset = presets[architecture]
     reference = load_keras_hub_tokenizer(preset)
     tokenizer = load_pretrained_tokenizer(preset)
@@ -108,6 +109,9 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture):
     expected = reference(texts)
     expected = expected if isinstance(expected, list) else expected.to_list()
     assert tokenizer.tokenize(texts).to_list() == expected
+    # A fine-tuning model_dir keeps the tokenizer in a file; reloaded, it gives the same ids.
+    saved = tokenizer.save(str(tmp_path / checkpoints.tokenizer_file_name(tokenizer)))
+    assert checkpoints.load_tokenizer(saved).tokenize(texts).to_list() == expected
     assert any(ids for ids in expected[:5]) and tokenizer.vocab_size == reference.vocabulary_size()
     # Packing uses the preset's own start / end / padding ids.
     start, end, pad = (
@@ -121,6 +125,31 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture):
         assert row.tolist() == want + [pad] * (24 - len(want))
     if architecture == "xlm_roberta":
         assert (start, pad, end) == (0, 1, 2)  # fairseq ids
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_tokenizer_text_ops_are_listed(presets, architecture):
+    from serving import op_check
+    from tests.data.test_tokenizer import _op_types
+    from tf_metaling.data.bert_pretokenizer import BERT_PRETOKENIZER_OPS
+    from tf_metaling.data.sentencepiece_tokenizer import SENTENCEPIECE_OPS
+
+    tokenizer = load_pretrained_tokenizer(presets[architecture])
+    strings = tf.TensorSpec([None], tf.string)
+    functions = [
+        tf.function(lambda s: tokenizer.encode(s, 16)).get_concrete_function(strings),
+        tf.function(lambda a, b: tokenizer.encode_pairs(a, b, 16)).get_concrete_function(strings, strings),
+        tf.function(lambda w: tokenizer.tokenize_pretokenized(w)).get_concrete_function(
+            tf.RaggedTensorSpec([None, None], tf.string)
+        ),
+    ]
+    ops = set().union(*(_op_types(f) for f in functions))
+    custom = {op for op in ops if op not in set(dir(tf.raw_ops))}
+    listed = set(SENTENCEPIECE_OPS) if architecture == "xlm_roberta" else (
+        set(BERT_PRETOKENIZER_OPS) | {"FastWordpieceTokenizeWithOffsets"}
+    )
+    assert custom and custom <= listed, custom
+    assert custom <= op_check.read_allowlist()  # exported text signatures may use them
 
 
 def test_masked_lm_head_is_converted(presets):
@@ -240,9 +269,13 @@ def test_vocabulary_that_does_not_match_the_embeddings_fails(presets, tmp_path):
                                           rf"matrix has {size} rows"):
         load_pretrained_tokenizer(directory)
     spm = _copy(presets["xlm_roberta"], tmp_path, "xlmr")
-    _edit_json(spm / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] + 3))
+    _edit_json(spm / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] - 3))
     with pytest.raises(PresetError, match=r"vocabulary\.spm: the vocabulary has \d+ ids but the embedding"):
         load_pretrained_encoder(spm, fixtures.LANGUAGES)
+    # More embedding rows than ids (a padded checkpoint vocabulary) is fine.
+    padded = _copy(presets["xlm_roberta"], tmp_path, "padded")
+    _edit_json(padded / "config.json", lambda c: c["config"].update(vocabulary_size=c["config"]["vocabulary_size"] + 3))
+    assert read_preset(padded).vocabulary_size == load_pretrained_tokenizer(padded).vocab_size + 3
 
 
 def test_not_a_directory_fails(tmp_path):

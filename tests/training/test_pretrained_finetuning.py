@@ -88,6 +88,7 @@ def test_finetuning_trains_adapters_and_head_only(preset, finetuned):
     assert any(moved)  # the adapters trained
 
 
+@pytest.mark.slow
 def test_meta_ls_finetuning_runs_on_the_preset(preset, tmp_path):
     config = _config(preset, tmp_path, meta={"enabled": True},
                      data={"batching": "one_language", "meta_examples_per_language": 2},
@@ -104,6 +105,7 @@ def test_meta_ls_finetuning_needs_labelled_languages(preset, tmp_path):
         run_finetuning(config, str(tmp_path / "meta"), "train")
 
 
+@pytest.mark.slow
 def test_exported_model_serves_with_the_presets_tokenizer(preset, finetuned, tmp_path):
     import tensorflow_text  # noqa: F401 - registers the tokenizer's ops before loading
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# The tensorflow-text ops `split` adds (the rest is core TensorFlow); checked against
+# traced graphs in tests/models/test_pretrained.py.
+BERT_PRETOKENIZER_OPS = ("CaseFoldUTF8", "NormalizeUTF8", "RegexSplitWithOffsets")
+
 
 class BertPretokenizer:
     """Normalises strings and splits them into words like keras-hub's BERT tokenizer.

@@ -28,7 +28,8 @@ from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.tokenizer import _truncate_rows
 
 START_TOKEN, PAD_TOKEN, END_TOKEN, UNK_TOKEN, MASK_TOKEN = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
-# Ops the in-graph tokenizer adds (tensorflow-text's SentencePiece ops).
+# Ops the in-graph tokenizer adds (tensorflow-text's SentencePiece ops); checked against
+# traced graphs in tests/models/test_pretrained.py.
 SENTENCEPIECE_OPS = (
     "SentencepieceOp",
     "SentencepieceTokenizeOp",

@@ -22,7 +22,7 @@ inferred from the backbone, so a BERT backbone with an XLM-R vocabulary
 (multilingual-e5) works, and the encoder's padding id is the tokenizer's.
 
 Every problem with a directory (unsupported architecture, missing file,
-vocabulary that does not fit the embedding matrix) is reported by
+vocabulary with more ids than the embedding matrix has rows) is reported by
 `read_preset` before anything is built, naming the file.
 """
 
@@ -78,7 +78,7 @@ class PresetInfo:
         architecture: ``"bert"`` or ``"xlm_roberta"``.
         tokenizer_kind: ``"wordpiece"`` or ``"sentencepiece"``.
         vocabulary_file: the tokenizer's vocabulary file.
-        vocabulary_size: the backbone's embedding rows (= the tokenizer's vocabulary size).
+        vocabulary_size: the backbone's embedding rows (>= the tokenizer's ids).
         has_masked_lm: the preset holds a masked-LM task (keras-hub format only).
     """
 
@@ -194,7 +194,9 @@ def _read_transformers_preset(directory, config_path, config):
 
 def _checked(info: PresetInfo, config_path) -> PresetInfo:
     size = (_sentencepiece_size if info.tokenizer_kind == "sentencepiece" else _wordpiece_size)(info.vocabulary_file)
-    if size != info.vocabulary_size:
+    # More rows than ids is allowed (checkpoints pad their embedding matrices); ids beyond
+    # the rows would index past the matrix.
+    if size > info.vocabulary_size:
         raise PresetError(
             f"{info.vocabulary_file}: the vocabulary has {size} ids but the embedding matrix has "
             f"{info.vocabulary_size} rows ({config_path}); tokenizer and backbone do not belong together."

@@ -157,6 +157,11 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
         dropout=model.dropout,
         attention_dropout=model.attention_dropout,
     )
+    if config.data.sequence_length > encoder_config["max_sequence_length"]:
+        raise ValueError(
+            f"config field data.sequence_length: {config.data.sequence_length} exceeds the preset's "
+            f"{encoder_config['max_sequence_length']} positions ({info.directory})."
+        )
     languages = LanguageVocabulary(list(config.data.languages))
 
     def build_encoder():
