@@ -44,7 +44,8 @@ def test_threshold_and_window_are_the_stated_rule():
     assert ConvergenceRule(threshold=0.02).check(curve).converged
     assert not ConvergenceRule(threshold=0.02, window=0.5).check(curve).converged
     assert "less than 2% over the last 50%" in ConvergenceRule(threshold=0.02, window=0.5).describe()
-    assert ConvergenceRule(0.02, 0.5, 3).get_config() == {"threshold": 0.02, "window": 0.5, "min_evaluations": 3}
+    expected = {"threshold": 0.02, "window": 0.5, "min_evaluations": 3}
+    assert ConvergenceRule(0.02, 0.5, 3).get_config() == expected
 
 
 def test_a_rising_tail_counts_as_converged():
@@ -107,7 +108,8 @@ def test_curve_round_trip_and_plot(tmp_path):
         "joint_all/en": LearningCurve.from_dict({"steps": STEPS, "losses": list(np.linspace(6.0, 3.0, 10))}),
     }
     assert LearningCurve.from_dict(curves["mono/en"].as_dict()).losses == curves["mono/en"].losses
-    assert {k: v.converged for k, v in verdicts_of(curves).items()} == {"mono/en": True, "joint_all/en": False}
+    converged = {label: verdict.converged for label, verdict in verdicts_of(curves).items()}
+    assert converged == {"mono/en": True, "joint_all/en": False}
     path = plot_learning_curves(curves, str(tmp_path / "curves" / "learning_curves.png"))
     with open(path, "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -94,7 +94,7 @@ class ConvergenceVerdict:
 
 
 class ConvergenceRule:
-    """Converged when the best held-out loss improved by less than `threshold` over the last `window` of the steps.
+    """Converged when the best held-out loss improved by less than `threshold` over the last `window`.
 
     The window is the last ``window`` fraction of the training steps,
     ``[(1 - window) * S, S]`` with S the last evaluated step. The reference is
@@ -152,7 +152,9 @@ class ConvergenceRule:
         improvement = (reference - min(inside)) / abs(reference) if reference else 0.0
         improvement = max(improvement, 0.0)
         converged = improvement < self.threshold
-        reason = "" if converged else f"best held-out loss still fell {improvement:.1%} in the last {self.window:.0%}"
+        reason = "" if converged else (
+            f"best held-out loss still fell {improvement:.1%} in the last {self.window:.0%}"
+        )
         return ConvergenceVerdict(converged, float(improvement), int(math.ceil(start)), reason)
 
 
