@@ -169,7 +169,9 @@ def _single_record(records, variant, code):
     if not per_seed:
         return None
     if len(per_seed) != 1:
-        raise ValueError(f"verdicts: {variant}/{code} has {len(per_seed)} seeds; a bootstrap needs exactly one.")
+        raise ValueError(
+            f"verdicts: {variant}/{code} has {len(per_seed)} seeds; a bootstrap needs exactly one."
+        )
     record = next(iter(per_seed.values()))
     if record.get("kind") != "ratio":
         raise ValueError(f"verdicts: {variant}/{code} record of kind {record.get('kind')!r}; need 'ratio'.")
@@ -291,7 +293,8 @@ def _existential(claim, values, worse_variant, better_variant, languages, higher
         status = INCONCLUSIVE
         code = max(intervals, key=lambda c: intervals[c].effect)
     chosen = intervals[code]
-    scope = (f"in {code}, the language where it is {'largest' if status == SUPPORTED else 'closest to holding'}"
+    where = "largest" if status == SUPPORTED else "closest to holding"
+    scope = (f"in {code}, the language where it is {where}"
              f" ({len(pairs)} languages, Bonferroni-corrected CIs)")
     sentence = f"({claim}) {CLAIMS[claim]}: {status}; {_describe(effect_text, chosen)} {scope}."
     return Verdict(claim, status, chosen.effect, chosen.low, chosen.high, chosen.n, chosen.unit,
@@ -336,15 +339,16 @@ def claim_verdicts(
     for claim, group, name in (("a", high, "high-resource"), ("b", low, "low-resource")):
         interval, used = difference_interval(values, "joint_all", "mono", group, higher_is_better, records)
         results.append(_verdict(claim, interval, used,
-                                f"JointAll's {metric_name} is worse than Mono's on {name} languages", f"no {name} language has both JointAll and Mono figures"))
+                                f"JointAll's {metric_name} is worse than Mono's on {name} languages",
+                                f"no {name} language has both JointAll and Mono figures"))
     others = [c for c in _languages(values, "joint_pair", "mono") if c != pivot]
     results.append(_existential("c", values, "joint_pair", "mono", others, higher_is_better, records,
                                 f"JointPair's {metric_name} is worse than Mono's"))
     everyone = _languages(values, "joint_all", "joint_all_ls", "joint_all_meta_ls")
     for claim, worse_variant, better_variant in (("d", "joint_all", "joint_all_ls"),
                                                  ("e", "joint_all_ls", "joint_all_meta_ls")):
-        interval, used = difference_interval(values, worse_variant, better_variant, everyone, higher_is_better,
-                                             records)
+        interval, used = difference_interval(values, worse_variant, better_variant, everyone,
+                                             higher_is_better, records)
         results.append(_verdict(
             claim, interval, used,
             f"{TITLES[better_variant]}'s {metric_name} is better than {TITLES[worse_variant]}'s "
