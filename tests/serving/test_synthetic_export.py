@@ -117,3 +117,27 @@ def test_an_old_model_dir_is_rebuilt_from_config_or_refused_with_what_to_do(corp
     assert not os.path.exists(tmp_path / "exports" / "old" / "1")
     path = export_model_dir(str(tmp_path / "old"), str(tmp_path / "exports"), "old", 1, token_ids_only=True)
     assert "serve_text" not in tf.saved_model.load(path).signatures
+
+
+def test_the_transforms_add_only_core_ops(exported):
+    from serving import op_check
+
+    ops = {name: op_check.signature_op_types(exported[2], name) for name in ("serve_text", "fill_mask", "embed")}
+    not_core = op_check.ops_not_in_core_tensorflow(set().union(*ops.values()))
+    for name, types in ops.items():
+        assert types & not_core <= op_check.read_allowlist(), (name, sorted(types & not_core))
+
+
+def test_the_session_loader_of_tf_serving_runs_the_transforms(exported):
+    import tensorflow_text  # noqa: F401 - the graph holds text ops
+
+    _, loaded, path = exported
+    texts = np.asarray([TEXT.encode()] * 2, dtype=object)
+    languages = np.asarray([b"yy", b"xx"], dtype=object)
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        signature = tf.compat.v1.saved_model.loader.load(session, ["serve"], path).signature_def["serve_text"]
+        feeds = {signature.inputs["text"].name: texts, signature.inputs["language"].name: languages}
+        token_ids = session.run(signature.outputs["token_ids"].name, feed_dict=feeds)
+    eager = loaded.signatures["serve_text"](text=tf.constant(texts), language=tf.constant(languages))
+    np.testing.assert_array_equal(token_ids, eager["token_ids"].numpy())
