@@ -122,7 +122,8 @@ def test_an_old_model_dir_is_rebuilt_from_config_or_refused_with_what_to_do(corp
 def test_the_transforms_add_only_core_ops(exported):
     from serving import op_check
 
-    ops = {name: op_check.signature_op_types(exported[2], name) for name in ("serve_text", "fill_mask", "embed")}
+    names = ("serve_text", "fill_mask", "embed")
+    ops = {name: op_check.signature_op_types(exported[2], name) for name in names}
     not_core = op_check.ops_not_in_core_tensorflow(set().union(*ops.values()))
     for name, types in ops.items():
         assert types & not_core <= op_check.read_allowlist(), (name, sorted(types & not_core))
