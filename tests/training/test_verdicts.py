@@ -158,3 +158,11 @@ def test_the_report_section_fits_100_columns():
     text = format_verdicts(claim_verdicts(values, GROUPS, False, pivot="en"))
     assert max(len(line) for line in text.splitlines()) <= 100
     assert sum(line.startswith("- (") for line in text.splitlines()) == 6
+
+
+def test_records_missing_for_a_language_fall_back_to_the_languages_not_a_partial_bootstrap():
+    values = {"mono": {"en": [3.0], "fr": [3.2]}, "joint_all": {"en": [3.3], "fr": [3.4]}}
+    records = {"mono": {"en": {0: _ratio_record([3.0] * 5)}}, "joint_all": {"en": {0: _ratio_record([3.3] * 5)}}}
+    verdict = _verdict(claim_verdicts(values, GROUPS, False, records=records), "a")
+    assert verdict.unit == "languages" and verdict.languages == ("en", "fr")
+    assert verdict.effect == pytest.approx(0.25)

@@ -180,13 +180,17 @@ def _single_record(records, variant, code):
 
 def bootstrap_interval(records, worse_variant, better_variant, languages, higher_is_better: bool,
                        seed: int = 0) -> Optional[_Interval]:
-    """One seed: bootstrap CI of the language-averaged effect over each run's test examples."""
+    """One seed: bootstrap CI of the language-averaged effect over each run's test examples.
+
+    None unless every language has the records of both variants (never a CI of a partial average).
+    """
     examples = []
     for code in languages:
         a = _single_record(records, worse_variant, code)
         b = _single_record(records, better_variant, code)
-        if a is not None and b is not None:
-            examples += [a, b]
+        if a is None or b is None:
+            return None
+        examples += [a, b]
     if not examples:
         return None
 
