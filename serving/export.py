@@ -14,6 +14,14 @@ Serving ignores directories whose names are not integers).
 Python API: `export_model` (a Keras `MultilingualModel`) and `export_model_dir`
 (a trainer's model_dir: newest or given checkpoint, its vocabulary, config and
 metrics).
+
+A model trained on synthetic languages (``data.corpus=synthetic``) reads each
+language's ids shifted into its own range: the export repeats those
+transforms inside the text signatures, from ``model_dir/synthetic_languages.json``
+(or, for a model_dir written before that file existed, from config.yaml's
+languages when they reproduce the model's vocabulary size exactly). When it
+cannot, it refuses before writing anything and says so; ``--token_ids_only``
+exports the token-id signatures, which need no tokenizer.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ def export_model(
     training_config: str | None = None,
     metrics: dict | None = None,
     source: str | None = None,
+    synthetic_languages=None,
 ) -> str:
     """Exports `model` to ``<export_base>/<model_name>/<version>`` and returns that path.
 
@@ -84,6 +93,8 @@ def export_model(
         top_k: candidates per masked position in ``fill_mask``.
         warmup_texts: optional ``{language: sample text}`` for the warmup requests.
         training_config, metrics, source: recorded in the model card.
+        synthetic_languages: the `SyntheticLanguages` a synthetic-language
+            model was trained on (text signatures apply their transforms).
     """
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", model_name or ""):
         raise ValueError(f"model_name={model_name!r}: expected letters, digits, '_', '.', '-'.")
@@ -104,7 +115,9 @@ def export_model(
         else (model_languages.default_language if policy == model_languages.unknown else None)
     )
     languages = LanguageVocabulary(model_languages.codes, unknown=policy, default_language=fallback)
-    module = ServingModule(model, tokenizer=tokenizer, languages=languages, top_k=top_k)
+    module = ServingModule(
+        model, tokenizer=tokenizer, languages=languages, top_k=top_k, synthetic_languages=synthetic_languages
+    )
     functions = module.signature_functions()
 
     os.makedirs(base_path, exist_ok=True)
@@ -144,12 +157,18 @@ def export_model_dir(
     *,
     checkpoint_path: str | None = None,
     vocab_file: str | None = None,
+    token_ids_only: bool = False,
     **options,
 ) -> str:
-    """Exports a trainer's model_dir (model.json + checkpoint, vocab.txt, config, metrics)."""
+    """Exports a trainer's model_dir (model.json + checkpoint, vocab.txt, config, metrics).
+
+    With `token_ids_only` no tokenizer is exported (token-id signatures only).
+    """
     model = checkpoints.restore_model(model_dir, checkpoint_path)
-    vocab_file = vocab_file or checkpoints.vocab_path(model_dir)
+    vocab_file = None if token_ids_only else (vocab_file or checkpoints.vocab_path(model_dir))
     tokenizer = checkpoints.load_tokenizer(vocab_file) if vocab_file else None
+    if tokenizer is not None and "synthetic_languages" not in options:
+        options["synthetic_languages"] = synthetic_languages_of(model_dir, model, tokenizer)
     config_path = os.path.join(model_dir, TRAINING_CONFIG_FILE)
     if "training_config" not in options and os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as file:
@@ -160,6 +179,44 @@ def export_model_dir(
             options["metrics"] = json.load(file)
     source = checkpoint_path or checkpoints.latest_checkpoint(model_dir)
     return export_model(model, export_base, model_name, version, tokenizer=tokenizer, source=source, **options)
+
+
+def synthetic_languages_of(model_dir: str, model, tokenizer):
+    """The synthetic languages a model_dir's model was trained on, or None for real languages.
+
+    Raises:
+        ValueError: before anything is written, when the model was trained on
+            synthetic languages whose definitions cannot be recovered exactly.
+    """
+    import yaml
+
+    from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
+    from tf_metaling.data.synthetic import SYNTHETIC_LANGUAGES_FILE, SyntheticLanguages
+
+    recorded = SyntheticLanguages.load(model_dir)
+    if recorded is not None:
+        return recorded
+    config_path = os.path.join(model_dir, TRAINING_CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return None
+    with open(config_path, encoding="utf-8") as file:
+        data = (yaml.safe_load(file) or {}).get("data") or {}
+    if data.get("corpus") != "synthetic":
+        return None
+    codes = list(data.get("languages") or [])
+    size = model.encoder.vocabulary_size
+    if codes and codes == list(model.language_vocabulary.codes):
+        rebuilt = SyntheticCorpus.definitions(codes, tokenizer.vocab_size)
+        if rebuilt.vocab_size == size:
+            return rebuilt
+    raise ValueError(
+        f"{model_dir} holds a model trained on synthetic languages ({config_path}: data.corpus=synthetic): "
+        f"its {size} ids are the tokenizer's {tokenizer.vocab_size} shifted into one range per language, "
+        f"and {SYNTHETIC_LANGUAGES_FILE}, which says which range and word order each language uses, is "
+        f"missing (config.yaml's languages {codes} do not reproduce {size} ids). Retrain with this version "
+        "(it writes that file), or export the token-id signatures only (--token_ids_only), whose callers "
+        "send ids already shifted."
+    )
 
 
 def signature_specs(export_dir: str) -> dict:
@@ -219,6 +276,9 @@ def define_flags(flag_values=None):
         "default_language", None, "Fallback language for --unknown_language=default.", flag_values=values
     )
     flags.DEFINE_integer("top_k", 5, "Candidates per masked position in fill_mask.", flag_values=values)
+    flags.DEFINE_bool(
+        "token_ids_only", False, "Export without the tokenizer: token-id signatures only.", flag_values=values
+    )
     flags.mark_flags_as_required(["model_dir", "export_base"], flag_values=values)
 
 
@@ -231,6 +291,7 @@ def export_from_flags(values) -> str:
         values.version,
         checkpoint_path=values.checkpoint,
         vocab_file=values.vocab_file,
+        token_ids_only=values.token_ids_only,
         unknown_language=values.unknown_language,
         default_language=values.default_language,
         top_k=values.top_k,

@@ -83,6 +83,13 @@ def render_model_card(
             " (tokenizer exported: text signatures available)."
             if serving_module.text_mode
             else " (no tokenizer exported: token-id signatures only)."
+        )
+        + (
+            f" Synthetic languages: text is the base language's; each language's transform "
+            f"({_synthetic_summary(serving_module.synthetic_languages, serving_module.languages.codes)}) "
+            "is applied in the graph; token ids are sent already shifted."
+            if serving_module.text_mode and serving_module.synthetic_languages is not None
+            else ""
         ),
         (
             f"- Heads: masked LM {'yes' if serving_module.has_masked_lm else 'no'}; "
@@ -144,3 +151,12 @@ def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _synthetic_summary(synthetic, codes) -> str:
+    parts = []
+    for code in codes:
+        low, high = synthetic.id_range(code)
+        order = "reversed word order" if synthetic.language(code).reverse else "word order kept"
+        parts.append(f"{code}: ids {low}-{high - 1}, {order}")
+    return "; ".join(parts)

@@ -26,7 +26,15 @@ name                         inputs                                         outp
 ===========================  =============================================  ==========================
 
 (*) text + language when the export has a tokenizer, otherwise token_ids +
-padding_mask + language. ``serving_default`` needs no custom op, so it loads in
+padding_mask + language.
+
+A model trained on synthetic languages (`tf_metaling.data.synthetic`) reads
+ids that each language shifted into its own range, some with the word order
+reversed. Its text signatures take the base text and apply each example's
+language transform in the graph (word reversal, then the id shift), exactly
+as training did; ``fill_mask`` answers only with ids of the example's
+language and spells them with the base vocabulary. Token-id signatures take
+ids already in the model's (shifted) space. ``serving_default`` needs no custom op, so it loads in
 any stock TF Serving; text signatures use only the tokenizer's tensorflow-text
 ops (see `serving.op_check`).
 
@@ -95,9 +103,12 @@ class ServingModule(tf.Module):
             policy is the one served); default the model's. Its codes must be
             the model's codes in the same order.
         top_k: number of candidates per masked position in ``fill_mask``.
+        synthetic_languages: the `SyntheticLanguages` the model was trained
+            on (every model language among them), or None for real languages.
     """
 
-    def __init__(self, model, tokenizer=None, languages: LanguageVocabulary | None = None, top_k: int = 5):
+    def __init__(self, model, tokenizer=None, languages: LanguageVocabulary | None = None, top_k: int = 5,
+                 synthetic_languages=None):
         super().__init__(name="tf_metaling_serving")
         languages = as_vocabulary(languages) if languages is not None else model.language_vocabulary
         if tuple(languages.codes) != tuple(model.language_vocabulary.codes):
@@ -108,10 +119,13 @@ class ServingModule(tf.Module):
             )
         # A converted checkpoint may have more embedding rows than its tokenizer has ids
         # (padded vocabularies); more ids than rows cannot work.
-        if tokenizer is not None and tokenizer.vocab_size > model.encoder.vocabulary_size:
+        if synthetic_languages is not None:
+            self._check_synthetic(model, tokenizer, synthetic_languages, languages)
+        elif tokenizer is not None and tokenizer.vocab_size > model.encoder.vocabulary_size:
             raise ValueError(
                 f"Tokenizer vocabulary size {tokenizer.vocab_size} exceeds the model's "
-                f"{model.encoder.vocabulary_size}."
+                f"{model.encoder.vocabulary_size}. A model trained on synthetic languages needs their "
+                "definitions (synthetic_languages=; serving.export reads model_dir/synthetic_languages.json)."
             )
         if int(top_k) < 1:
             raise ValueError(f"top_k={top_k}: expected an int >= 1.")
@@ -126,7 +140,17 @@ class ServingModule(tf.Module):
         self._mask_id = text_inputs.special_ids(tokenizer)["mask"]
         # Rows beyond the tokenizer's ids (padding of a converted vocabulary) are never answers either.
         self._answer_ids = tokenizer.vocab_size if tokenizer is not None else model.encoder.vocabulary_size
-        self.top_k = min(int(top_k), self._answer_ids - len(self._special_token_ids))
+        answers = self._answer_ids - len(self._special_token_ids)
+        self.synthetic_languages = synthetic_languages
+        if synthetic_languages is not None:
+            # Synthetic languages' shifted ids lie beyond the base tokenizer's: each language
+            # answers within its own range (below).
+            self._answer_ids = model.encoder.vocabulary_size
+            answers = synthetic_languages.span
+            ranges = [synthetic_languages.id_range(code) for code in languages.codes]
+            self._language_id_low = tf.constant([low for low, _ in ranges], tf.int32)
+            self._language_id_high = tf.constant([high for _, high in ranges], tf.int32)
+        self.top_k = min(int(top_k), answers)
         self.max_length = model.encoder.max_sequence_length
         self.vocabulary_size = model.encoder.vocabulary_size
         self.text_mode = tokenizer is not None
@@ -168,6 +192,24 @@ class ServingModule(tf.Module):
             self._tag_names = tf.constant(self.token_class_names, tf.string)
         if self.sentence_class_names:
             self._class_names = tf.constant(self.sentence_class_names, tf.string)
+
+    @staticmethod
+    def _check_synthetic(model, tokenizer, synthetic, languages):
+        missing = [code for code in languages.codes if code not in synthetic.codes]
+        if missing:
+            raise ValueError(
+                f"Model languages {missing} are not among the synthetic languages {synthetic.codes}."
+            )
+        if synthetic.vocab_size != model.encoder.vocabulary_size:
+            raise ValueError(
+                f"Synthetic languages {synthetic.codes} need {synthetic.vocab_size} ids; the model has "
+                f"{model.encoder.vocabulary_size}."
+            )
+        if tokenizer is not None and tokenizer.vocab_size != synthetic.base_vocab_size:
+            raise ValueError(
+                f"Tokenizer vocabulary size {tokenizer.vocab_size} differs from the synthetic languages' "
+                f"base vocabulary {synthetic.base_vocab_size}."
+            )
 
     # ------------------------------------------------------------------ signatures
     def signature_functions(self) -> dict:
@@ -235,8 +277,13 @@ class ServingModule(tf.Module):
         logits = self._run(inputs, [MASKED_LM_LOGITS])[MASKED_LM_LOGITS]
         ids = tf.range(tf.shape(logits)[-1])
         special = tf.reduce_any(tf.equal(ids[:, None], tf.constant(self._special_token_ids)[None, :]), axis=1)
-        special = special | (ids >= self._answer_ids)
-        logits = tf.where(special, tf.constant(float("-inf"), logits.dtype), logits)
+        excluded = special | (ids >= self._answer_ids)
+        if self.synthetic_languages is not None:
+            # Nor is a word of another synthetic language: [B, 1, V].
+            low = tf.gather(self._language_id_low, inputs["language_ids"])[:, None, None]
+            high = tf.gather(self._language_id_high, inputs["language_ids"])[:, None, None]
+            excluded = tf.logical_or(excluded, tf.logical_or(ids < low, ids >= high))
+        logits = tf.where(excluded, tf.constant(float("-inf"), logits.dtype), logits)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)
         valid_k = tf.expand_dims(valid, -1)
@@ -247,7 +294,8 @@ class ServingModule(tf.Module):
             "top_probabilities": tf.where(valid_k, top_probabilities, 0.0),
         }
         if self.tokenizer is not None:
-            outputs["top_tokens"] = tf.where(valid_k, self.tokenizer.id_to_token(tf.maximum(top_ids, 0)), "")
+            spelled = self.tokenizer.id_to_token(self._base_ids(tf.maximum(top_ids, 0)))
+            outputs["top_tokens"] = tf.where(valid_k, spelled, "")
             outputs["token_ids"] = inputs["token_ids"]
         return outputs
 
@@ -263,7 +311,8 @@ class ServingModule(tf.Module):
             "tag_probabilities": tf.where(real, tf.reduce_max(probabilities, axis=-1), 0.0),
         }
         if self.tokenizer is not None:
-            outputs["tokens"] = tf.where(real, self.tokenizer.id_to_token(inputs["token_ids"]), "")
+            spelled = self.tokenizer.id_to_token(self._base_ids(inputs["token_ids"]))
+            outputs["tokens"] = tf.where(real, spelled, "")
             outputs["token_ids"] = inputs["token_ids"]
             outputs["padding_mask"] = inputs["padding_mask"]
         return outputs
@@ -285,6 +334,12 @@ class ServingModule(tf.Module):
         return {"classes": classes, "scores": probabilities}
 
     # ------------------------------------------------------------------ helpers
+    def _base_ids(self, ids):
+        """Model ids -> the tokenizer's ids (synthetic languages' shifted ids back to their base)."""
+        if self.synthetic_languages is None:
+            return ids
+        return self.synthetic_languages.to_base_ids(ids)
+
     def _sentence_probabilities(self, inputs):
         logits = self._run(inputs, [SENTENCE_LOGITS])[SENTENCE_LOGITS]
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
@@ -319,9 +374,16 @@ class ServingModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             text = tf.identity(text)
+        language_ids = self.languages.lookup(language)
+        transform = None
+        if self.synthetic_languages is not None:
+            codes = self.languages.codes
+
+            def transform(word_pieces):
+                return self.synthetic_languages.transform_by_language(word_pieces, language_ids, codes)
         encode = text_inputs.encode_text_with_masks if with_masks else text_inputs.encode_text
-        inputs = encode(self.tokenizer, text, self.max_length)
-        inputs["language_ids"] = self.languages.lookup(language)
+        inputs = encode(self.tokenizer, text, self.max_length, transform)
+        inputs["language_ids"] = language_ids
         return inputs
 
     def _checked_id_inputs(self, token_ids, padding_mask, language):

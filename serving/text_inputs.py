@@ -43,24 +43,42 @@ def pack_pieces(pieces: tf.RaggedTensor, max_length: int, tokenizer=None) -> dic
     return {"token_ids": token_ids, "padding_mask": padding_mask}
 
 
-def encode_text(tokenizer, text: tf.Tensor, max_length: int) -> dict:
-    """[B] strings -> packed model inputs (see `pack_pieces`)."""
-    return pack_pieces(tokenizer.tokenize(text), max_length, tokenizer)
+def encode_text(tokenizer, text: tf.Tensor, max_length: int, transform=None) -> dict:
+    """[B] strings -> packed model inputs (see `pack_pieces`).
+
+    `transform` (optional) maps the word pieces ``[B, (words), (pieces)]``
+    before packing: synthetic languages' id shift and word order.
+    """
+    if transform is None:
+        return pack_pieces(tokenizer.tokenize(text), max_length, tokenizer)
+    return pack_pieces(transform(tokenizer.tokenize_words(text)).merge_dims(1, 2), max_length, tokenizer)
 
 
-def encode_text_with_masks(tokenizer, text: tf.Tensor, max_length: int) -> dict:
+def encode_text_with_masks(tokenizer, text: tf.Tensor, max_length: int, transform=None) -> dict:
     """Like `encode_text`, but every literal mask token (``[MASK]``) in the text becomes the mask id."""
     mask_token = tokenizer.vocab[tokenizer.mask_id] if hasattr(tokenizer, "mask_id") else MASK_TOKEN
+    mask_id = special_ids(tokenizer)["mask"]
     segments = tf.strings.split(text, sep=mask_token)  # [B, (segments)]
-    pieces = tf.cast(tokenizer.tokenize(segments.flat_values), tf.int32)  # [N, (pieces)]
     # A mask id follows every segment except the last one of its text.
     position = tf.ragged.range(segments.row_lengths()).flat_values
     row_length = tf.gather(segments.row_lengths(), segments.value_rowids())
     followed_by_mask = tf.cast(position < row_length - 1, tf.int64)
-    masks = tf.cast(tf.ragged.range(followed_by_mask) * 0 + special_ids(tokenizer)["mask"], tf.int32)
-    pieces = tf.concat([pieces, masks], axis=1)
-    merged = segments.with_flat_values(pieces).merge_dims(1, 2)
-    return pack_pieces(merged, max_length, tokenizer)
+    if transform is None:
+        pieces = tf.cast(tokenizer.tokenize(segments.flat_values), tf.int32)  # [N, (pieces)]
+        masks = tf.cast(tf.ragged.range(followed_by_mask) * 0 + mask_id, tf.int32)
+        pieces = tf.concat([pieces, masks], axis=1)
+        merged = segments.with_flat_values(pieces).merge_dims(1, 2)
+        return pack_pieces(merged, max_length, tokenizer)
+    words = tf.cast(tokenizer.tokenize_words(segments.flat_values), tf.int32)  # [N, (words), (pieces)]
+    mask_count = tf.reduce_sum(followed_by_mask)
+    mask_words = tf.RaggedTensor.from_row_lengths(
+        tf.RaggedTensor.from_row_lengths(tf.fill([mask_count], tf.constant(mask_id, tf.int32)),
+                                         tf.ones([mask_count], tf.int64)),
+        followed_by_mask,
+    )
+    words = tf.concat([words, mask_words], axis=1)
+    word_pieces = segments.with_flat_values(words).merge_dims(1, 2)  # [B, (words), (pieces)]
+    return pack_pieces(transform(word_pieces).merge_dims(1, 2), max_length, tokenizer)
 
 
 def mask_positions(token_ids: tf.Tensor, mask_id: int = MASK_ID) -> tf.Tensor:

@@ -6,6 +6,8 @@ Trainers write, and the exporter and analysis tools read, one layout::
       model.json        the Keras config of the `MultilingualModel` (architecture, languages)
       vocab.txt         the tokenizer vocabulary, when the model was trained on text
       config.yaml       the resolved experiment config (written by the trainers)
+      synthetic_languages.json   each synthetic language's id shift and word order
+                        (data.corpus=synthetic; `tf_metaling.data.synthetic`)
       checkpoint, ckpt-N.*   `tf.train.Checkpoint(model=..., ...)` files
 
 `restore_model` rebuilds the model from ``model.json`` and loads the newest

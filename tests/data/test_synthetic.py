@@ -110,3 +110,28 @@ def test_synthetic_languages_in_the_pipeline():
     assert sum(len(v) for v in split.values()) == 8 and not set(split["en"]) & set(split["en-rev"])
     with pytest.raises(KeyError):
         synthetic.transform("fr")
+
+
+def test_transform_by_language_applies_each_examples_own_transform():
+    from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
+
+    synthetic = SyntheticCorpus.definitions(["en", "xx", "yy"], base_vocab_size=25)  # span 20
+    words = tf.ragged.constant([[[5, 6], [7], [2, 9]]] * 3, ragged_rank=2)
+    mixed = synthetic.transform_by_language(words, tf.constant([2, 0, 1]), ["en", "xx", "yy"])
+    one_by_one = [synthetic.transform(code)(words[:1]).to_list()[0] for code in ("yy", "en", "xx")]
+    assert mixed.to_list() == one_by_one
+    assert one_by_one[2] == [[2, 29], [27], [25, 26]]  # xx: reversed, +20; special id 2 kept
+    assert reverse_word_order(words, rows=[False, True, False]).to_list()[::2] == [words[0].to_list()] * 2
+    assert synthetic.id_range("yy") == (45, 65)
+
+
+def test_synthetic_languages_round_trip_through_a_model_dir(tmp_path):
+    synthetic = SyntheticLanguages.standard(100, "en")
+    synthetic.save(str(tmp_path))
+    loaded = SyntheticLanguages.load(str(tmp_path))
+    assert loaded.to_dict() == synthetic.to_dict() and loaded.vocab_size == synthetic.vocab_size
+    assert SyntheticLanguages.load(str(tmp_path / "elsewhere")) is None
+    definitions = '{"base_vocab_size": 100, "languages": [{"code": "en"}]}'
+    (tmp_path / "synthetic_languages.json").write_text(definitions)
+    with pytest.raises(ValueError, match="synthetic_languages.json.*KeyError"):
+        SyntheticLanguages.load(str(tmp_path))

@@ -13,7 +13,10 @@ multilinguality"), a "language" can be made from another by
 Special tokens keep their ids in every language. The transforms act on
 tokenised word pieces ``[B, (words), (pieces)]`` in the graph and plug into
 `pipelines.mlm_dataset(language_transforms=...)`; the model's vocabulary must
-be `SyntheticLanguages.vocab_size`. `toy_sentences` generates a small
+be `SyntheticLanguages.vocab_size`. `transform_by_language` applies each
+example's own transform to a mixed-language batch (exported text signatures),
+and ``synthetic_languages.json`` in a model_dir records the definitions
+(`save` / `load`) so an export can repeat them exactly. `toy_sentences` generates a small
 deterministic corpus with real agreement structure, so fast tests and the
 quick demo need no download at all.
 """
@@ -21,6 +24,8 @@ quick demo need no download at all.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import random
 from collections.abc import Sequence
 
@@ -29,6 +34,8 @@ import tensorflow as tf
 from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
 
 SYNTHETIC_KINDS = ("original", "shift", "reverse", "shift+reverse")
+# Written into a model_dir trained on synthetic languages (see `SyntheticLanguages.save`).
+SYNTHETIC_LANGUAGES_FILE = "synthetic_languages.json"
 
 
 def shift_token_ids(ids, offset: int):
@@ -39,17 +46,19 @@ def shift_token_ids(ids, offset: int):
     return tf.where(ids >= NUM_SPECIAL_TOKENS, ids + tf.cast(offset, ids.dtype), ids)
 
 
-def reverse_word_order(word_pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+def reverse_word_order(word_pieces: tf.RaggedTensor, rows=None) -> tf.RaggedTensor:
     """Reverses the words of each row of ``[B, (words), (pieces)]``; pieces keep
-    their order inside a word."""
+    their order inside a word. With `rows` (bool ``[B]``), only the rows where
+    it is True are reversed."""
     words = word_pieces  # [B, (W), (P)]
     starts = words.row_starts()
     lengths = words.row_lengths()
     row = words.value_rowids()
-    position = tf.range(tf.shape(row, out_type=row.dtype)[0], dtype=row.dtype) - tf.gather(
-        starts, row
-    )
+    word_index = tf.range(tf.shape(row, out_type=row.dtype)[0], dtype=row.dtype)
+    position = word_index - tf.gather(starts, row)
     source = tf.gather(starts, row) + tf.gather(lengths, row) - 1 - position
+    if rows is not None:
+        source = tf.where(tf.gather(tf.convert_to_tensor(rows, tf.bool), row), source, word_index)
     return tf.RaggedTensor.from_row_splits(
         tf.gather(words.values, source), words.row_splits, validate=False
     )
@@ -118,10 +127,14 @@ class SyntheticLanguages:
         """Ids needed by a model that reads all the languages."""
         return NUM_SPECIAL_TOKENS + (max(lang.shift for lang in self.languages) + 1) * self.span
 
-    def transform(self, code: str):
+    def language(self, code: str) -> SyntheticLanguage:
         language = {lang.code: lang for lang in self.languages}.get(code)
         if language is None:
             raise KeyError(f"Unknown synthetic language {code!r}; have {self.codes}.")
+        return language
+
+    def transform(self, code: str):
+        language = self.language(code)
         offset = language.shift * self.span
 
         def apply(word_pieces: tf.RaggedTensor) -> tf.RaggedTensor:
@@ -136,6 +149,69 @@ class SyntheticLanguages:
     def transforms(self) -> dict:
         """``{code: transform}`` for `pipelines.mlm_dataset(language_transforms=...)`."""
         return {code: self.transform(code) for code in self.codes}
+
+    def transform_by_language(self, word_pieces: tf.RaggedTensor, language_ids, codes) -> tf.RaggedTensor:
+        """Each example's own transform, in the graph, for a batch that mixes languages.
+
+        Args:
+            word_pieces: int ``[B, (words), (pieces)]`` base-vocabulary ids.
+            language_ids: int ``[B]``, indices into `codes`.
+            codes: the language codes in index order (e.g. a model's), each
+                one of `codes` of this set.
+        """
+        table = [self.language(code) for code in codes]
+        offsets = tf.constant([lang.shift * self.span for lang in table], word_pieces.dtype)
+        reverse = tf.constant([lang.reverse for lang in table], tf.bool)
+        language_ids = tf.convert_to_tensor(language_ids)
+        word_pieces = reverse_word_order(word_pieces, rows=tf.gather(reverse, language_ids))
+        example_of_piece = tf.gather(word_pieces.value_rowids(), word_pieces.values.value_rowids())
+        offset = tf.gather(tf.gather(offsets, language_ids), example_of_piece)
+        ids = word_pieces.flat_values
+        return word_pieces.with_flat_values(tf.where(ids >= NUM_SPECIAL_TOKENS, ids + offset, ids))
+
+    def id_range(self, code: str) -> tuple[int, int]:
+        """``[low, high)``: the regular (non-special) ids of language `code`."""
+        low = NUM_SPECIAL_TOKENS + self.language(code).shift * self.span
+        return low, low + self.span
+
+    def to_dict(self) -> dict:
+        return {
+            "base_vocab_size": self.base_vocab_size,
+            "languages": [dataclasses.asdict(lang) for lang in self.languages],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "synthetic languages") -> SyntheticLanguages:
+        try:
+            languages = [SyntheticLanguage(str(d["code"]), int(d["shift"]), bool(d["reverse"]))
+                         for d in data["languages"]]
+            return cls(int(data["base_vocab_size"]), languages)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"{source}: expected {{'base_vocab_size': int, 'languages': "
+                f"[{{'code', 'shift', 'reverse'}}]}}; {type(error).__name__}: {error}"
+            ) from error
+
+    def save(self, model_dir: str) -> str:
+        """Writes ``model_dir/synthetic_languages.json`` atomically; returns its path."""
+        from tf_metaling.data.atomic_files import atomic_write_text
+
+        path = os.path.join(model_dir, SYNTHETIC_LANGUAGES_FILE)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str) -> SyntheticLanguages | None:
+        """The definitions a model_dir records, or None when it has none."""
+        path = os.path.join(model_dir, SYNTHETIC_LANGUAGES_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as file:
+            try:
+                data = json.load(file)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from error
+        return cls.from_dict(data, source=path)
 
     def sources(self, sentences: Sequence[str], disjoint: bool = True) -> dict[str, list[str]]:
         """Base sentences for each language: disjoint interleaved shares (so no

@@ -160,6 +160,9 @@ def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: 
     if tokenizer is not None:
         if model_dir:
             tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+    if model_dir and corpus.synthetic is not None:
+        # The model's ids are the corpus's shifted ranges: an export repeats the transforms from this file.
+        corpus.synthetic.save(model_dir)
     else:
         tokenizer = _load_or_learn_tokenizer(config, train_sources, model_dir, seed)
     transforms = corpus.language_transforms

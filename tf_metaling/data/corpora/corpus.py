@@ -30,6 +30,8 @@ class Corpus:
     groups: dict = {}
     # Synthetic languages transform token ids in the pipeline; real corpora have none.
     language_transforms: Optional[dict] = None
+    # Their definitions (a `SyntheticLanguages`), recorded in each model_dir so exports repeat them.
+    synthetic = None
 
     def text_sources(self, split: str) -> dict:
         """``{code: sentences (a list) or text file path(s)}`` of a split (train / valid / test)."""

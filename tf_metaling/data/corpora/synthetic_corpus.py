@@ -32,11 +32,16 @@ class SyntheticCorpus(Corpus):
         self._train = toy_sentences(train_per_language * len(self.languages), seed=seed)
         self._valid = toy_sentences(valid_per_language * len(self.languages), seed=seed + 1)
         self._tokenizer = Tokenizer.train({"base": self._train}, vocab_size=vocab_size, seed=seed)
-        self.synthetic = SyntheticLanguages(
-            self._tokenizer.vocab_size,
-            [SyntheticLanguage(code, shift=i, reverse=bool(i % 2)) for i, code in enumerate(self.languages)],
-        )
+        self.synthetic = self.definitions(self.languages, self._tokenizer.vocab_size)
         self.language_transforms = self.synthetic.transforms()
+
+    @staticmethod
+    def definitions(languages, base_vocab_size: int) -> SyntheticLanguages:
+        """Language i shifts its ids into range i; odd languages also reverse the word order."""
+        return SyntheticLanguages(
+            base_vocab_size,
+            [SyntheticLanguage(code, shift=i, reverse=bool(i % 2)) for i, code in enumerate(languages)],
+        )
 
     def text_sources(self, split: str) -> dict:
         return self.synthetic.sources(self._train if split == "train" else self._valid)

@@ -1,0 +1,93 @@
+"""Interference against capacity: differences, CIs, the table and the PNG on fixed figures."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tf_metaling.training.capacity_curve import capacity_table, interference_by_capacity, plot_capacity_curve
+
+GROUPS = {"high": ["en", "fr"], "low": ["sw"]}
+# held-out loss per seed; the joint models get relatively better with width
+RESULTS = {
+    32: {
+        "mono": {"en": [3.0, 3.1, 3.2], "fr": [3.3, 3.4, 3.3], "sw": [4.0, 4.1, 4.2]},
+        "joint_pair": {"fr": [3.5, 3.6, 3.55], "sw": [4.3, 4.35, 4.4]},
+        "joint_all": {"en": [3.3, 3.35, 3.5], "fr": [3.6, 3.7, 3.65], "sw": [4.4, 4.5, 4.7]},
+    },
+    64: {
+        "mono": {"en": [2.8, 2.9, 2.85], "fr": [3.0, 3.1, 3.05], "sw": [3.8, 3.9, 3.85]},
+        "joint_pair": {"fr": [3.1, 3.15, 3.1], "sw": [3.8, 3.95, 3.8]},
+        "joint_all": {"en": [2.9, 2.95, 2.95], "fr": [3.1, 3.2, 3.1], "sw": [3.9, 3.95, 3.9]},
+    },
+    128: {
+        "mono": {"en": [2.6, 2.7, 2.65], "fr": [2.8, 2.9, 2.85], "sw": [3.6, 3.7, 3.65]},
+        "joint_pair": {"fr": [2.8, 2.9, 2.85], "sw": [3.55, 3.6, 3.55]},
+        "joint_all": {"en": [2.6, 2.75, 2.6], "fr": [2.75, 2.85, 2.8], "sw": [3.5, 3.55, 3.5]},
+    },
+}
+
+
+def test_differences_are_paired_by_seed_with_a_t_interval():
+    estimates = interference_by_capacity(RESULTS)
+    assert list(estimates) == [32, 64, 128]
+    assert set(estimates[32]["joint_pair"]) == {"fr", "sw"}  # no JointPair for the pivot
+    estimate = estimates[32]["joint_all"]["sw"]
+    differences = np.array([0.4, 0.4, 0.5])
+    half = stats.t.ppf(0.975, 2) * stats.sem(differences)
+    assert estimate.value == pytest.approx(differences.mean())
+    mean = differences.mean()
+    assert (estimate.low, estimate.high) == pytest.approx((mean - half, mean + half))
+    assert estimate.n == 3 and estimate.method == "seeds-t"
+    # identical differences: the interval is the point itself
+    fr = estimates[128]["joint_pair"]["fr"]
+    assert fr.value == pytest.approx(0.0) and fr.low == pytest.approx(0.0) and fr.includes(0.0)
+
+
+def test_table_has_a_row_per_language_and_comparison_and_fits_100_columns():
+    text = capacity_table(RESULTS, groups=GROUPS)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "| lang  | difference     | d=32         | d=64          | d=128         |" in lines
+    en = next(line for line in lines if line.startswith("| en ") and "JointAll-Mono" in line)
+    estimate = interference_by_capacity(RESULTS)[32]["joint_all"]["en"]
+    assert f"+{estimate.value:.3f}±{(estimate.high - estimate.low) / 2:.3f}" in en
+    assert not any(line.startswith("| en ") and "JointPair" in line for line in lines)
+    assert any(line.startswith("| sw(L)") for line in lines)
+    assert "| +0.000±0.000*" in text  # fr JointPair at 128: CI includes 0, marked
+    assert "Positive = the joint model is worse" in text.replace("\n", " ")
+    accuracy = capacity_table(RESULTS, metric_name="accuracy", higher_is_better=True)
+    assert "Negative = the joint model is worse" in accuracy.replace("\n", " ")
+
+
+def test_many_widths_split_into_tables_within_100_columns():
+    results = {w: RESULTS[32] for w in (8, 16, 32, 64, 128, 256, 512, 1024)}
+    text = capacity_table(results, groups=GROUPS)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    headers = [line for line in text.splitlines() if line.startswith("| lang")]
+    assert len(headers) >= 2
+    assert sum(line.count("d=") for line in headers) == 8
+
+
+def test_unpaired_seeds_are_refused_with_the_place():
+    broken = {16: {"mono": {"en": [3.0, 3.1]}, "joint_all": {"en": [3.2]}}}
+    with pytest.raises(ValueError, match="width 16: joint_all/en"):
+        interference_by_capacity(broken)
+
+
+def test_one_seed_cells_have_no_ci():
+    one = {16: {"mono": {"en": [3.0]}, "joint_all": {"en": [3.2]}}}
+    assert interference_by_capacity(one)[16]["joint_all"]["en"].low is None
+    assert "| +0.200 |" in capacity_table(one) and "one seed has no CI" in capacity_table(one)
+
+
+def test_plot_is_a_png_written_atomically(tmp_path):
+    path = plot_capacity_curve(RESULTS, str(tmp_path / "plots" / "capacity.png"))
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path / "plots") == ["capacity.png"]
+    with pytest.raises(ValueError, match="no width"):
+        plot_capacity_curve({16: {"mono": {"en": [3.0]}}}, str(tmp_path / "empty.png"))

@@ -1,0 +1,118 @@
+"""The convergence rule, the plateau stopper and the curve plot, on curves with known answers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tf_metaling.training.convergence import (
+    TOO_FEW,
+    ConvergenceRule,
+    LearningCurve,
+    PlateauStopper,
+    plot_learning_curves,
+    verdicts_of,
+)
+
+STEPS = list(range(100, 1100, 100))  # 10 evaluations, last at step 1000: the window is (800, 1000]
+
+
+def test_a_flat_tail_is_converged():
+    losses = [6.0, 5.0, 4.5, 4.2, 4.1, 4.05, 4.02, 4.01, 4.005, 4.001]
+    verdict = ConvergenceRule().check(LearningCurve(STEPS, losses))
+    assert verdict.converged and verdict.label == "converged"
+    assert verdict.window_start_step == 800
+    # best at or before step 800 is 4.01; best after it 4.001
+    assert verdict.improvement == pytest.approx((4.01 - 4.001) / 4.01)
+
+
+def test_a_still_falling_curve_is_not_converged():
+    losses = list(np.linspace(6.0, 3.0, len(STEPS)))
+    verdict = ConvergenceRule().check(LearningCurve(STEPS, losses))
+    assert not verdict.converged
+    expected = (losses[7] - losses[9]) / losses[7]
+    assert verdict.improvement == pytest.approx(expected)
+    assert verdict.label == f"not converged (best held-out loss still fell {expected:.1%} in the last 20%)"
+
+
+def test_threshold_and_window_are_the_stated_rule():
+    losses = [5.0, 4.0, 3.0, 2.0, 1.97]  # 1.5% in the last 20%, 34% in the last 50%
+    curve = LearningCurve([1, 2, 3, 4, 5], losses)
+    assert not ConvergenceRule(threshold=0.01).check(curve).converged
+    assert ConvergenceRule(threshold=0.02).check(curve).converged
+    assert not ConvergenceRule(threshold=0.02, window=0.5).check(curve).converged
+    assert "less than 2% over the last 50%" in ConvergenceRule(threshold=0.02, window=0.5).describe()
+    expected = {"threshold": 0.02, "window": 0.5, "min_evaluations": 3}
+    assert ConvergenceRule(0.02, 0.5, 3).get_config() == expected
+
+
+def test_a_rising_tail_counts_as_converged():
+    verdict = ConvergenceRule().check(LearningCurve(STEPS, [5, 4, 3, 2.5, 2.4, 2.38, 2.37, 2.37, 2.5, 2.6]))
+    assert verdict.converged and verdict.improvement == 0.0
+
+
+def test_too_short_curves_are_not_converged_for_that_reason():
+    rule = ConvergenceRule()
+    for curve in (LearningCurve(), LearningCurve([10, 20, 30], [3.0, 3.0, 3.0])):
+        verdict = rule.check(curve)
+        assert not verdict.converged and verdict.improvement is None
+        assert verdict.label == f"not converged ({TOO_FEW})"
+    # enough evaluations, but none at or before the window's start
+    late = LearningCurve([900, 950, 980, 1000], [3.0, 3.0, 3.0, 3.0])
+    assert rule.check(late).label == f"not converged ({TOO_FEW})"
+
+
+def test_bad_curves_and_rules_are_refused():
+    with pytest.raises(ValueError, match="step 10 after step 20"):
+        LearningCurve([20, 10], [1.0, 1.0])
+    with pytest.raises(ValueError, match="not finite"):
+        LearningCurve([1, 2], [1.0, float("nan")])
+    with pytest.raises(ValueError, match="2 steps but 1 losses"):
+        LearningCurve([1, 2], [1.0])
+    with pytest.raises(ValueError, match="threshold"):
+        ConvergenceRule(threshold=1.5)
+    with pytest.raises(ValueError, match="window"):
+        ConvergenceRule(window=0.0)
+    with pytest.raises(ValueError, match="patience"):
+        PlateauStopper(patience=0)
+
+
+def test_patience_stops_at_the_expected_evaluation():
+    losses = [5.0, 4.0, 3.0, 3.1, 2.99, 3.2, 3.0, 3.05, 2.5]
+    stopper = PlateauStopper(patience=3)
+    evaluated = []
+    for step, loss in zip(range(10, 100, 10), losses):  # as a training loop uses it
+        evaluated.append(step)
+        if stopper.update(step, loss):
+            break
+    # best 2.99 at step 50; steps 60, 70, 80 do not improve: stop at the 8th evaluation (step 80)
+    assert evaluated == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert stopper.stopped_step == 80 and stopper.best_step == 50 and stopper.best_loss == 2.99
+
+
+def test_min_delta_ignores_tiny_improvements_and_replay_resumes():
+    losses = [3.0, 2.999, 2.998, 2.997]
+    stopper = PlateauStopper(patience=2, min_delta=0.01)
+    assert stopper.replay(LearningCurve([1, 2, 3], losses[:3]))
+    assert stopper.stopped_step == 3 and stopper.best_step == 1
+    resumed = PlateauStopper(patience=3, min_delta=0.01)
+    assert not resumed.replay(LearningCurve([1, 2, 3], losses[:3]))
+    assert resumed.update(4, losses[3])
+
+
+def test_curve_round_trip_and_plot(tmp_path):
+    curves = {
+        "mono/en": LearningCurve(STEPS, [6.0, 5.0, 4.5, 4.2, 4.1, 4.05, 4.02, 4.01, 4.005, 4.001]),
+        "joint_all/en": LearningCurve.from_dict({"steps": STEPS, "losses": list(np.linspace(6.0, 3.0, 10))}),
+    }
+    assert LearningCurve.from_dict(curves["mono/en"].as_dict()).losses == curves["mono/en"].losses
+    converged = {label: verdict.converged for label, verdict in verdicts_of(curves).items()}
+    assert converged == {"mono/en": True, "joint_all/en": False}
+    path = plot_learning_curves(curves, str(tmp_path / "curves" / "learning_curves.png"))
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path / "curves") == ["learning_curves.png"]  # no temporary left behind
+    with pytest.raises(ValueError, match="no curves"):
+        plot_learning_curves({}, str(tmp_path / "empty.png"))

@@ -1,0 +1,197 @@
+"""Interference against model capacity: JointPair - Mono and JointAll - Mono per language and width.
+
+The input is plain data, one study's per-seed figures per model width:
+``{width: {variant: {language: [per-seed values]}}}`` (each width's part is
+what `study_table.cell_values` returns), values of one seed at the same
+position in every list. For every width, language and joint variant the
+difference ``joint - Mono`` is taken seed by seed and summarised as its mean
+with the 95% t interval over seeds (`tf_metaling.estimates.seeds_estimate`).
+
+The difference keeps the metric's sign: with a loss, a positive difference is
+negative interference (the joint model is worse); with an accuracy, a
+negative one is. The caption of the table and the plot's axis say which.
+
+`capacity_table` writes the Markdown table (lines within 100 columns; widths
+split over several tables when they do not fit) and `plot_capacity_curve`
+the PNG (one panel per joint variant, one line per language, CI bars),
+written atomically.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.estimates import Estimate, seeds_estimate
+
+COMPARISONS = {"joint_pair": "JointPair-Mono", "joint_all": "JointAll-Mono"}
+MAX_COLUMNS = 100
+
+
+def interference_by_capacity(results: Mapping, baseline: str = "mono",
+                             comparisons: Sequence[str] = tuple(COMPARISONS)) -> dict:
+    """``{width: {variant: {language: Estimate of (variant - baseline)}}}``, widths ascending.
+
+    Languages without figures of both the variant and the baseline at a width
+    are left out of that width (a JointPair model has no pivot figure).
+
+    Raises:
+        ValueError: when a pair of per-seed lists has different lengths or a
+            missing value (naming the width, variant and language).
+    """
+    table = {}
+    for width in sorted(results, key=float):
+        figures = results[width]
+        reference = figures.get(baseline, {})
+        for variant in comparisons:
+            for code, values in figures.get(variant, {}).items():
+                base = reference.get(code)
+                if base is None:
+                    continue
+                if len(values) != len(base) or any(v is None for v in list(values) + list(base)):
+                    raise ValueError(
+                        f"capacity curve, width {width}: {variant}/{code} has per-seed values {list(values)} "
+                        f"and {baseline}/{code} {list(base)}; they must be paired by seed."
+                    )
+                differences = np.asarray(values, dtype=float) - np.asarray(base, dtype=float)
+                table.setdefault(width, {}).setdefault(variant, {})[code] = seeds_estimate(differences)
+    return table
+
+
+def _cell(estimate: Optional[Estimate], digits: int) -> str:
+    if estimate is None:
+        return "-"
+    text = f"{estimate.value:+.{digits}f}"
+    if estimate.has_interval:
+        text += f"±{(estimate.high - estimate.low) / 2:.{digits}f}"
+        if estimate.includes(0.0):
+            text += "*"
+    return text
+
+
+def capacity_table(results: Mapping, metric_name: str = "held-out MLM loss", higher_is_better: bool = False,
+                   groups: Optional[Mapping[str, Sequence[str]]] = None, width_name: str = "d",
+                   digits: int = 3) -> str:
+    """The Markdown table(s): rows (language, comparison), one column per model width.
+
+    Args:
+        results: ``{width: {variant: {language: [per-seed values]}}}``.
+        metric_name: what the values are, for the caption.
+        higher_is_better: the metric's direction (says which sign is interference).
+        groups: optional ``{"high": [...], "low": [...]}``: orders the rows
+            and marks low-resource languages ``(L)``.
+        width_name: the capacity's name in the column titles (``d`` = hidden size).
+        digits: decimals of the cells.
+    """
+    estimates = interference_by_capacity(results)
+    if not estimates:
+        return ""
+    widths = list(estimates)
+    low = set((groups or {}).get("low", []))
+    order = list((groups or {}).get("high", [])) + list((groups or {}).get("low", []))
+    seen = {code for per_width in estimates.values() for rows in per_width.values() for code in rows}
+    languages = [c for c in order if c in seen] + sorted(seen - set(order))
+    cells = [e for per_width in estimates.values() for rows in per_width.values() for e in rows.values()]
+    seeds = sorted({e.n for e in cells})
+    interference = "negative" if higher_is_better else "positive"
+    caption = (
+        f"Interference against capacity: joint variant minus Mono in {metric_name}, per language; "
+        f"mean over seeds ± half-width of the 95% t interval ({'/'.join(map(str, seeds))} seeds). "
+        f"{interference.capitalize()} = the joint model is worse (negative interference)."
+    )
+    notes = ["* the CI includes 0: no difference detected."]
+    if low & seen:
+        notes.append("(L) low-resource language.")
+    if 1 in seeds:
+        notes.append("A cell from one seed has no CI.")
+    rows = []
+    for code in languages:
+        for variant, title in COMPARISONS.items():
+            cells = [_cell(estimates[w].get(variant, {}).get(code), digits) for w in widths]
+            if all(cell == "-" for cell in cells):
+                continue
+            rows.append([code + ("(L)" if code in low else ""), title] + cells)
+    header = ["lang", "difference"] + [f"{width_name}={w}" for w in widths]
+    tables, first = [], 0
+    while first < len(widths):  # as many width columns per table as fit in 100 columns
+        last = first + 1
+        while last < len(widths) and _line_width(header, rows, first, last + 1) <= MAX_COLUMNS:
+            last += 1
+        tables.append(_markdown(header, rows, first, last))
+        first = last
+    return "\n\n".join([_wrap(caption)] + tables + ["\n".join(_wrap(n) for n in notes)])
+
+
+def _columns(row, first, last):
+    return row[:2] + row[2 + first: 2 + last]
+
+
+def _line_width(header, rows, first, last) -> int:
+    table = [_columns(r, first, last) for r in [header] + rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _markdown(header, rows, first, last) -> str:
+    table = [_columns(r, first, last) for r in [header] + rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(table[0], widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in table[1:]]
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = MAX_COLUMNS) -> str:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join(lines + [line])
+
+
+def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-out MLM loss",
+                        higher_is_better: bool = False, width_name: str = "hidden size d") -> str:
+    """One panel per joint variant: ``variant - Mono`` against width, a line per language, 95% CI bars.
+
+    Writes the PNG atomically at `path` and returns `path`.
+    """
+    from matplotlib.figure import Figure
+
+    estimates = interference_by_capacity(results)
+    if not estimates:
+        raise ValueError(
+            f"plot_capacity_curve: no width has both a joint variant and Mono to draw into {path}."
+        )
+    widths = [float(w) for w in estimates]
+    figure = Figure(figsize=(10.0, 4.0), layout="constrained")
+    panels = figure.subplots(1, len(COMPARISONS), sharey=True, squeeze=False)[0]
+    for axes, (variant, title) in zip(panels, COMPARISONS.items()):
+        languages = sorted({c for per_width in estimates.values() for c in per_width.get(variant, {})})
+        for code in languages:
+            points = [(x, per_width.get(variant, {}).get(code))
+                      for x, per_width in zip(widths, estimates.values())]
+            points = [(x, e) for x, e in points if e is not None]
+            xs = [x for x, _ in points]
+            ys = [e.value for _, e in points]
+            errors = np.array([[e.value - e.low, e.high - e.value] if e.has_interval else [0.0, 0.0]
+                               for _, e in points]).T
+            axes.errorbar(xs, ys, yerr=errors, marker="o", markersize=4, capsize=3, linewidth=1.2, label=code)
+        axes.axhline(0.0, color="black", linewidth=0.8)
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(widths, labels=[f"{w:g}" for w in widths])
+        axes.set_xlabel(width_name)
+        axes.set_title(title, fontsize=10)
+        axes.grid(True, alpha=0.3)
+        if languages:
+            axes.legend(fontsize=7)
+    worse = "lower" if higher_is_better else "higher"
+    panels[0].set_ylabel(f"difference in {metric_name}\n({worse} = joint model worse)")
+    figure.suptitle("Interference against capacity (mean over seeds, 95% t interval)", fontsize=11)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+    return path

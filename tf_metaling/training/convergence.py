@@ -1,0 +1,256 @@
+"""Learning curves on held-out loss, one stated convergence rule, and early stopping at a plateau.
+
+A run evaluates its held-out loss on a schedule and keeps the curve
+(`LearningCurve`: steps and losses). Two separate questions are asked of it:
+
+- **Did the run converge?** `ConvergenceRule` (default: "converged when the
+  best held-out loss improved by less than 1% over the last 20% of the
+  steps") gives a `ConvergenceVerdict` with the measured improvement, or
+  "not converged (too few evaluations)" when the curve cannot say.
+- **Should training stop now?** `PlateauStopper` is a patience counter on
+  the held-out loss, fed one evaluation at a time from a training loop.
+
+`plot_learning_curves` draws curves into one PNG (matplotlib's object API on
+the Agg canvas, written atomically), each labelled with its verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping, Optional
+
+from tf_metaling.data.atomic_files import atomic_path
+
+TOO_FEW = "too few evaluations"
+
+
+@dataclasses.dataclass
+class LearningCurve:
+    """Held-out losses of one run at increasing training steps.
+
+    Args:
+        steps: training steps of the evaluations, strictly increasing, >= 0.
+        losses: the held-out loss at each step (finite).
+    """
+
+    steps: list = dataclasses.field(default_factory=list)
+    losses: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        steps, losses = list(self.steps), list(self.losses)
+        if len(steps) != len(losses):
+            raise ValueError(f"LearningCurve: {len(steps)} steps but {len(losses)} losses.")
+        self.steps, self.losses = [], []
+        for step, loss in zip(steps, losses):
+            self.add(step, loss)
+
+    def add(self, step: int, loss: float) -> None:
+        """Appends one evaluation; steps must increase and losses be finite."""
+        step, loss = int(step), float(loss)
+        if step < 0 or (self.steps and step <= self.steps[-1]):
+            previous = self.steps[-1] if self.steps else None
+            raise ValueError(f"LearningCurve: step {step} after step {previous}; steps must increase from 0.")
+        if not math.isfinite(loss):
+            raise ValueError(f"LearningCurve: held-out loss {loss} at step {step} is not finite.")
+        self.steps.append(step)
+        self.losses.append(loss)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def best_loss(self) -> Optional[float]:
+        return min(self.losses) if self.losses else None
+
+    def as_dict(self) -> dict:
+        return {"steps": list(self.steps), "losses": list(self.losses)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LearningCurve:
+        return cls(data["steps"], data["losses"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvergenceVerdict:
+    """What `ConvergenceRule.check` says of one curve.
+
+    ``improvement`` is the relative drop of the best held-out loss over the
+    window (0.004 = 0.4%); None when the curve is too short to measure it.
+    """
+
+    converged: bool
+    improvement: Optional[float]
+    window_start_step: Optional[int]
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """``converged`` or ``not converged (<why>)``, for tables."""
+        return "converged" if self.converged else f"not converged ({self.reason})"
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "label": self.label}
+
+
+class ConvergenceRule:
+    """Converged when the best held-out loss improved by less than `threshold` over the last `window`.
+
+    The window is the last ``window`` fraction of the training steps,
+    ``[(1 - window) * S, S]`` with S the last evaluated step. The reference is
+    the best loss of the evaluations at or before the window's start; the
+    improvement is ``(reference - best loss in the window) / reference``. A
+    loss that rose in the window (over-fitting) counts as no improvement:
+    the run has passed its best held-out loss, so more steps would not help.
+
+    Args:
+        threshold: relative improvement below which the run counts as
+            converged (0.01 = 1%).
+        window: the fraction of the steps at the end of the run that is
+            examined, in (0, 1).
+        min_evaluations: fewer evaluations than this are "not converged
+            (too few evaluations)"; the window must also hold at least one
+            evaluation and have one at or before its start.
+
+    Example:
+    >>> rule = ConvergenceRule()
+    >>> rule.check(LearningCurve([100, 200, 300, 400, 500], [5.0, 4.0, 3.5, 3.49, 3.48])).label
+    'converged'
+    """
+
+    def __init__(self, threshold: float = 0.01, window: float = 0.2, min_evaluations: int = 4):
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"ConvergenceRule: threshold={threshold}, expected a fraction in (0, 1).")
+        if not 0.0 < float(window) < 1.0:
+            raise ValueError(f"ConvergenceRule: window={window}, expected a fraction in (0, 1).")
+        if int(min_evaluations) < 2:
+            raise ValueError(f"ConvergenceRule: min_evaluations={min_evaluations}, expected >= 2.")
+        self.threshold = float(threshold)
+        self.window = float(window)
+        self.min_evaluations = int(min_evaluations)
+
+    def get_config(self) -> dict:
+        return {"threshold": self.threshold, "window": self.window, "min_evaluations": self.min_evaluations}
+
+    def describe(self) -> str:
+        """The rule in one sentence, for table captions and reports."""
+        return (
+            f"A run is converged when its best held-out loss improved by less than "
+            f"{self.threshold:.0%} over the last {self.window:.0%} of its steps "
+            f"(at least {self.min_evaluations} evaluations)."
+        )
+
+    def check(self, curve: LearningCurve) -> ConvergenceVerdict:
+        if len(curve) < self.min_evaluations:
+            return ConvergenceVerdict(False, None, None, TOO_FEW)
+        start = (1.0 - self.window) * curve.steps[-1]
+        before = [loss for step, loss in zip(curve.steps, curve.losses) if step <= start]
+        inside = [loss for step, loss in zip(curve.steps, curve.losses) if step > start]
+        if not before or not inside:
+            return ConvergenceVerdict(False, None, int(math.ceil(start)), TOO_FEW)
+        reference = min(before)
+        improvement = (reference - min(inside)) / abs(reference) if reference else 0.0
+        improvement = max(improvement, 0.0)
+        converged = improvement < self.threshold
+        reason = "" if converged else (
+            f"best held-out loss still fell {improvement:.1%} in the last {self.window:.0%}"
+        )
+        return ConvergenceVerdict(converged, float(improvement), int(math.ceil(start)), reason)
+
+
+class PlateauStopper:
+    """Early stopping at a plateau of the held-out loss, counted in evaluations.
+
+    Feed every evaluation to `update`; it returns True once the loss has not
+    improved on its best by more than `min_delta` (relative) for `patience`
+    evaluations in a row. The decision depends only on the losses seen, so a
+    resumed run replays its curve (`replay`) and continues where it stopped.
+
+    Args:
+        patience: evaluations without improvement before stopping (>= 1).
+        min_delta: relative improvement that counts (0.0: any decrease).
+
+    Example:
+    >>> stopper = PlateauStopper(patience=2)
+    >>> [stopper.update(step, loss) for step, loss in [(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.1)]]
+    [False, False, False, True]
+    """
+
+    def __init__(self, patience: int = 3, min_delta: float = 0.0):
+        if int(patience) < 1:
+            raise ValueError(f"PlateauStopper: patience={patience}, expected >= 1 evaluation.")
+        if not 0.0 <= float(min_delta) < 1.0:
+            raise ValueError(f"PlateauStopper: min_delta={min_delta}, expected a fraction in [0, 1).")
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.best_loss: Optional[float] = None
+        self.best_step: Optional[int] = None
+        self.evaluations_without_improvement = 0
+        self.stopped_step: Optional[int] = None
+
+    def get_config(self) -> dict:
+        return {"patience": self.patience, "min_delta": self.min_delta}
+
+    def update(self, step: int, loss: float) -> bool:
+        """Records the held-out loss at `step`; True when training should stop now."""
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise ValueError(f"PlateauStopper: held-out loss {loss} at step {step} is not finite.")
+        if self.best_loss is None or loss < self.best_loss - self.min_delta * abs(self.best_loss):
+            self.best_loss, self.best_step = loss, int(step)
+            self.evaluations_without_improvement = 0
+        else:
+            self.evaluations_without_improvement += 1
+        if self.stopped_step is None and self.evaluations_without_improvement >= self.patience:
+            self.stopped_step = int(step)
+        return self.stopped_step is not None
+
+    def replay(self, curve: LearningCurve) -> bool:
+        """Feeds a whole curve (e.g. after a restart); True if it calls for a stop."""
+        stop = False
+        for step, loss in zip(curve.steps, curve.losses):
+            stop = self.update(step, loss)
+        return stop
+
+
+def plot_learning_curves(
+    curves: Mapping[str, LearningCurve],
+    path: str,
+    rule: Optional[ConvergenceRule] = None,
+    title: str = "Held-out loss over training",
+    ylabel: str = "held-out MLM loss (nats per masked token)",
+) -> str:
+    """Draws ``{label: curve}`` into one PNG at `path` (written atomically); returns `path`.
+
+    Each legend entry carries the curve's convergence label under `rule`
+    (default `ConvergenceRule()`); the rule itself is written under the plot.
+    """
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise ValueError(f"plot_learning_curves: no curves to draw into {path}.")
+    rule = rule or ConvergenceRule()
+    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for label, curve in curves.items():
+        if not len(curve):
+            raise ValueError(f"plot_learning_curves: curve {label!r} has no evaluations.")
+        verdict = rule.check(curve)
+        axes.plot(curve.steps, curve.losses, marker="o", markersize=3, linewidth=1.2,
+                  linestyle="-" if verdict.converged else "--", label=f"{label}: {verdict.label}")
+    axes.set_xlabel("training step")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.text(0.01, -0.02, rule.describe() + " Dashed: not converged.", fontsize=7, ha="left", va="top")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+    return path
+
+
+def verdicts_of(curves: Mapping[str, LearningCurve], rule: Optional[ConvergenceRule] = None) -> dict:
+    """``{label: ConvergenceVerdict}`` under `rule` (default `ConvergenceRule()`)."""
+    rule = rule or ConvergenceRule()
+    return {label: rule.check(curve) for label, curve in curves.items()}
+

@@ -1,0 +1,386 @@
+"""A verdict per claim of the paper, from paired differences and their 95% CIs (scipy.stats).
+
+The claims (Wang, Lipton & Tsvetkov 2020), each turned into one paired
+difference between two variants, oriented so that a positive effect is what
+the claim says:
+
+=====  ==============================================  ===================================
+claim  in words                                        effect (> 0 supports the claim)
+=====  ==============================================  ===================================
+a      negative interference hits high-resource langs  Mono better than JointAll, high group
+b      it also hits low-resource languages             Mono better than JointAll, low group
+c      JointPair can be worse than Mono                Mono better than JointPair, in at
+                                                       least one language (Bonferroni)
+d      LS layers reduce interference                   JointAll+LS better than JointAll
+e      Meta LS reduces it more than LS                 +Meta LS better than +LS
+f      Meta LS improves zero-shot transfer             +Meta LS better than the reference
+                                                       (+LS) on a zero-shot metric
+=====  ==============================================  ===================================
+
+"Better" follows the metric's direction, stated by the caller
+(``higher_is_better``: False for a loss, True for an accuracy), so a claim
+never depends on the sign convention of the metric.
+
+The input is plain data, the shape `study_table.cell_values` returns:
+``{variant: {language: [per-seed values]}}`` (values of the same seed at the
+same position in every list) and the groups ``{"high": [...], "low": [...]}``.
+The sample a CI is computed from:
+
+- two or more seeds: per seed, the effect averaged over the claim's
+  languages; the mean and the one-sample t interval of those differences
+  (`scipy.stats.ttest_1samp`);
+- one seed with per-example records (``records``: the study's
+  ``results["records"][metric]``, ratio records of `tf_metaling.estimates`):
+  a percentile bootstrap over the test examples, each run's examples
+  resampled independently (`scipy.stats.bootstrap`, 1000 resamples);
+- one seed without records: the t interval over the claim's languages
+  (``n`` languages), when it has two or more.
+
+A verdict is *supported* when the whole 95% CI lies above 0, *contradicted*
+when it lies below 0, *inconclusive (CI includes 0)* otherwise, and *not
+tested* when a variant or group it needs has no figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+from tf_metaling.estimates import BOOTSTRAP_RESAMPLES, CONFIDENCE
+
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive (CI includes 0)"
+NOT_TESTED = "not tested"
+
+TITLES = {
+    "mono": "Mono",
+    "joint_pair": "JointPair",
+    "joint_all": "JointAll",
+    "joint_all_ls": "JointAll+LS",
+    "joint_all_meta_ls": "JointAll+Meta LS",
+}
+CLAIMS = {
+    "a": "negative interference hits high-resource languages",
+    "b": "negative interference also hits low-resource languages",
+    "c": "JointPair can be worse than Mono",
+    "d": "LS layers reduce interference",
+    "e": "Meta LS reduces interference more than LS",
+    "f": "Meta LS improves zero-shot transfer",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One claim's verdict.
+
+    ``effect`` is in the metric's units, positive when the claim holds;
+    ``low``/``high`` its 95% CI (None without one); ``n`` the size of the
+    sample the CI comes from and ``unit`` what it counts (seeds, languages,
+    examples); ``languages`` the languages the effect averages over.
+    """
+
+    claim: str
+    status: str
+    effect: Optional[float]
+    low: Optional[float]
+    high: Optional[float]
+    n: int
+    unit: str
+    method: str
+    languages: tuple
+    p_value: Optional[float]
+    sentence: str
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "languages": list(self.languages), "title": CLAIMS[self.claim]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Interval:
+    effect: float
+    low: Optional[float]
+    high: Optional[float]
+    n: int
+    unit: str
+    method: str
+    p_value: Optional[float] = None
+
+
+def status_of(low: Optional[float], high: Optional[float]) -> str:
+    """supported (CI above 0), contradicted (below 0), or inconclusive (includes 0, or no CI)."""
+    if low is None or high is None or low <= 0.0 <= high:
+        return INCONCLUSIVE
+    return SUPPORTED if low > 0.0 else CONTRADICTED
+
+
+def t_interval(differences: Sequence[float], unit: str, confidence: float = CONFIDENCE) -> _Interval:
+    """Mean and one-sample t interval of paired differences (no interval for one value)."""
+    values = np.asarray(differences, dtype=float)
+    mean = float(values.mean())
+    if values.size < 2:
+        return _Interval(mean, None, None, int(values.size), unit, "none")
+    if np.allclose(values, values[0]):  # no spread: every resample of the data gives the mean
+        return _Interval(mean, mean, mean, int(values.size), unit, f"t over {values.size} {unit}")
+    test = stats.ttest_1samp(values, 0.0)
+    interval = test.confidence_interval(confidence)
+    return _Interval(mean, float(interval.low), float(interval.high), int(values.size), unit,
+                     f"t over {values.size} {unit}", float(test.pvalue))
+
+
+def _worse(a, b, higher_is_better: bool):
+    """How much worse `a` is than `b` (> 0: `a` worse), whatever the metric's direction."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return b - a if higher_is_better else a - b
+
+
+def _per_seed_lists(values, variant, language):
+    per_seed = values.get(variant, {}).get(language)
+    if per_seed is None:
+        return None
+    per_seed = list(per_seed)
+    if any(v is None for v in per_seed) or not per_seed:
+        raise ValueError(f"verdicts: {variant}/{language} has a missing per-seed value: {per_seed}.")
+    return per_seed
+
+
+def _paired(values, worse_variant, better_variant, languages):
+    """``{language: (worse values, better values)}`` for the languages both variants have."""
+    pairs = {}
+    for code in languages:
+        a = _per_seed_lists(values, worse_variant, code)
+        b = _per_seed_lists(values, better_variant, code)
+        if a is None or b is None:
+            continue
+        if len(a) != len(b):
+            raise ValueError(
+                f"verdicts: {worse_variant}/{code} has {len(a)} seeds but {better_variant}/{code} has "
+                f"{len(b)}; per-seed values must be paired by seed."
+            )
+        pairs[code] = (a, b)
+    return pairs
+
+
+def _single_record(records, variant, code):
+    per_seed = (records or {}).get(variant, {}).get(code)
+    if not per_seed:
+        return None
+    if len(per_seed) != 1:
+        raise ValueError(
+            f"verdicts: {variant}/{code} has {len(per_seed)} seeds; a bootstrap needs exactly one."
+        )
+    record = next(iter(per_seed.values()))
+    if record.get("kind") != "ratio":
+        raise ValueError(f"verdicts: {variant}/{code} record of kind {record.get('kind')!r}; need 'ratio'.")
+    return np.asarray(record["examples"], dtype=float).reshape(-1, 2)
+
+
+def bootstrap_interval(records, worse_variant, better_variant, languages, higher_is_better: bool,
+                       seed: int = 0) -> Optional[_Interval]:
+    """One seed: bootstrap CI of the language-averaged effect over each run's test examples.
+
+    None unless every language has the records of both variants (never a CI of a partial average).
+    """
+    examples = []
+    for code in languages:
+        a = _single_record(records, worse_variant, code)
+        b = _single_record(records, better_variant, code)
+        if a is None or b is None:
+            return None
+        examples += [a, b]
+    if not examples:
+        return None
+
+    def ratio(pairs):
+        total = pairs[:, 1].sum()
+        return pairs[:, 0].sum() / total if total else 0.0
+
+    def statistic(*indices):
+        runs = [pairs[np.asarray(i, dtype=int)] for pairs, i in zip(examples, indices)]
+        return float(np.mean([_worse(ratio(runs[k]), ratio(runs[k + 1]), higher_is_better)
+                              for k in range(0, len(runs), 2)]))
+
+    whole = statistic(*[np.arange(len(pairs)) for pairs in examples])
+    sizes = [len(pairs) for pairs in examples]
+    if min(sizes) < 2:
+        return _Interval(whole, None, None, sum(sizes), "examples", "none")
+    result = stats.bootstrap(
+        tuple(np.arange(size) for size in sizes), statistic, paired=False, vectorized=False,
+        n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):  # every resample equal: the CI is the value
+        low = high = whole
+    return _Interval(whole, low, high, sum(sizes), "examples",
+                     f"bootstrap over {sum(sizes)} test examples (one seed)")
+
+
+def difference_interval(values, worse_variant, better_variant, languages, higher_is_better: bool,
+                        records=None) -> tuple:
+    """``(interval or None, languages used)`` of "`worse_variant` is worse than `better_variant`"."""
+    pairs = _paired(values, worse_variant, better_variant, languages)
+    if not pairs:
+        return None, ()
+    used = tuple(pairs)
+    seeds = {len(a) for a, _ in pairs.values()}
+    if len(seeds) != 1:
+        raise ValueError(f"verdicts: {worse_variant} vs {better_variant}: languages have different seed "
+                         f"counts {sorted(seeds)}.")
+    if seeds.pop() >= 2:
+        per_seed = np.mean([_worse(a, b, higher_is_better) for a, b in pairs.values()], axis=0)
+        return t_interval(per_seed, "seeds"), used
+    if records is not None:
+        interval = bootstrap_interval(records, worse_variant, better_variant, used, higher_is_better)
+        if interval is not None:
+            return interval, used
+    per_language = [float(_worse(a[0], b[0], higher_is_better)) for a, b in pairs.values()]
+    return t_interval(per_language, "languages"), used
+
+
+def _describe(effect_text, interval: Optional[_Interval]) -> str:
+    if interval is None:
+        return ""
+    text = f"{effect_text} by {interval.effect:.3f}"
+    if interval.low is None:
+        return text + f" (no CI: n={interval.n})"
+    return text + f" (95% CI {interval.low:.3f} to {interval.high:.3f}; {interval.method})"
+
+
+def _verdict(claim, interval, used, effect_text, reason_if_missing) -> Verdict:
+    if interval is None:
+        status = NOT_TESTED
+        sentence = f"({claim}) {CLAIMS[claim]}: {NOT_TESTED} ({reason_if_missing})."
+        return Verdict(claim, status, None, None, None, 0, "", "none", (), None, sentence)
+    status = status_of(interval.low, interval.high)
+    sentence = f"({claim}) {CLAIMS[claim]}: {status}; {_describe(effect_text, interval)}."
+    return Verdict(claim, status, interval.effect, interval.low, interval.high, interval.n, interval.unit,
+                   interval.method, used, interval.p_value, sentence)
+
+
+def _languages(values, *variants) -> list:
+    seen = []
+    for variant in variants:
+        for code in values.get(variant, {}):
+            if code not in seen:
+                seen.append(code)
+    return seen
+
+
+def _existential(claim, values, worse_variant, better_variant, languages, higher_is_better, records,
+                 effect_text) -> Verdict:
+    """Claim (c): worse in at least one language, each language's CI Bonferroni-corrected."""
+    pairs = _paired(values, worse_variant, better_variant, languages)
+    if not pairs:
+        return _verdict(claim, None, (), effect_text,
+                        f"no language has both {TITLES[worse_variant]} and {TITLES[better_variant]}")
+    confidence = 1.0 - (1.0 - CONFIDENCE) / len(pairs)
+    intervals = {}
+    for code, (a, b) in pairs.items():
+        if len(a) >= 2:
+            intervals[code] = t_interval(_worse(a, b, higher_is_better), "seeds", confidence)
+        else:
+            boot = bootstrap_interval(records, worse_variant, better_variant, [code], higher_is_better)
+            intervals[code] = boot or _Interval(float(_worse(a[0], b[0], higher_is_better)), None, None, 1,
+                                                "seeds", "none")
+    statuses = {code: status_of(i.low, i.high) for code, i in intervals.items()}
+    if any(s == SUPPORTED for s in statuses.values()):
+        status = SUPPORTED
+        code = max((c for c in intervals if statuses[c] == SUPPORTED), key=lambda c: intervals[c].low)
+    elif all(s == CONTRADICTED for s in statuses.values()):
+        status = CONTRADICTED
+        code = max(intervals, key=lambda c: intervals[c].high)
+    else:
+        status = INCONCLUSIVE
+        code = max(intervals, key=lambda c: intervals[c].effect)
+    chosen = intervals[code]
+    where = "largest" if status == SUPPORTED else "closest to holding"
+    scope = (f"in {code}, the language where it is {where}"
+             f" ({len(pairs)} languages, Bonferroni-corrected CIs)")
+    sentence = f"({claim}) {CLAIMS[claim]}: {status}; {_describe(effect_text, chosen)} {scope}."
+    return Verdict(claim, status, chosen.effect, chosen.low, chosen.high, chosen.n, chosen.unit,
+                   chosen.method, (code,), chosen.p_value, sentence)
+
+
+def claim_verdicts(
+    values: Mapping[str, Mapping[str, Sequence[float]]],
+    groups: Mapping[str, Sequence[str]],
+    higher_is_better: bool,
+    *,
+    metric_name: str = "held-out MLM loss",
+    pivot: Optional[str] = None,
+    records: Optional[Mapping] = None,
+    transfer_values: Optional[Mapping[str, Mapping[str, Sequence[float]]]] = None,
+    transfer_higher_is_better: bool = True,
+    transfer_metric_name: str = "zero-shot accuracy",
+    transfer_records: Optional[Mapping] = None,
+    transfer_reference: str = "joint_all_ls",
+) -> list:
+    """The verdicts of claims (a)-(f), in order.
+
+    Args:
+        values: ``{variant: {language: [per-seed values]}}`` of the interference
+            metric (e.g. held-out MLM loss); variants named as in the study
+            (``mono``, ``joint_pair``, ``joint_all``, ``joint_all_ls``,
+            ``joint_all_meta_ls``).
+        groups: ``{"high": [codes], "low": [codes]}``.
+        higher_is_better: the direction of `values`' metric (False for a loss).
+        metric_name: how sentences name the metric.
+        pivot: the pivot language (English): left out of claim (c), whose
+            JointPair models pair every language with it, and of claim (f).
+        records: optional ``{variant: {language: {seed: ratio record}}}`` of
+            the same metric, for the bootstrap when there is one seed.
+        transfer_values / transfer_records / transfer_higher_is_better /
+            transfer_metric_name: the zero-shot metric of claim (f), same
+            shapes; without it (f) is "not tested".
+        transfer_reference: the variant Meta LS is compared with in (f).
+    """
+    high, low = list(groups.get("high", [])), list(groups.get("low", []))
+    results = []
+    for claim, group, name in (("a", high, "high-resource"), ("b", low, "low-resource")):
+        interval, used = difference_interval(values, "joint_all", "mono", group, higher_is_better, records)
+        results.append(_verdict(claim, interval, used,
+                                f"JointAll's {metric_name} is worse than Mono's on {name} languages",
+                                f"no {name} language has both JointAll and Mono figures"))
+    others = [c for c in _languages(values, "joint_pair", "mono") if c != pivot]
+    results.append(_existential("c", values, "joint_pair", "mono", others, higher_is_better, records,
+                                f"JointPair's {metric_name} is worse than Mono's"))
+    everyone = _languages(values, "joint_all", "joint_all_ls", "joint_all_meta_ls")
+    for claim, worse_variant, better_variant in (("d", "joint_all", "joint_all_ls"),
+                                                 ("e", "joint_all_ls", "joint_all_meta_ls")):
+        interval, used = difference_interval(values, worse_variant, better_variant, everyone,
+                                             higher_is_better, records)
+        results.append(_verdict(
+            claim, interval, used,
+            f"{TITLES[better_variant]}'s {metric_name} is better than {TITLES[worse_variant]}'s "
+            f"(mean over {len(used)} languages)",
+            f"no language has both {TITLES[worse_variant]} and {TITLES[better_variant]} figures"))
+    transfer = transfer_values or {}
+    reference = TITLES.get(transfer_reference, transfer_reference)
+    targets = [c for c in _languages(transfer, transfer_reference, "joint_all_meta_ls") if c != pivot]
+    interval, used = difference_interval(transfer, transfer_reference, "joint_all_meta_ls", targets,
+                                         transfer_higher_is_better, transfer_records)
+    results.append(_verdict(
+        "f", interval, used,
+        f"JointAll+Meta LS's {transfer_metric_name} is better than {reference}'s"
+        f" (mean over {len(used)} target languages)",
+        f"no zero-shot figures of both {reference} and JointAll+Meta LS"))
+    return results
+
+
+def format_verdicts(verdicts: Sequence[Verdict], width: int = 100) -> str:
+    """The report's closing section: one wrapped line per claim (Markdown list)."""
+    lines = ["Verdicts on the paper's claims (95% CIs; positive effect = the claim's direction):", ""]
+    for verdict in verdicts:
+        words, line = verdict.sentence.split(), "-"
+        for word in words:
+            if len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = "  " + word
+            else:
+                line = f"{line} {word}"
+        lines.append(line)
+    return "\n".join(lines)
