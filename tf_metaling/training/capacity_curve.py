@@ -25,6 +25,7 @@ import numpy as np
 
 from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.estimates import Estimate, seeds_estimate
+from tf_metaling.training import study_table
 
 COMPARISONS = {"joint_pair": "JointPair-Mono", "joint_all": "JointAll-Mono"}
 MAX_COLUMNS = 100
@@ -144,14 +145,7 @@ def _markdown(header, rows, first, last) -> str:
 
 
 def _wrap(text: str, width: int = MAX_COLUMNS) -> str:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return "\n".join(lines + [line])
+    return study_table.wrap(text, width)
 
 
 def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-out MLM loss",

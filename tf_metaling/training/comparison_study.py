@@ -430,7 +430,7 @@ class ComparisonStudy:
             else f"Training budget: total (every run trains {steps} steps, shared by its languages)."
         )
         corpus = f"Corpus: {collected['corpus']}."
-        markdown = "\n\n".join([study_table._wrap(corpus), study_table._wrap(budget)]
+        markdown = "\n\n".join([study_table.wrap(corpus), study_table.wrap(budget)]
                                 + study_table.study_tables(collected))
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
         summary = {metric: study_table.effect_summary(collected, metric) for metric in collected["records"]}

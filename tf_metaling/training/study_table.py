@@ -127,7 +127,7 @@ def format_table(results: dict, metric: str) -> str:
     if not rows:
         return ""
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    lines = [_wrap(title), "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+    lines = [wrap(title), "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
     notes = []
@@ -142,10 +142,11 @@ def format_table(results: dict, metric: str) -> str:
         notes.append("(L) low-resource language.")
     for reason, number in used_reasons.items():
         notes.append(f"-{number}: {REASONS.get(reason, reason)}.")
-    return "\n".join(lines + [_wrap(note) for note in notes])
+    return "\n".join(lines + [wrap(note) for note in notes])
 
 
-def _wrap(text: str, width: int = 100) -> str:
+def wrap(text: str, width: int = 100) -> str:
+    """`text` folded at word boundaries to lines of at most `width` columns."""
     words, lines, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:

