@@ -200,11 +200,16 @@ def synthetic_languages_of(model_dir: str, model, tokenizer):
     if not os.path.exists(config_path):
         return None
     with open(config_path, encoding="utf-8") as file:
-        data = (yaml.safe_load(file) or {}).get("data") or {}
-    if data.get("corpus") != "synthetic":
+        config = yaml.safe_load(file) or {}
+    data = config.get("data") or {}
+    size = model.encoder.vocabulary_size
+    # Real languages: not a synthetic corpus, a tokenizer that covers the model's ids, or a
+    # model fine-tuned from a pretrained preset (its vocabulary is the preset's).
+    if data.get("corpus") != "synthetic" or tokenizer.vocab_size == size:
+        return None
+    if (config.get("finetune") or {}).get("init_preset"):
         return None
     codes = list(data.get("languages") or [])
-    size = model.encoder.vocabulary_size
     if codes and codes == list(model.language_vocabulary.codes):
         rebuilt = SyntheticCorpus.definitions(codes, tokenizer.vocab_size)
         if rebuilt.vocab_size == size:
