@@ -83,3 +83,10 @@ def test_table_over_seeds_uses_the_t_interval():
     assert summary["joint_all"]["ar"]["above_baseline"] is True
     assert isinstance(Estimate(**{k: v for k, v in summary["joint_all"]["ar"].items()
                                   if k in ("value", "low", "high", "method", "n")}), Estimate)
+
+
+def test_table_marks_a_figure_below_its_baseline():
+    below = ratio_record([1.0] * 10 + [0.0] * 90, [1.0] * 100, baseline=0.5)  # 0.10, CI far below 0.5
+    table = study_table.format_table(_results({"retrieval": {"joint_all": {"ar": {"0": below}}}}), "retrieval")
+    row = next(line for line in table.splitlines() if line.startswith("| ar"))
+    assert row.rstrip(" |").endswith("!") and "! the whole CI is below the baseline" in table

@@ -67,6 +67,8 @@ def _format(estimate: Optional[Estimate], digits: int, baseline, transform=None)
         text += "±" + _short((high - low) / 2, digits)
     if baseline is not None and low is not None and low <= baseline <= high:
         text += "*"
+    elif baseline is not None and high is not None and high < baseline:
+        text += "!"  # the whole CI below the baseline
     return text
 
 
@@ -102,7 +104,7 @@ def format_table(results: dict, metric: str) -> str:
     seeds = results["seeds"]
     has_baseline = metric in ("mlm_accuracy",) or metric.split(":")[0] in ("retrieval", "classification", "tagging")
     header = ["lang"] + (["base"] if has_baseline else []) + [VARIANT_TITLES[v] for v in variants]
-    rows, used_reasons, marked = [], {}, False
+    rows, used_reasons, marked, below = [], {}, False, False
     for group in ("high", "low"):
         for code in groups.get(group, []):
             baseline = None
@@ -122,6 +124,7 @@ def format_table(results: dict, metric: str) -> str:
                     number = used_reasons.setdefault(reason, len(used_reasons) + 1)
                     text = f"-{number}"
                 marked = marked or text.endswith("*")
+                below = below or text.endswith("!")
                 cells.append(text)
             rows.append(cells)
     if not rows:
@@ -138,6 +141,8 @@ def format_table(results: dict, metric: str) -> str:
                      "one seed, so seed-to-seed variation is not included).")
     if marked:
         notes.append("* the CI includes the baseline: not an effect.")
+    if below:
+        notes.append("! the whole CI is below the baseline: worse than the baseline.")
     if any(code in groups.get("low", []) for code in (r[0].rstrip("(L)") for r in rows)):
         notes.append("(L) low-resource language.")
     for reason, number in used_reasons.items():
