@@ -22,13 +22,16 @@ $(STAMP): setup.py constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-# The main job: a short comparison study on the built-in corpus (Mono, JointPair,
-# JointAll, +LS, +Meta LS), its table and interference report, then the +Meta LS
-# model exported and queried through the server. Reruns skip finished runs.
+# The main job: a short comparison study on the built-in corpus (Mono, JointAll,
+# +LS, +Meta LS), its table and interference report, then the +Meta LS model
+# exported and queried through the server; then the built-in pretrained encoder
+# (4-bit multilingual-e5-small) fine-tuned on English as +LS and +Meta LS and
+# tested zero-shot. Reruns skip finished runs.
 demo: $(STAMP)
 	$(PY) -m trainers.experiments --preset=demo --output_dir=$(DEMO_DIR)
 	$(PY) -m serving.demo $(DEMO_DIR)/runs/joint_all_meta_ls/seed0 --export_base=$(DEMO_DIR)/exports \
 		--text "praise be to [MASK] , the lord of the worlds" --language en
+	$(PY) -m trainers.experiments --preset=pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
 
 # The paper's comparison at the `small` preset: 7 languages, 3 seeds (about an hour on 2 cores).
 reproduce: $(STAMP)

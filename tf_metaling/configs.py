@@ -74,6 +74,13 @@ class DataConfig(hyperparams.Config):
     valid_files: str = ""
     cache_dir: str = ""  # built-in corpus cache (default: the user cache directory)
     low_resource_size: int = 1000  # training sentences kept for a low-resource language
+    # corpus="synthetic" (data/corpora/synthetic_corpus.py): language specs, the first being the
+    # source text, e.g. ["en", "lo:share=0.25,resource=0.1", "hi:reverse"] (default: the
+    # languages, odd ones reversed); the source ("toy", "builtin:en", "directory:DIR:en"); and a
+    # full-resource language's training sentences.
+    synthetic_languages: List[str] = dataclasses.field(default_factory=list)
+    synthetic_source: str = "toy"
+    synthetic_train_sentences: int = 400
     vocab_file: str = ""  # an existing WordPiece vocabulary; empty = learn one
     vocab_size: int = 8000
     sequence_length: int = 128
@@ -123,6 +130,10 @@ class TrainerConfig(hyperparams.Config):
     # Interference probe (gradient similarities on held-out batches) every n steps;
     # 0 disables it. At 100 it cost 6.5-8% of training time with 7 languages (benchmarks/interference_probe.py).
     probe_interval: int = 100
+    # Early stopping (train_and_eval): stop when the mean held-out loss has not improved (by more
+    # than plateau_min_delta, relative) for this many evaluations in a row; 0 trains to train_steps.
+    plateau_patience: int = 0
+    plateau_min_delta: float = 0.0
 
 
 @dataclasses.dataclass
@@ -135,7 +146,7 @@ class FinetuneConfig(hyperparams.Config):
     # encoder's sizes, weights and tokenizer come from it; model.language_specific,
     # language_specific_layers, adapter_dim, adapter_activation, dropout, attention_dropout and
     # data.languages still apply. Set one of init_model_dir / init_preset.
-    init_preset: str = ""
+    init_preset: str = ""  # or "builtin": the built-in 4-bit multilingual-e5-small (models/builtin_encoder.py)
     # Which weights train: "all", "language_specific_and_heads" (e.g. adapters + head) or "heads".
     train_weights: str = "all"
     # meta.enabled: the meta step's held-out batches are labelled examples of every language:
@@ -195,7 +206,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         "data.sequence_length",
         f"{config.data.sequence_length} exceeds model.max_sequence_length {config.model.max_sequence_length}",
     )
-    for layer in config.model.language_specific_layers:
+    # A preset brings its own depth: fine-tuning checks the layers against it (training/finetuning.py).
+    for layer in config.model.language_specific_layers if not config.finetune.init_preset else ():
         check(0 <= layer < config.model.num_layers, "model.language_specific_layers", f"{layer} out of range")
     if config.meta.enabled:
         check(bool(slots), "meta.enabled", "the meta step trains LS layers: set model.language_specific")
@@ -221,6 +233,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         f"{config.runtime.mixed_precision_dtype!r} is not one of {PRECISIONS}",
     )
     check(config.trainer.train_steps >= 0, "trainer.train_steps", "must be >= 0")
+    check(config.trainer.plateau_patience >= 0, "trainer.plateau_patience", "must be >= 0 (0: no early stop)")
+    check(0.0 <= config.trainer.plateau_min_delta < 1.0, "trainer.plateau_min_delta", "must be a fraction in [0, 1)")
     check(config.trainer.steps_per_loop >= 1, "trainer.steps_per_loop", "must be >= 1")
     check(
         config.trainer.summary_interval % config.trainer.steps_per_loop == 0,
@@ -333,9 +347,11 @@ def study_small() -> ExperimentConfig:
                           max_sequence_length=64, adapter_dim=16, dropout=0.1, attention_dropout=0.1),
         data=DataConfig(vocab_size=3000, sequence_length=64, batch_size=32, max_predictions=10,
                         eval_batches_per_language=3, eval_batch_size=64, meta_examples_per_language=4),
+        # Held-out loss every 60 steps (5 points of the learning curve); stop after 3 evaluations
+        # without improvement.
         trainer=TrainerConfig(train_steps=300, learning_rate=1e-3, warmup_steps=30, steps_per_loop=50,
-                              checkpoint_interval=300, eval_interval=300, summary_interval=50,
-                              probe_interval=75),
+                              checkpoint_interval=300, eval_interval=60, summary_interval=50,
+                              probe_interval=75, plateau_patience=3),
         meta=MetaConfig(learning_rate=1e-3),
     )
 
@@ -352,10 +368,72 @@ def study_demo() -> ExperimentConfig:
     config.trainer.train_steps = 300
     config.trainer.warmup_steps = 30
     config.trainer.checkpoint_interval = 300
-    config.trainer.eval_interval = 300
+    config.trainer.eval_interval = 60
     config.trainer.probe_interval = 100
     config.meta.every_n_steps = 2  # the 12-minute budget of `make demo`; `small` updates every step
     return config
+
+
+@register("study_pretrained_demo")
+def study_pretrained_demo() -> ExperimentConfig:
+    """One run of the demo's fine-tuning comparison on the built-in pretrained encoder.
+
+    ``finetune.init_preset="builtin"`` is the 4-bit multilingual-e5-small of
+    `tf_metaling.models.builtin_encoder` (12 layers x 384). Adapters (r=64, top two blocks) and the
+    classification head train, on English Meccan/Medinan verses, 48 tokens, batch 16;
+    the encoder's own weights stay as pretrained. Sized for `make demo` on 2 CPU cores.
+    """
+    return ExperimentConfig(
+        task="sentence_classification",
+        # Adapters in the top two of the 12 blocks: backward (and the meta step's second-order
+        # pass) stop there, which keeps +Meta LS within the demo's time on 2 cores.
+        model=ModelConfig(language_specific="adapter", language_specific_layers=[10, 11], adapter_dim=64,
+                          dropout=0.1, attention_dropout=0.1),
+        data=DataConfig(languages=["en", "ar", "tr", "ur"], sequence_length=48, batch_size=16,
+                        eval_batch_size=64, meta_examples_per_language=4),
+        trainer=TrainerConfig(train_steps=150, learning_rate=1e-3, warmup_steps=15, steps_per_loop=50,
+                              checkpoint_interval=150, eval_interval=150, summary_interval=50, probe_interval=0),
+        meta=MetaConfig(learning_rate=1e-3, every_n_steps=2),
+        finetune=FinetuneConfig(init_preset="builtin", train_weights="language_specific_and_heads",
+                                dataset="revelation_period", train_language="en"),
+    )
+
+
+@register("study_pretrained")
+def study_pretrained() -> ExperimentConfig:
+    """The fine-tuning comparison on a pretrained encoder at the `small` study's languages."""
+    config = study_pretrained_demo()
+    config.data.languages = list(study_small().data.languages)
+    config.trainer.train_steps = 600
+    config.trainer.warmup_steps = 60
+    config.trainer.checkpoint_interval = 600
+    config.trainer.eval_interval = 600
+    config.meta.every_n_steps = 1
+    return config
+
+
+@register("study_control")
+def study_control() -> ExperimentConfig:
+    """One run of the synthetic control (trainers/experiments.py --preset=synthetic_control).
+
+    Two languages made from one text: ``en`` (the source) and ``lo`` (a low-resource
+    derived language; the control's conditions set its share of ids, word order and
+    resource). A small encoder (d=64, 2 layers) on 32-token toy sentences: its runs
+    reach a plateau of the held-out loss within their budget on 2 CPU cores (early stop:
+    3 evaluations without a 0.5% improvement).
+    """
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=64, num_layers=2, num_heads=2, intermediate_dim=256,
+                          max_sequence_length=32, adapter_dim=16, dropout=0.0, attention_dropout=0.0),
+        data=DataConfig(corpus="synthetic", languages=["en", "lo"], synthetic_languages=["en", "lo:resource=0.1"],
+                        synthetic_source="toy", synthetic_train_sentences=4000, vocab_size=300,
+                        sequence_length=32, batch_size=32, max_predictions=5, meta_examples_per_language=4,
+                        eval_batches_per_language=4, eval_batch_size=64, shuffle_buffer=1000),
+        trainer=TrainerConfig(train_steps=600, learning_rate=2e-3, warmup_steps=30, steps_per_loop=50,
+                              checkpoint_interval=600, eval_interval=50, summary_interval=50, probe_interval=0,
+                              plateau_patience=3, plateau_min_delta=0.005),
+        meta=MetaConfig(learning_rate=2e-3, every_n_steps=2),
+    )
 
 
 @register("study_paper")

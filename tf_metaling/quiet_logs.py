@@ -51,3 +51,63 @@ def quiet_tensorflow_logs(verbose: bool = False) -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
         pass
+    filter_native_stderr()
+
+
+_FILTER = {}
+
+
+def filter_native_stderr(patterns=NATIVE_LOG_PATTERNS) -> None:
+    """Drops native log lines that bypass the log levels (e.g. Grappler's absl warnings) from fd 2.
+
+    Some of TensorFlow's C++ code logs through absl directly ("W0000 ...
+    loop_optimizer.cc ... Skipping loop optimization"), which
+    TF_CPP_MIN_LOG_LEVEL does not reach. File descriptor 2 is replaced by a
+    pipe; a thread copies every line that matches none of `patterns` to the
+    original stderr, so Python's tracebacks and warnings still show. At exit
+    the pipe is drained before the process ends. Called once per process.
+    """
+    import atexit
+    import re
+    import threading
+
+    if _FILTER:
+        return
+    try:
+        original = os.dup(2)
+    except OSError:  # no stderr to filter
+        return
+    matcher = re.compile("|".join(f"(?:{p})" for p in patterns))
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def copy():
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            pending = b""
+            while True:
+                chunk = source.read(65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not matcher.search(line.decode("utf-8", "replace")):
+                        os.write(original, line + b"\n")
+            if pending and not matcher.search(pending.decode("utf-8", "replace")):
+                os.write(original, pending)
+
+    thread = threading.Thread(target=copy, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def drain():
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(original, 2)  # closes the pipe's last write end: the thread sees EOF
+        thread.join(timeout=5)
+
+    atexit.register(drain)
+    _FILTER.update(original=original, thread=thread)

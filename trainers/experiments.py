@@ -4,6 +4,19 @@
     python -m trainers.experiments --preset=demo --output_dir=runs/demo     # a few minutes
     python -m trainers.experiments --preset=paper --output_dir=gs://...     # GPU/TPU sizes
     python -m trainers.experiments --corpus=DIR --output_dir=runs/mine      # your corpus directory
+    python -m trainers.experiments --preset=pretrained_demo --output_dir=runs/demo/pretrained
+    python -m trainers.experiments --preset=pretrained --init_preset=DIR --output_dir=runs/ft
+
+`--preset=synthetic_control` runs the synthetic control (exact ground truth: two
+languages made from one text, sweeps of their shared vocabulary and of the
+low-resource language's text; `tf_metaling.training.synthetic_control`), each
+condition a study like the others; `--quick` is its few-second form, and
+`--widths=32,64,128` adds the interference-vs-capacity curve.
+
+The `pretrained*` presets fine-tune a pretrained encoder (`--init_preset`: a
+keras-hub BERT / XLM-R preset directory, or `builtin`, the built-in 4-bit
+multilingual-e5-small) as JointAll, +LS and +Meta LS on the pivot's
+classification task, and test it zero-shot on every language.
 
 Trains and evaluates Mono (each language), JointPair (pivot + X), JointAll,
 JointAll+LS and JointAll+Meta LS for every seed; rerunning the same command
@@ -22,6 +35,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from tf_metaling import configs  # noqa: E402
 from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan  # noqa: E402
+from tf_metaling.training.synthetic_control import ControlPlan, SyntheticControl  # noqa: E402
 
 PRESETS = {
     "tiny": StudyPlan(experiment="study_tiny", seeds=(0,), retrieval_pairs=30, classification_train=60,
@@ -35,11 +49,34 @@ PRESETS = {
                       classification_train=1000, tagging_steps=150,
                       variants=("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")),
     "small": StudyPlan(experiment="study_small", seeds=(0, 1, 2)),
+    # make demo's second part: the built-in pretrained encoder, adapters + head fine-tuned on English.
+    "pretrained_demo": StudyPlan(experiment="study_pretrained_demo", seeds=(0,), retrieval_pairs=200,
+                                 variants=("joint_all_ls", "joint_all_meta_ls")),
+    "pretrained": StudyPlan(experiment="study_pretrained", seeds=(0, 1, 2),
+                            variants=("joint_all", "joint_all_ls", "joint_all_meta_ls")),
     "paper": StudyPlan(experiment="study_paper", seeds=(0, 1, 2), retrieval_pairs=1000, classification_train=5000),
 }
 
+CONTROL_PRESETS = {
+    "synthetic_control": ControlPlan(),
+    # --quick: the test suite's form, on the tiny preset's sizes (seconds per run).
+    "quick": ControlPlan(seeds=(0,), shares=(0.5,), reversed_share=None, resources=(),
+                         retrieval_pairs=20, classification_train=100,
+                         overrides={"model": {"hidden_dim": 16, "num_layers": 1, "intermediate_dim": 32,
+                                              "adapter_dim": 4},
+                                    "data": {"synthetic_train_sentences": 200, "batch_size": 8,
+                                             "eval_batches_per_language": 1, "eval_batch_size": 16},
+                                    "trainer": {"train_steps": 6, "eval_interval": 2, "warmup_steps": 0,
+                                                "steps_per_loop": 2, "checkpoint_interval": 6}}),
+}
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("preset", "small", sorted(PRESETS), "Study size.")
+flags.DEFINE_enum("preset", "small", sorted(PRESETS) + ["synthetic_control"], "Study size.")
+flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: its few-second form (for tests).")
+flags.DEFINE_list("widths", None, "With --preset=synthetic_control: hidden sizes of the capacity curve.")
+flags.DEFINE_string("synthetic_source", None,
+                    "With --preset=synthetic_control: the source text, 'toy' (default), 'builtin:en', or "
+                    "--corpus=DIR's --pivot language.")
 flags.DEFINE_string("output_dir", None, "Directory of the study (runs, table, report).")
 flags.DEFINE_list("variants", None, f"Subset of {list(configs.VARIANTS)}.")
 flags.DEFINE_list("seeds", None, "Seeds (default: the preset's).")
@@ -56,6 +93,11 @@ flags.DEFINE_string(
     "Your corpus directory instead of the built-in corpus: DIR/text/<code>.txt[.gz] (required), optional "
     "DIR/pos/<code>.conllu, DIR/ner/<code>.iob, DIR/nli/<code>.tsv, DIR/parallel/<code>-<pivot>.tsv (README).",
 )
+flags.DEFINE_string(
+    "init_preset", None,
+    "With --preset=pretrained or pretrained_demo: the pretrained encoder to fine-tune, a keras-hub preset "
+    "directory (BERT / XLM-R) or `builtin` (the default: the built-in 4-bit multilingual-e5-small).",
+)
 flags.DEFINE_string("pivot", "en", "JointPair partner, retrieval target and classification training language.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and warnings.")
 flags.mark_flag_as_required("output_dir")
@@ -65,6 +107,8 @@ def main(argv):
     del argv
     # Per-run progress is printed by the study itself.
     logging.set_verbosity(logging.INFO if FLAGS.verbose else logging.ERROR)
+    if FLAGS.preset == "synthetic_control":
+        return run_control()
     plan = PRESETS[FLAGS.preset]
     if FLAGS.variants:
         unknown = [v for v in FLAGS.variants if v not in configs.VARIANTS]
@@ -77,6 +121,11 @@ def main(argv):
         plan.languages = tuple(FLAGS.languages)
     if FLAGS.corpus:
         plan.corpus_dir = FLAGS.corpus
+    if FLAGS.init_preset:
+        if not FLAGS.preset.startswith("pretrained"):
+            raise app.UsageError("--init_preset fine-tunes a pretrained encoder: use it with --preset=pretrained "
+                                 "or --preset=pretrained_demo.")
+        plan.init_preset = FLAGS.init_preset
     plan.pivot = FLAGS.pivot
     plan.ls_kind = FLAGS.ls_kind
     plan.budget = FLAGS.budget
@@ -84,6 +133,24 @@ def main(argv):
         plan.overrides = FLAGS.params_override  # YAML or "a.b=value,..." (hyperparams syntax)
     study = ComparisonStudy(plan, FLAGS.output_dir)
     study.report(study.run())
+
+
+def run_control():
+    plan = CONTROL_PRESETS["quick" if FLAGS.quick else "synthetic_control"]
+    if FLAGS.seeds:
+        plan.seeds = tuple(int(s) for s in FLAGS.seeds)
+    if FLAGS.widths:
+        plan.widths = tuple(int(w) for w in FLAGS.widths)
+    if FLAGS.variants:
+        plan.variants = tuple(FLAGS.variants)
+    if FLAGS.corpus:
+        plan.source = f"directory:{FLAGS.corpus}:{FLAGS.pivot}"
+    if FLAGS.synthetic_source:
+        plan.source = FLAGS.synthetic_source
+    if FLAGS.params_override:
+        plan.overrides = FLAGS.params_override
+    control = SyntheticControl(plan, FLAGS.output_dir)
+    control.report(control.run())
 
 
 def run():

@@ -39,7 +39,8 @@ def main(argv):
 def run():
     flags_common.define_flags()
     flags.DEFINE_string(
-        "init_preset", None, "A keras-hub preset directory to start from (overrides finetune.init_preset)."
+        "init_preset", None, "A keras-hub preset directory to start from, or `builtin` (the built-in 4-bit "
+        "multilingual-e5-small; overrides finetune.init_preset)."
     )
     app.run(main)
 

@@ -116,3 +116,49 @@ def test_curve_round_trip_and_plot(tmp_path):
     assert os.listdir(tmp_path / "curves") == ["learning_curves.png"]  # no temporary left behind
     with pytest.raises(ValueError, match="no curves"):
         plot_learning_curves({}, str(tmp_path / "empty.png"))
+
+
+# ----------------------------------------------------------------------------- in training runs
+def _tiny(overrides):
+    from official.modeling import hyperparams
+
+    from tf_metaling import configs
+
+    return hyperparams.override_params_dict(configs.get_experiment("tiny"), overrides, is_strict=True)
+
+
+def _curve_file(model_dir):
+    import json
+    import os
+
+    from tf_metaling.training.experiment import LEARNING_CURVE_FILE
+
+    with open(os.path.join(model_dir, LEARNING_CURVE_FILE)) as file:
+        return json.load(file)
+
+
+def test_a_run_keeps_its_learning_curve_and_trains_to_the_budget_without_patience(tmp_path):
+    from tf_metaling.training.experiment import run_pretraining
+
+    model_dir = str(tmp_path / "run")
+    config = _tiny({"trainer": {"train_steps": 6, "eval_interval": 2, "checkpoint_interval": 2}})
+    metrics = run_pretraining(config, model_dir, "train_and_eval")
+    saved = _curve_file(model_dir)
+    assert saved["steps"] == [2, 4, 6] and saved["stopped_early"] is False
+    assert saved["losses"][-1] == pytest.approx(metrics["loss/mean"])  # the curve holds the evaluations
+
+
+def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
+    from tf_metaling import checkpoints
+    from tf_metaling.training.experiment import run_pretraining
+
+    model_dir = str(tmp_path / "run")
+    # min_delta 0.99: no evaluation can improve by 99%, so patience 2 stops after the third evaluation.
+    config = _tiny({"trainer": {"train_steps": 20, "eval_interval": 2, "checkpoint_interval": 2,
+                                "plateau_patience": 2, "plateau_min_delta": 0.99}})
+    metrics = run_pretraining(config, model_dir, "train_and_eval")
+    saved = _curve_file(model_dir)
+    assert saved["steps"] == [2, 4, 6] and saved["stopped_early"] is True
+    assert metrics["step"] == 6 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-6")
+    again = run_pretraining(config, model_dir, "train_and_eval")
+    assert again["step"] == 6 and _curve_file(model_dir)["steps"] == [2, 4, 6]

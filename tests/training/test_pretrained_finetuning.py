@@ -98,6 +98,13 @@ def test_meta_ls_finetuning_runs_on_the_preset(preset, tmp_path):
     assert all(np.isfinite(metrics[f"loss/{code}"]) for code in ("en", "de"))
 
 
+def test_language_specific_layers_are_checked_against_the_presets_depth(preset, tmp_path):
+    config = _config(preset, tmp_path, model={"language_specific_layers": [7]})
+    configs.validate(config)  # the config alone cannot know the preset's depth
+    with pytest.raises(ValueError, match=r"language_specific_layers: \[7\] out of range; the preset in .* has 2 layers"):
+        run_finetuning(config, str(tmp_path / "deep"), "train")
+
+
 def test_meta_ls_finetuning_needs_labelled_languages(preset, tmp_path):
     config = _config(preset, tmp_path, meta={"enabled": True}, data={"batching": "one_language"})
     config.finetune.meta_files = ""

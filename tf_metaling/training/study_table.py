@@ -33,9 +33,13 @@ METRICS = {
     "retrieval": ("Retrieval accuracy@1, X -> {pivot}; baseline: chance, 1/N candidates", 3, True),
     "classification": ("{protocol} classification accuracy of a probe on frozen embeddings, {trained}; "
                        "{task}; test sets balanced per class; baseline: majority class", 3, True),
+    "finetuned": ("Accuracy of the classifier fine-tuned on {pivot} ({trained}, {steps} steps), tested in every "
+                  "language (zero-shot except {pivot}); {task}; test sets balanced per class; baseline: majority "
+                  "class", 3, True),
     "tagging": ("{task} fine-tuned in each language, test split; baseline: {baseline}; Scratch: the "
                 "same tagger and steps without pretraining", 3, True),
 }
+BASELINE_KINDS = ("retrieval", "classification", "finetuned", "tagging")
 REASONS = {
     "pivot": "the pivot language has no X -> pivot retrieval of its own",
     "no_pivot": "a Mono model does not know the pivot language, so it has no cross-lingual figure",
@@ -85,8 +89,8 @@ def _metric_title(metric: str, pivot: str, task_info: dict) -> tuple:
     zero_shot = info.get("protocol", "zero_shot") == "zero_shot"
     return title.format(
         pivot=pivot, task=info.get("title", task), baseline=info.get("baseline", "majority"),
-        protocol="Zero-shot" if zero_shot else "In-language",
-        trained=f"trained on {pivot}" if zero_shot else "trained and tested in each language",
+        protocol="Zero-shot" if zero_shot else "In-language", steps=info.get("steps", "?"),
+        trained=info.get("trained") or (f"trained on {pivot}" if zero_shot else "trained and tested in each language"),
     ), digits, higher
 
 
@@ -102,7 +106,7 @@ def format_table(results: dict, metric: str) -> str:
     reasons = results.get("reasons", {}).get(metric if metric != "perplexity" else "mlm_loss", {})
     groups = results["groups"]
     seeds = results["seeds"]
-    has_baseline = metric in ("mlm_accuracy",) or metric.split(":")[0] in ("retrieval", "classification", "tagging")
+    has_baseline = metric in ("mlm_accuracy",) or metric.split(":")[0] in BASELINE_KINDS
     header = ["lang"] + (["base"] if has_baseline else []) + [VARIANT_TITLES[v] for v in variants]
     rows, used_reasons, marked, below = [], {}, False, False
     for group in ("high", "low"):
@@ -168,9 +172,35 @@ def study_tables(results: dict) -> list[str]:
     ordered = [m for m in ("mlm_loss",) if m in metrics]
     ordered += ["perplexity"] if "mlm_loss" in metrics else []
     ordered += [m for m in ("mlm_accuracy",) if m in metrics]
-    for prefix in ("retrieval", "classification", "tagging"):
+    for prefix in BASELINE_KINDS:
         ordered += sorted(m for m in metrics if m.split(":")[0] == prefix)
     return [table for table in (format_table(results, m) for m in ordered) if table]
+
+
+def convergence_table(results: dict) -> str:
+    """One row per trained run: steps, how it stopped, the last window's improvement and the verdict."""
+    from tf_metaling.training.convergence import ConvergenceRule
+
+    runs = results.get("runs") or {}
+    if not runs:
+        return ""
+    header = ["run", "steps", "stopped", "improvement", "verdict"]
+    rows = []
+    for name, run in runs.items():
+        curve, verdict = run["curve"], run["convergence"]
+        improvement = verdict.get("improvement")
+        stopped = "plateau" if curve.get("stopped_early") else "budget"
+        rows.append([name, str(curve["steps"][-1] if curve["steps"] else run.get("step")), stopped,
+                     "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
+    converged = sum(run["convergence"]["converged"] for run in runs.values())
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = [wrap(f"Convergence of the runs: {converged} of {len(runs)} converged. {ConvergenceRule().describe()} "
+                  "improvement: relative drop of the best held-out loss over that window. A figure from a run that "
+                  "did not converge is a figure of an under-trained model."),
+             "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def cell_values(results: dict, metric: str) -> dict:

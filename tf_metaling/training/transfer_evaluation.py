@@ -50,7 +50,9 @@ def _encoder(model, tokenizer, sequence_length):
 
         @tf.function(autograph=False, reduce_retracing=True)
         def encode(texts, language_id):
-            inputs = {**tokenizer.encode(texts, sequence_length), "language_ids": language_id}
+            # A synthetic-language tokenizer transforms each language's ids (data/synthetic.py).
+            language = {"language_ids": language_id} if getattr(tokenizer, "needs_language", False) else {}
+            inputs = {**tokenizer.encode(texts, sequence_length, **language), "language_ids": language_id}
             return model(inputs, training=False, outputs=(EMBEDDING,))[EMBEDDING]
 
         _ENCODERS[key] = encode
@@ -267,3 +269,36 @@ def tagging_records(model, tokenizer, task, language: str, sequence_length: int,
         return span_f1_record(true_tags, predicted_tags, baseline=task.baseline(language))
     correct = [sum(p == t for p, t in zip(pred, true)) for pred, true in zip(predicted_tags, true_tags)]
     return ratio_record(correct, [len(t) for t in true_tags], baseline=task.baseline(language))
+
+
+def finetuned_classification_records(model, tokenizer, task, sequence_length: int, batch_size: int = 64) -> dict:
+    """``{code: record}`` of a fine-tuned classifier (its own head) on `task.test`, per example.
+
+    Every language the model knows is scored; for languages other than the
+    one it was fine-tuned on, this is zero-shot transfer. Baseline: the test
+    set's majority class (0.5 on `balanced_test` sets of two classes).
+    """
+    from tf_metaling.data.sentence_classification import classification_dataset
+    from tf_metaling.models.multilingual_model import SENTENCE_LOGITS
+
+    labels = list(task.label_names)
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def predict(batch):
+        return tf.argmax(model(batch, training=False, outputs=(SENTENCE_LOGITS,))[SENTENCE_LOGITS], axis=-1)
+
+    records = {}
+    for code, examples in task.test.items():
+        if code not in model.language_vocabulary or not examples:
+            continue
+        pairs = examples[0].text_pair is not None
+        dataset = classification_dataset(examples, tokenizer, model.language_vocabulary, labels, sequence_length,
+                                         batch_size, pairs=pairs)
+        hits = []
+        for batch in dataset:
+            hits.append((predict(batch).numpy() == batch["labels"].numpy()).astype(float))
+        hits = np.concatenate(hits)
+        expected = np.array([labels.index(e.label) for e in examples])
+        majority = float(np.bincount(expected, minlength=len(labels)).max() / len(expected))
+        records[code] = ratio_record(hits, np.ones_like(hits), baseline=majority)
+    return records

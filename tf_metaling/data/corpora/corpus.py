@@ -90,5 +90,12 @@ def load_corpus(data_config, seed: int = 0, log=None) -> Corpus:
     if kind == "synthetic":
         from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
 
-        return SyntheticCorpus(languages or ["en", "xx"], vocab_size=data_config.vocab_size, seed=seed)
+        return SyntheticCorpus(
+            languages or [spec.partition(":")[0] for spec in data_config.synthetic_languages] or ["en", "xx"],
+            # The text and its tokenizer do not depend on the run's seed: every seed of a study
+            # sees the same languages (the seed varies initialisation and batch order).
+            vocab_size=data_config.vocab_size, seed=0, specs=list(data_config.synthetic_languages),
+            source=data_config.synthetic_source, train_per_language=data_config.synthetic_train_sentences,
+            cache_dir=data_config.cache_dir or None,
+        )
     raise ValueError(f"config field data.corpus: {kind!r} is not one of builtin, directory, files, synthetic.")

@@ -1,0 +1,94 @@
+"""The study's fine-tuning comparison on a pretrained preset (make demo's second part, in small)."""
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.models import pretrained_fixtures as fixtures
+from tf_metaling import checkpoints
+from tf_metaling.data.corpora import build_builtin_corpus
+from tf_metaling.models.multilingual_model import SENTENCE_LOGITS
+from tf_metaling.training.comparison_study import RESULTS_FILE, ComparisonStudy, StudyPlan, run_name
+
+from ..data.corpus_fixtures import write_fake_packages
+
+pytest.importorskip("keras_hub")
+
+TINY = {
+    "model": {"adapter_dim": 4, "language_specific_layers": [1], "dropout": 0.0, "attention_dropout": 0.0},
+    "data": {"sequence_length": 16, "batch_size": 4, "eval_batch_size": 8, "meta_examples_per_language": 2,
+             "low_resource_size": 200},
+    "trainer": {"train_steps": 4, "warmup_steps": 0, "steps_per_loop": 2, "checkpoint_interval": 4,
+                "eval_interval": 4, "summary_interval": 2, "learning_rate": 1e-2},
+    "meta": {"every_n_steps": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    pins, downloader = write_fake_packages(str(tmp_path_factory.mktemp("packages")))
+    cache_dir = str(tmp_path_factory.mktemp("cache"))
+    build_builtin_corpus(cache_dir, pins, downloader)
+    preset = fixtures.write_xlm_roberta_preset(tmp_path_factory.mktemp("preset") / "xlmr")
+    return cache_dir, str(preset)
+
+
+def _study(setting, output_dir, **plan):
+    cache_dir, preset = setting
+    overrides = {**TINY, "data": {**TINY["data"], "cache_dir": cache_dir}}
+    plan = StudyPlan(**{"experiment": "study_pretrained_demo", "variants": ("joint_all_ls", "joint_all_meta_ls"),
+                        "seeds": (0,), "languages": ("en", "ar"), "retrieval_pairs": 8, "init_preset": preset,
+                        "overrides": overrides, **plan})
+    log = io.StringIO()
+    return ComparisonStudy(plan, output_dir, log=log), log
+
+
+def test_finetuning_comparison_scores_the_finetuned_classifier_in_every_language(setting, tmp_path):
+    output_dir = str(tmp_path / "study")
+    study, log = _study(setting, output_dir)
+    collected = study.run()
+    metric = "finetuned:revelation_period"
+    assert set(collected["records"]) == {metric, "retrieval"}
+    for variant in ("joint_all_ls", "joint_all_meta_ls"):
+        assert set(collected["records"][metric][variant]) == {"en", "ar"}
+        assert set(collected["records"]["retrieval"][variant]) == {"ar"}
+        # The fine-tune trains on the pivot only: the steps are the experiment's, not scaled by languages.
+        with open(os.path.join(output_dir, "runs", run_name(variant, None, 0), RESULTS_FILE)) as file:
+            assert json.load(file)["step"] == 4
+    # The record is the classifier's own accuracy: recompute it by calling the restored model directly.
+    run_dir = os.path.join(output_dir, "runs", run_name("joint_all_meta_ls", None, 0))
+    model = checkpoints.restore_model(run_dir)
+    tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(run_dir))
+    task = study.classification["revelation_period"]
+    for code in ("en", "ar"):
+        examples = task.test[code]
+        inputs = {**tokenizer.encode(tf.constant([e.text for e in examples]), 16),
+                  "language_ids": tf.fill([len(examples)], model.language_vocabulary.index(code))}
+        predicted = np.argmax(model(inputs, training=False, outputs=(SENTENCE_LOGITS,))[SENTENCE_LOGITS], -1)
+        expected = np.array([task.label_names.index(e.label) for e in examples])
+        record = collected["records"][metric]["joint_all_meta_ls"][code]["0"]
+        assert record["value"] == pytest.approx(float(np.mean(predicted == expected)))
+        assert record["baseline"] == pytest.approx(0.5)  # balanced test set, two classes
+    report = study.report(collected)
+    table = open(report["table"], encoding="utf-8").read()
+    assert "Accuracy of the classifier fine-tuned on en (LS layers + head, 4 steps)" in table.replace("\n", " ")
+    assert "not strictly zero-shot" in table.replace("\n", " ")
+    assert report["report"] is None  # no masked-LM head: no interference report of MLM losses
+    # A rerun skips both runs.
+    again, log = _study(setting, output_dir)
+    again.run()
+    assert log.getvalue().count("finished earlier, skipped") == 2
+
+
+def test_finetuning_comparison_refuses_variants_and_tasks_it_cannot_run(setting, tmp_path):
+    with pytest.raises(ValueError, match="fine-tuned as one model of all languages"):
+        _study(setting, str(tmp_path / "a"), variants=("mono", "joint_all_ls"))
+    with pytest.raises(ValueError, match="StudyPlan.finetune_task='nope'"):
+        _study(setting, str(tmp_path / "b"), finetune_task="nope")
+    with pytest.raises(ValueError, match="needs a sentence_classification experiment"):
+        _study(setting, str(tmp_path / "c"), experiment="study_tiny")
+    assert not os.path.exists(tmp_path / "a")

@@ -1,0 +1,137 @@
+"""The synthetic control: exact shares of ids, exact ground truth of its tasks, and its quick form."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_metaling import configs
+from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus, parse_language_spec
+from tf_metaling.data.pipelines import MlmPipelineConfig, language_examples
+from tf_metaling.data.synthetic import SyntheticTokenizer
+from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
+
+
+def _corpus(spec, **kwargs):
+    return SyntheticCorpus(["en", "lo"], vocab_size=200, specs=["en", spec], train_per_language=100, **kwargs)
+
+
+def _pipeline_ids(corpus, code, sentences):
+    """Unmasked token ids as the pretraining pipeline yields them for `code`, one row per sentence."""
+    config = MlmPipelineConfig(sequence_length=32, packing="sentence", batch_size=8)
+    stream = language_examples(sentences, code, corpus.languages.index(code), corpus.fixed_tokenizer(), config,
+                               shuffle=False, repeat=False, transform=corpus.language_transforms[code])
+    return np.stack([example["token_ids"].numpy() for example in stream])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 1.0])
+def test_the_sweeps_languages_share_exactly_the_stated_fraction_of_ids(share):
+    corpus = _corpus(f"lo:share={share}")
+    synthetic = corpus.synthetic
+    span = synthetic.span
+    kept = synthetic.kept_ids("lo")
+    assert kept[NUM_SPECIAL_TOKENS:].sum() == round(share * span)  # of the base's regular ids, exactly
+    assert abs(synthetic.shared_fraction("lo") - share) <= 0.5 / span
+    sentences = corpus.text_sources("valid")["en"]
+    assert sentences == corpus.text_sources("valid")["lo"]  # the same content in both languages
+    en, lo = _pipeline_ids(corpus, "en", sentences), _pipeline_ids(corpus, "lo", sentences)
+    regular = en >= NUM_SPECIAL_TOKENS
+    stays = kept[en]
+    # Every id of lo is en's id where en's id is shared (or special), else en's id moved by one range.
+    np.testing.assert_array_equal(lo[stays], en[stays])
+    np.testing.assert_array_equal(lo[~stays], en[~stays] + span)
+    # Which regular ids the two languages use in common is exactly the shared set (of those that occur).
+    used = set(en[regular].tolist())
+    common = used & set(lo[lo >= NUM_SPECIAL_TOKENS].tolist())
+    assert common == {i for i in used if kept[i]}
+    if share == 0.0:
+        assert common == set()
+    if share == 1.0:
+        assert common == used
+
+
+def test_shares_nest_and_the_reversed_case_keeps_every_id():
+    quarter, half = _corpus("lo:share=0.25").synthetic.kept_ids("lo"), _corpus("lo:share=0.5").synthetic.kept_ids("lo")
+    assert np.all(half[quarter])  # the 25% shared ids are among the 50%
+    reversed_corpus = _corpus("lo:share=1,reverse")
+    sentence = ["the small cat sees the dogs"]
+    en = _pipeline_ids(reversed_corpus, "en", sentence)[0]
+    lo = _pipeline_ids(reversed_corpus, "lo", sentence)[0]
+    assert sorted(en.tolist()) == sorted(lo.tolist()) and en.tolist() != lo.tolist()  # same words, other order
+
+
+def test_the_resource_sweep_gives_the_stated_fraction_of_the_training_text():
+    full, tenth = _corpus("lo").text_sources("train"), _corpus("lo:resource=0.1").text_sources("train")
+    assert len(full["lo"]) == len(full["en"]) == 100
+    assert len(tenth["lo"]) == 10 and tenth["en"] == full["en"]
+    assert not set(full["en"]) & set(full["lo"]) or full["en"] != full["lo"]  # each language its own sentences
+    assert _corpus("lo:resource=0.1").groups == {"high": ["en"], "low": ["lo"]}
+
+
+def test_bad_specs_name_the_spec_and_what_is_wrong():
+    with pytest.raises(ValueError, match=r"'lo:share=2'.*share=2.0, expected a fraction"):
+        SyntheticCorpus(["en", "lo"], specs=["en", "lo:share=2"], train_per_language=20)
+    with pytest.raises(ValueError, match=r"'lo:size=3': unknown option 'size=3'"):
+        parse_language_spec("lo:size=3", 1)
+    with pytest.raises(ValueError, match="the first language is the source text itself"):
+        parse_language_spec("en:reverse", 0)
+    with pytest.raises(ValueError, match=r"data.languages \['xx'\] are not among the synthetic languages"):
+        SyntheticCorpus(["en", "xx"], specs=["en", "lo"], train_per_language=20)
+
+
+def _random_model(corpus, seed=0):
+    from official.modeling import hyperparams
+
+    from tf_metaling.training.experiment import build_model
+
+    config = hyperparams.override_params_dict(configs.get_experiment("tiny"), {
+        "data": {"languages": ["en", "lo"]}, "model": {"language_specific": "none"}}, is_strict=True)
+    tf.keras.utils.set_random_seed(seed)
+    return build_model(config, corpus.language_vocabulary(), corpus.synthetic.vocab_size)
+
+
+def test_retrieval_between_a_language_and_its_exact_copy_scores_one_for_any_model():
+    from tf_metaling.training.transfer_evaluation import retrieval_records
+
+    copy = _corpus("lo:share=1")
+    model = _random_model(copy)  # random weights: a check of the evaluation, not of a model
+    tokenizer = SyntheticTokenizer(copy.fixed_tokenizer(), copy.synthetic, model.language_vocabulary.codes)
+    record = retrieval_records(model, tokenizer, copy, 32, "en", max_pairs=100)["lo"]
+    assert record["value"] == 1.0 and record["baseline"] == pytest.approx(1 / 100)
+    # With no shared id the same random model no longer finds every translation: the transform is applied.
+    disjoint = _corpus("lo:share=0")
+    tokenizer = SyntheticTokenizer(disjoint.fixed_tokenizer(), disjoint.synthetic, model.language_vocabulary.codes)
+    assert retrieval_records(model, tokenizer, disjoint, 32, "en", max_pairs=100)["lo"]["value"] < 1.0
+
+
+def test_the_classification_labels_come_from_the_source_sentence_and_agree_in_every_language():
+    corpus = _corpus("lo:share=0,reverse")
+    task = corpus.classification_tasks("en")["contains_word"]
+    word = corpus.task_word
+    for code in ("en", "lo"):
+        labels = [e.label for e in task.test[code]]
+        assert labels == [("present" if word in e.text.split() else "absent") for e in task.test["en"]]
+    counts = task.label_counts(task.train)
+    assert min(counts.values()) / max(counts.values()) > 0.5  # the word is in about half the sentences
+
+
+@pytest.mark.slow
+def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
+    import copy
+
+    from trainers.experiments import CONTROL_PRESETS
+    from tf_metaling.training.synthetic_control import SyntheticControl
+
+    plan = copy.deepcopy(CONTROL_PRESETS["quick"])
+    log = io.StringIO()
+    control = SyntheticControl(plan, str(tmp_path / "control"), log=log)
+    control.report(control.run())
+    summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
+    for claim in "abcdef":
+        assert f"- ({claim}) " in summary
+    condition = control.plan.conditions()[0].name
+    assert os.path.exists(tmp_path / "control" / condition / "curves.png")
+    table = open(tmp_path / "control" / condition / "table.md", encoding="utf-8").read()
+    assert "Convergence of the runs" in table and "Retrieval accuracy@1, X -> en" in table

@@ -1,0 +1,245 @@
+"""The synthetic control: the paper's comparison where what languages share is known exactly.
+
+Two languages made from one source text (`SyntheticCorpus`): ``en``, the
+text itself, and ``lo``, a derived low-resource language. Each *condition*
+sets what ``lo`` shares with ``en`` and how much text it gets:
+
+- the shared-vocabulary sweep: ``lo`` keeps a fraction of the ids unchanged
+  (`ControlPlan.shares`, e.g. 0, 0.25, 0.5, 1.0) and, once more at share 1.0,
+  reverses the word order ("same words, different grammar"); at the sweep's
+  resource (`sweep_resource`, 1/10);
+- the resource sweep: ``lo`` gets 1/1, 1/10, 1/100 of ``en``'s training text
+  (`resources`), at the sweep's share (`sweep_share`, 0).
+
+Every condition is one `ComparisonStudy` (the same runner, runs, records,
+tables and CIs as the real study) in ``<output_dir>/<condition>``: Mono,
+JointAll, JointAll+LS, JointAll+Meta LS (with two languages JointPair *is*
+JointAll, so it is not trained twice; claim (c) reads JointAll's figures),
+with held-out MLM loss, retrieval (``lo`` -> ``en``: every sentence's
+translation is known) and a classification task whose labels come from the
+source sentence (trained on ``en``, zero-shot on ``lo``). The summary
+(``control.md``) has, per condition, the interference JointAll - Mono per
+language with its 95% CI, and the verdict on each of the paper's claims;
+`ControlPlan.widths` adds the interference-vs-capacity curve on the base
+condition (share `sweep_share`, resource `sweep_resource`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+from tf_metaling import checkpoints
+from tf_metaling.training import study_table
+from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan
+
+CONTROL_VARIANTS = ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")
+SOURCE, DERIVED = "en", "lo"
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """What ``lo`` shares with ``en`` (fraction of ids, word order) and its share of the text."""
+
+    share: float
+    resource: float
+    reverse: bool = False
+    width: Optional[int] = None  # hidden size (capacity curve); None: the experiment's
+
+    @property
+    def name(self) -> str:
+        name = f"share{self.share:g}{'-reversed' if self.reverse else ''}-resource{self.resource:g}"
+        return name + (f"-width{self.width}" if self.width else "")
+
+    @property
+    def title(self) -> str:
+        words = f"share {self.share:g}{', reversed order' if self.reverse else ''}, resource {self.resource:g}"
+        return words + (f", width {self.width}" if self.width else "")
+
+    def spec(self) -> list:
+        options = [f"share={self.share:g}", f"resource={self.resource:g}"] + (["reverse"] if self.reverse else [])
+        return [SOURCE, f"{DERIVED}:{','.join(options)}"]
+
+
+@dataclasses.dataclass
+class ControlPlan:
+    experiment: str = "study_control"
+    seeds: tuple = (0, 1, 2)
+    variants: tuple = CONTROL_VARIANTS
+    shares: tuple = (0.0, 0.25, 0.5, 1.0)
+    reversed_share: Optional[float] = 1.0  # the share of the reversed-order condition (None: none)
+    resources: tuple = (1.0, 0.1, 0.01)
+    sweep_resource: float = 0.1  # lo's resource in the share sweep
+    sweep_share: float = 0.0  # lo's share in the resource sweep
+    widths: tuple = ()  # hidden sizes of the capacity curve (Mono and JointAll only)
+    source: str = "toy"  # "toy", "builtin:en", "directory:DIR:en"
+    retrieval_pairs: int = 200
+    classification_train: int = 1000
+    overrides: Optional[object] = None
+
+    def conditions(self) -> list:
+        chosen = [Condition(share, self.sweep_resource) for share in self.shares]
+        if self.reversed_share is not None:
+            chosen.append(Condition(self.reversed_share, self.sweep_resource, reverse=True))
+        chosen += [Condition(self.sweep_share, resource) for resource in self.resources]
+        chosen += [Condition(self.sweep_share, self.sweep_resource, width=width) for width in self.widths]
+        return list(dict.fromkeys(chosen))  # the base condition appears in both sweeps: once
+
+
+def _merge(base, extra) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class SyntheticControl:
+    """Runs (or resumes) every condition's study in `output_dir` and writes the summary."""
+
+    def __init__(self, plan: ControlPlan, output_dir: str, log=None):
+        from official.modeling import hyperparams
+
+        from tf_metaling import configs
+
+        self.plan = plan
+        self.output_dir = os.path.abspath(output_dir)
+        self.log = log or sys.stdout
+        overrides = plan.overrides or {}
+        if isinstance(overrides, str):
+            overrides = hyperparams.override_params_dict(
+                configs.get_experiment(plan.experiment), overrides, is_strict=True).as_dict()
+        self.overrides = overrides
+        self.studies = {condition: self._study(condition) for condition in plan.conditions()}
+
+    def _study(self, condition: Condition) -> ComparisonStudy:
+        data = {"corpus": "synthetic", "languages": [SOURCE, DERIVED], "synthetic_languages": condition.spec(),
+                "synthetic_source": self.plan.source}
+        extra = {"data": data}
+        if condition.width:
+            extra["model"] = {"hidden_dim": condition.width, "intermediate_dim": 4 * condition.width}
+        variants = self.plan.variants if not condition.width else tuple(
+            v for v in self.plan.variants if v in ("mono", "joint_all"))
+        plan = StudyPlan(experiment=self.plan.experiment, variants=variants, seeds=self.plan.seeds,
+                         pivot=SOURCE, retrieval_pairs=self.plan.retrieval_pairs,
+                         classification_train=self.plan.classification_train,
+                         overrides=_merge(self.overrides, extra) if self.overrides else extra)
+        return ComparisonStudy(plan, os.path.join(self.output_dir, condition.name), log=self.log)
+
+    def _print(self, *parts):
+        print(*parts, file=self.log, flush=True)
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        collected = {}
+        for index, (condition, study) in enumerate(self.studies.items(), 1):
+            self._print(f"== condition {index}/{len(self.studies)}: {condition.title} ==")
+            collected[condition] = study.run()
+        self._print(f"the control's runs took {time.perf_counter() - started:.0f} s")
+        return collected
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, collected: dict) -> str:
+        """control.md: per condition the interference and the verdicts; the capacity curve."""
+        from tf_metaling.training.capacity_curve import capacity_table, interference_by_capacity, plot_capacity_curve
+        from tf_metaling.training.verdicts import claim_verdicts
+
+        rule = "Held-out MLM loss, nats per masked token (lower is better)."
+        lines = [study_table.wrap(
+            f"Synthetic control: {SOURCE} is the source text ({self.plan.source}), {DERIVED} a derived language; "
+            f"per condition, what {DERIVED} shares with {SOURCE} and its share of the training text. "
+            f"{len(self.plan.seeds)} seeds; 95% CIs are t intervals over seeds. With two languages JointPair is "
+            "JointAll, so claim (c) reads JointAll's figures.")]
+        header = ["condition", f"{SOURCE} JointAll-Mono", f"{DERIVED} JointAll-Mono", "runs converged"]
+        rows, verdict_rows, everything = [], [], {}
+        capacity = {}
+        for condition, results in collected.items():
+            values = study_table.cell_values(results, "mlm_loss")
+            cells = [condition.title]
+            for code in (SOURCE, DERIVED):
+                cells.append(self._difference(values, "joint_all", "mono", code))
+            runs = results.get("runs", {})
+            cells.append(f"{sum(r['convergence']['converged'] for r in runs.values())}/{len(runs)}")
+            rows.append(cells)
+            if condition.width:
+                capacity[condition.width] = {v: dict(rows_) for v, rows_ in values.items()}
+                continue
+            if condition == Condition(self.plan.sweep_share, self.plan.sweep_resource):
+                capacity.setdefault(self._base_width(), {v: dict(rows_) for v, rows_ in values.items()})
+            pair_values = {**values, "joint_pair": values.get("joint_all", {})}
+            transfer = study_table.cell_values(results, "classification:contains_word")
+            verdicts = claim_verdicts(
+                pair_values, results["groups"], higher_is_better=False, pivot=SOURCE,
+                records=_with_pair(results["records"].get("mlm_loss", {})),
+                transfer_values=transfer,
+                transfer_records=results["records"].get("classification:contains_word"),
+                transfer_metric_name="zero-shot classification accuracy",
+            )
+            everything[condition.name] = [dataclasses.asdict(v) for v in verdicts]
+            verdict_rows.append((condition, verdicts))
+        lines += ["", study_table.wrap(f"Interference per condition: JointAll - Mono of the held-out MLM loss "
+                                       "(positive = the joint model is worse: negative interference). " + rule)]
+        lines += _markdown(header, rows)
+        from tf_metaling.training.verdicts import format_verdicts
+
+        for condition, verdicts in verdict_rows:
+            lines += ["", f"### {condition.title}", format_verdicts(verdicts)]
+        paths = {}
+        if len(capacity) >= 2:
+            lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False)]
+            paths["capacity_png"] = plot_capacity_curve(capacity, os.path.join(self.output_dir, "capacity.png"),
+                                                        metric_name="held-out MLM loss", higher_is_better=False)
+            lines += [f"Capacity curve: {paths['capacity_png']}"]
+        text = "\n".join(lines) + "\n"
+        checkpoints.atomic_write_text(os.path.join(self.output_dir, "control.md"), text)
+        checkpoints.atomic_write_text(os.path.join(self.output_dir, "control.json"),
+                                      json.dumps({"verdicts": everything}, indent=1))
+        return text
+
+    def _base_width(self) -> int:
+        from tf_metaling import configs
+
+        config = configs.get_experiment(self.plan.experiment)
+        return int((self.overrides.get("model") or {}).get("hidden_dim", config.model.hidden_dim))
+
+    @staticmethod
+    def _difference(values, variant, baseline, code) -> str:
+        from tf_metaling.estimates import seeds_estimate
+
+        a, b = values.get(variant, {}).get(code), values.get(baseline, {}).get(code)
+        if not a or not b or len(a) != len(b):
+            return "-"
+        estimate = seeds_estimate([x - y for x, y in zip(a, b)])
+        text = f"{estimate.value:+.3f}"
+        if estimate.low is not None:
+            text += f" [{estimate.low:+.3f}, {estimate.high:+.3f}]" + ("*" if estimate.low <= 0 <= estimate.high else "")
+        return text
+
+    def report(self, collected: dict) -> dict:
+        for condition, study in self.studies.items():
+            with open(os.devnull, "w") as quiet:
+                study.log = quiet
+                study.report(collected[condition])
+                study.log = self.log
+        text = self.summary(collected)
+        self._print(text)
+        return {"summary": os.path.join(self.output_dir, "control.md")}
+
+
+def _with_pair(records: dict) -> dict:
+    return {**records, "joint_pair": records.get("joint_all", {})} if records else records
+
+
+def _markdown(header, rows) -> list:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    return (["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+            + ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+            + ["* the CI includes 0: no interference can be claimed."])
