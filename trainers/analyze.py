@@ -12,6 +12,7 @@ Optionally --results (a study's results.json) adds per-variant deltas.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,8 +52,16 @@ def main(argv):
     if FLAGS.results:
         with open(FLAGS.results, encoding="utf-8") as file:
             study = json.load(file)
+        from tf_metaling.training.study_table import cell_values
+
+        if "records" not in study or "mlm_loss" not in study["records"]:
+            raise app.UsageError(f"--results={FLAGS.results}: not a comparison study's results.json with "
+                                 "held-out MLM losses (records.mlm_loss).")
         kwargs = {
-            "results": study["results"]["perplexity"],
+            # Perplexity per variant and language (the mean over seeds of exp(loss)).
+            "results": {variant: {code: sum(math.exp(v) for v in values) / len(values)
+                                  for code, values in rows.items()}
+                        for variant, rows in cell_values(study, "mlm_loss").items() if variant != "scratch"},
             "high_resource": study["groups"].get("high", ()),
             "low_resource": study["groups"].get("low", ()),
         }

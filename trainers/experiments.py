@@ -60,7 +60,7 @@ PRESETS = {
 CONTROL_PRESETS = {
     "synthetic_control": ControlPlan(),
     # --quick: the test suite's form, on the tiny preset's sizes (seconds per run).
-    "quick": ControlPlan(seeds=(0,), shares=(0.5,), reversed_share=None, resources=(),
+    "quick": ControlPlan(seeds=(0,), shares=(0.0, 1.0), reversed_share=None, resources=(),
                          retrieval_pairs=20, classification_train=100,
                          overrides={"model": {"hidden_dim": 16, "num_layers": 1, "intermediate_dim": 32,
                                               "adapter_dim": 4},

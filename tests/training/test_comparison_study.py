@@ -95,6 +95,14 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     loss_en = resumed["records"]["mlm_loss"]["joint_all"]["en"]["0"]["value"]
     assert any(line.startswith("| en ") and f"{loss_en:.3f}" in line for line in table.splitlines())
     assert os.path.exists(os.path.join(paths["report"], "report.md"))
+    # Every run kept its learning curve; the table says which converged; the report ends with the verdicts.
+    assert set(resumed["runs"]) == set(names)
+    assert all(run["curve"]["steps"][-1] == steps for run, steps in zip((resumed["runs"][n] for n in names),
+                                                                       (4, 4, 8)))
+    assert "Convergence of the runs: 0 of 3 converged" in table.replace("\n", " ")
+    assert os.path.exists(os.path.join(output_dir, "curves.png"))
+    verdicts = table[table.index("Verdicts on the paper's claims"):]
+    assert all(f"- ({claim}) " in verdicts for claim in "abcdef")
 
 
 def test_budgets_scale_steps_and_intervals_or_keep_them(corpus_cache, tmp_path):

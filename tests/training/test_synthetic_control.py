@@ -1,6 +1,7 @@
 """The synthetic control: exact shares of ids, exact ground truth of its tasks, and its quick form."""
 
 import io
+import json
 import os
 
 import numpy as np
@@ -60,6 +61,22 @@ def test_shares_nest_and_the_reversed_case_keeps_every_id():
     en = _pipeline_ids(reversed_corpus, "en", sentence)[0]
     lo = _pipeline_ids(reversed_corpus, "lo", sentence)[0]
     assert sorted(en.tolist()) == sorted(lo.tolist()) and en.tolist() != lo.tolist()  # same words, other order
+
+
+def test_a_mixed_batch_transformed_in_the_graph_matches_each_languages_own_transform():
+    # What an exported signature applies (transform_by_language) equals the pipeline's per-language transform.
+    from tf_metaling.data.synthetic import SyntheticLanguages
+
+    corpus = _corpus("lo:share=0.5,reverse")
+    tokenizer, synthetic = corpus.fixed_tokenizer(), corpus.synthetic
+    texts = tf.constant(["the small cat sees the dogs", "a tall child likes the birds"])
+    pieces = tokenizer.tokenize_words(texts)
+    mixed = synthetic.transform_by_language(pieces, tf.constant([1, 0]), ["en", "lo"])
+    assert mixed[0].flat_values.numpy().tolist() == corpus.language_transforms["lo"](pieces[:1]).flat_values.numpy().tolist()
+    assert mixed[1].flat_values.numpy().tolist() == pieces[1].flat_values.numpy().tolist()
+    # The definitions written into a model_dir carry the share.
+    again = SyntheticLanguages.from_dict(synthetic.to_dict())
+    assert (again.kept_ids("lo") == synthetic.kept_ids("lo")).all()
 
 
 def test_the_resource_sweep_gives_the_stated_fraction_of_the_training_text():
@@ -131,7 +148,26 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
     summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
     for claim in "abcdef":
         assert f"- ({claim}) " in summary
-    condition = control.plan.conditions()[0].name
-    assert os.path.exists(tmp_path / "control" / condition / "curves.png")
-    table = open(tmp_path / "control" / condition / "table.md", encoding="utf-8").read()
+    base, copy_condition = control.plan.conditions()
+    assert os.path.exists(tmp_path / "control" / base.name / "curves.png")
+    table = open(tmp_path / "control" / base.name / "table.md", encoding="utf-8").read()
     assert "Convergence of the runs" in table and "Retrieval accuracy@1, X -> en" in table
+    # The share-1.0 condition trains no Mono runs of its own: it reads the base condition's.
+    assert not os.path.exists(tmp_path / "control" / copy_condition.name / "runs" / "mono-lo")
+    results = {c: json.load(open(tmp_path / "control" / c.name / "results.json", encoding="utf-8"))
+               for c in (base, copy_condition)}
+    assert results[copy_condition]["records"]["mlm_loss"]["mono"] == results[base]["records"]["mlm_loss"]["mono"]
+    assert "share 1, resource 0.1" in summary and "share 0, resource 0.1" in summary
+    # The analysis tool works on a control model, with the study's results for per-variant deltas.
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "control" / base.name / "runs" / "joint_all" / "seed0"
+    repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", "trainers.analyze", f"--model_dir={run_dir}",
+                             f"--output_dir={tmp_path / 'analysis'}",
+                             f"--results={tmp_path / 'control' / base.name / 'results.json'}"],
+                            cwd=repository, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = open(tmp_path / "analysis" / "report.md", encoding="utf-8").read()
+    assert "lo" in report and "en" in report

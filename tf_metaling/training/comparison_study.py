@@ -545,6 +545,11 @@ class ComparisonStudy:
         curves = self.plot_curves(collected)
         if curves:
             markdown += f"\n\nLearning curves: {curves}"
+        verdicts = self.verdicts(collected)
+        if verdicts:
+            from tf_metaling.training.verdicts import format_verdicts
+
+            markdown += "\n\n" + format_verdicts(verdicts)
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
         summary = {metric: study_table.effect_summary(collected, metric) for metric in collected["records"]}
         checkpoints.atomic_write_text(
@@ -555,6 +560,25 @@ class ComparisonStudy:
         report_dir = self.write_interference_report(collected)
         self._print(f"\ntable: {table_path}\nreport: {report_dir}")
         return {"table": table_path, "report": report_dir, "estimates": summary}
+
+    def verdicts(self, collected: dict) -> list:
+        """The paper's claims (a)-(f) judged on held-out MLM loss and a zero-shot metric (`verdicts`)."""
+        from tf_metaling.training.verdicts import claim_verdicts
+
+        records = collected["records"]
+        if "mlm_loss" not in records:
+            return []
+        zero_shot = [m for m in records if m.startswith("classification:")
+                     and self.plan.classification_protocol == "zero_shot"] + [m for m in records if m == "retrieval"]
+        transfer = zero_shot[0] if zero_shot else None
+        return claim_verdicts(
+            study_table.cell_values(collected, "mlm_loss"), collected["groups"], higher_is_better=False,
+            pivot=self.plan.pivot, records=records["mlm_loss"],
+            transfer_values=study_table.cell_values(collected, transfer) if transfer else None,
+            transfer_records=records.get(transfer) if transfer else None,
+            transfer_metric_name="zero-shot classification accuracy" if transfer and transfer != "retrieval"
+            else "X -> pivot retrieval accuracy",
+        )
 
     def plot_curves(self, collected: dict) -> Optional[str]:
         """``curves.png``: every run's held-out loss over training, labelled with its verdict."""

@@ -22,6 +22,13 @@ source sentence (trained on ``en``, zero-shot on ``lo``). The summary
 language with its 95% CI, and the verdict on each of the paper's claims;
 `ControlPlan.widths` adds the interference-vs-capacity curve on the base
 condition (share `sweep_share`, resource `sweep_resource`).
+
+Mono runs are trained once per resource level, in the resource sweep's
+conditions (share `sweep_share`, natural order), and their figures serve
+every condition with the same resource: a Mono model sees one language, and
+which ids that language uses, or whether its words run backwards, changes
+nothing a model of it alone can learn (``en`` is the same text in every
+condition). This halves the control's runs.
 """
 
 from __future__ import annotations
@@ -117,7 +124,15 @@ class SyntheticControl:
             overrides = hyperparams.override_params_dict(
                 configs.get_experiment(plan.experiment), overrides, is_strict=True).as_dict()
         self.overrides = overrides
-        self.studies = {condition: self._study(condition) for condition in plan.conditions()}
+        conditions = plan.conditions()
+        # Every Mono source is run, and before the conditions that borrow from it.
+        sources = [self.mono_source(c) for c in conditions if "mono" in plan.variants]
+        ordered = list(dict.fromkeys([c for c in sources] + conditions))
+        self.studies = {condition: self._study(condition) for condition in ordered}
+
+    def mono_source(self, condition: Condition) -> Condition:
+        """The condition whose Mono runs give `condition`'s Mono figures (itself for the resource sweep)."""
+        return Condition(self.plan.sweep_share, condition.resource, width=condition.width)
 
     def _study(self, condition: Condition) -> ComparisonStudy:
         data = {"corpus": "synthetic", "languages": [SOURCE, DERIVED], "synthetic_languages": condition.spec(),
@@ -127,6 +142,8 @@ class SyntheticControl:
             extra["model"] = {"hidden_dim": condition.width, "intermediate_dim": 4 * condition.width}
         variants = self.plan.variants if not condition.width else tuple(
             v for v in self.plan.variants if v in ("mono", "joint_all"))
+        if self.mono_source(condition) != condition:
+            variants = tuple(v for v in variants if v != "mono")
         plan = StudyPlan(experiment=self.plan.experiment, variants=variants, seeds=self.plan.seeds,
                          pivot=SOURCE, retrieval_pairs=self.plan.retrieval_pairs,
                          classification_train=self.plan.classification_train,
@@ -142,6 +159,9 @@ class SyntheticControl:
         for index, (condition, study) in enumerate(self.studies.items(), 1):
             self._print(f"== condition {index}/{len(self.studies)}: {condition.title} ==")
             collected[condition] = study.run()
+            source = self.mono_source(condition)
+            if source != condition and source in collected:
+                _borrow_mono(collected[condition], collected[source])
         self._print(f"the control's runs took {time.perf_counter() - started:.0f} s")
         return collected
 
@@ -231,6 +251,19 @@ class SyntheticControl:
         text = self.summary(collected)
         self._print(text)
         return {"summary": os.path.join(self.output_dir, "control.md")}
+
+
+def _borrow_mono(results: dict, source: dict) -> None:
+    """Puts `source`'s Mono figures (records and runs) into `results` (another condition, same resource)."""
+    for metric, variants in source["records"].items():
+        if "mono" in variants and metric in results["records"]:
+            results["records"][metric]["mono"] = variants["mono"]
+    for metric in results.get("reasons", {}):
+        results["reasons"][metric].pop("mono", None)
+    results["variants"] = ["mono"] + [v for v in results["variants"] if v != "mono"]
+    results["runs"] = {**{name: run for name, run in source.get("runs", {}).items() if run["variant"] == "mono"},
+                       **results.get("runs", {})}
+    results["mono_from"] = source.get("corpus")
 
 
 def _with_pair(records: dict) -> dict:
