@@ -58,9 +58,13 @@ PRESETS = {
 }
 
 CONTROL_PRESETS = {
-    "synthetic_control": ControlPlan(),
+    # The default sweep, sized to finish within 30 minutes on 2 CPU cores (BUILD.md has the
+    # measured time): one seed (--seeds=0,1,2 for three, about three times as long); shares
+    # 0, 0.5, 1.0 and 1.0 reversed at resource 0.1; resources 1, 0.1, 0.01 at share 0; Mono
+    # and JointAll everywhere, +LS and +Meta LS in the base condition (share 0, resource 0.1).
+    "synthetic_control": ControlPlan(seeds=(0,), shares=(0.0, 0.5, 1.0), treatments_in="base"),
     # --quick: the test suite's form, on the tiny preset's sizes (seconds per run).
-    "quick": ControlPlan(seeds=(0,), shares=(0.0, 1.0), reversed_share=None, resources=(),
+    "quick": ControlPlan(seeds=(0,), shares=(0.0, 1.0), reversed_share=None, resources=(), treatments_in="all",
                          retrieval_pairs=20, classification_train=100,
                          overrides={"model": {"hidden_dim": 16, "num_layers": 1, "intermediate_dim": 32,
                                               "adapter_dim": 4},
@@ -73,6 +77,8 @@ CONTROL_PRESETS = {
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "small", sorted(PRESETS) + ["synthetic_control"], "Study size.")
 flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: its few-second form (for tests).")
+flags.DEFINE_enum("treatments_in", None, ["base", "all"],
+                  "With --preset=synthetic_control: run +LS and +Meta LS in the base condition only, or in all.")
 flags.DEFINE_list("widths", None, "With --preset=synthetic_control: hidden sizes of the capacity curve.")
 flags.DEFINE_string("synthetic_source", None,
                     "With --preset=synthetic_control: the source text, 'toy' (default), 'builtin:en', or "
@@ -139,6 +145,8 @@ def run_control():
     plan = CONTROL_PRESETS["quick" if FLAGS.quick else "synthetic_control"]
     if FLAGS.seeds:
         plan.seeds = tuple(int(s) for s in FLAGS.seeds)
+    if FLAGS.treatments_in:
+        plan.treatments_in = FLAGS.treatments_in
     if FLAGS.widths:
         plan.widths = tuple(int(w) for w in FLAGS.widths)
     if FLAGS.variants:

@@ -135,6 +135,30 @@ def test_the_classification_labels_come_from_the_source_sentence_and_agree_in_ev
 
 
 @pytest.mark.slow
+def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_per_resource(tmp_path):
+    import copy
+
+    from trainers.experiments import CONTROL_PRESETS
+    from tf_metaling.training.synthetic_control import Condition, SyntheticControl
+
+    control = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path))
+    variants = {condition: study.plan.variants for condition, study in control.studies.items()}
+    base = Condition(0.0, 0.1)
+    assert set(variants) == {base, Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True),
+                             Condition(0.0, 1.0), Condition(0.0, 0.01)}
+    assert variants[base] == ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")
+    # Mono runs once per resource level; the share sweep borrows the base condition's.
+    assert variants[Condition(0.0, 1.0)] == variants[Condition(0.0, 0.01)] == ("mono", "joint_all")
+    for condition in (Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True)):
+        assert variants[condition] == ("joint_all",)
+    # Every Mono source comes before the conditions that borrow from it.
+    order = list(variants)
+    assert order.index(base) < min(order.index(c) for c in variants if c.resource == 0.1 and c != base)
+    everywhere = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path / "all"))
+    everywhere.plan.treatments_in = "all"
+    assert everywhere._study(Condition(1.0, 0.1)).plan.variants == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
+
+
 def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
     import copy
 

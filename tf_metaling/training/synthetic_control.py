@@ -84,6 +84,9 @@ class ControlPlan:
     sweep_resource: float = 0.1  # lo's resource in the share sweep
     sweep_share: float = 0.0  # lo's share in the resource sweep
     widths: tuple = ()  # hidden sizes of the capacity curve (Mono and JointAll only)
+    # Where +LS and +Meta LS run: "base" (the base condition only: share `sweep_share`,
+    # resource `sweep_resource`; the sweeps' other conditions run Mono and JointAll) or "all".
+    treatments_in: str = "base"
     source: str = "toy"  # "toy", "builtin:en", "directory:DIR:en"
     retrieval_pairs: int = 200
     classification_train: int = 1000
@@ -95,6 +98,8 @@ class ControlPlan:
             chosen.append(Condition(self.reversed_share, self.sweep_resource, reverse=True))
         chosen += [Condition(self.sweep_share, resource) for resource in self.resources]
         chosen += [Condition(self.sweep_share, self.sweep_resource, width=width) for width in self.widths]
+        if self.treatments_in not in ("base", "all"):
+            raise ValueError(f"ControlPlan.treatments_in={self.treatments_in!r}: expected 'base' or 'all'.")
         return list(dict.fromkeys(chosen))  # the base condition appears in both sweeps: once
 
 
@@ -140,7 +145,9 @@ class SyntheticControl:
         extra = {"data": data}
         if condition.width:
             extra["model"] = {"hidden_dim": condition.width, "intermediate_dim": 4 * condition.width}
-        variants = self.plan.variants if not condition.width else tuple(
+        base = Condition(self.plan.sweep_share, self.plan.sweep_resource)
+        untreated = condition.width or (self.plan.treatments_in == "base" and condition != base)
+        variants = self.plan.variants if not untreated else tuple(
             v for v in self.plan.variants if v in ("mono", "joint_all"))
         if self.mono_source(condition) != condition:
             variants = tuple(v for v in variants if v != "mono")

@@ -129,7 +129,7 @@ class SyntheticCorpus(Corpus):
     kind = "synthetic"
 
     def __init__(self, languages, vocab_size: int = 200, seed: int = 0, train_per_language: int = 400,
-                 valid_per_language: int = 40, specs: Optional[Sequence[str]] = None, source: str = "toy",
+                 valid_per_language: int = 200, specs: Optional[Sequence[str]] = None, source: str = "toy",
                  cache_dir: Optional[str] = None):
         if not specs:
             specs = [code + (":reverse" if i % 2 else "") for i, code in enumerate(languages)]
