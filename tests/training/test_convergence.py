@@ -162,3 +162,31 @@ def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
     assert metrics["step"] == 6 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-6")
     again = run_pretraining(config, model_dir, "train_and_eval")
     assert again["step"] == 6 and _curve_file(model_dir)["steps"] == [2, 4, 6]
+
+
+def test_restore_best_ends_the_run_with_its_best_evaluations_weights(tmp_path):
+    import os
+
+    from tf_metaling import checkpoints
+    from tf_metaling.training.experiment import BEST_DIR, run_pretraining
+
+    model_dir = str(tmp_path / "run")
+    # A learning rate far too high: the held-out loss jumps about, so the best evaluation is not the last.
+    config = _tiny({"trainer": {"train_steps": 12, "eval_interval": 2, "checkpoint_interval": 2,
+                                "learning_rate": 3.0, "warmup_steps": 0, "restore_best": True}})
+    metrics = run_pretraining(config, model_dir, "train_and_eval")
+    saved = _curve_file(model_dir)
+    best_index = min(range(len(saved["losses"])), key=lambda i: saved["losses"][i])
+    best_step = saved["steps"][best_index]
+    assert saved["steps"] == [2, 4, 6, 8, 10, 12] and best_step != 12, saved
+    assert saved["restored_best_step"] == best_step
+    # The run ends at its budget, with the best weights in its final checkpoint and metrics.
+    assert metrics["step"] == 12 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-12")
+    assert abs(metrics["loss/mean"] - saved["losses"][best_index]) < 1e-5
+    assert os.listdir(os.path.join(model_dir, BEST_DIR)) and all(
+        name.startswith(f"ckpt-{best_step}.") for name in os.listdir(os.path.join(model_dir, BEST_DIR)))
+    # Whoever reads the model_dir later sees the best model; a rerun trains nothing and keeps it.
+    evaluated = run_pretraining(config, model_dir, "eval")
+    assert abs(evaluated["loss/mean"] - saved["losses"][best_index]) < 1e-5
+    again = run_pretraining(config, model_dir, "train_and_eval")
+    assert again["step"] == 12 and abs(again["loss/mean"] - saved["losses"][best_index]) < 1e-5

@@ -346,7 +346,8 @@ class ComparisonStudy:
             saved = json.load(file)
         curve = LearningCurve(saved["steps"], saved["losses"])
         return {"curve": {**curve.as_dict(), "stopped_early": saved.get("stopped_early", False),
-                          "train_steps": saved.get("train_steps")},
+                          "train_steps": saved.get("train_steps"),
+                          "restored_best_step": saved.get("restored_best_step")},
                 "convergence": ConvergenceRule().check(curve).as_dict()}
 
     # ------------------------------------------------------------------ evaluation

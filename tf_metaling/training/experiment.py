@@ -41,6 +41,7 @@ CONFIG_FILE = "config.yaml"
 EVAL_RESULTS_FILE = "eval_results.json"
 # The held-out loss at every evaluation of a train_and_eval run (training/convergence.py).
 LEARNING_CURVE_FILE = "learning_curve.json"
+BEST_DIR = "best"  # trainer.restore_best: the weights of the best evaluation so far
 
 
 def build_strategy(runtime) -> tf.distribute.Strategy:
@@ -327,6 +328,8 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         loss = float(metrics.get("loss/mean", float("nan")))
         if math.isfinite(loss):
             curve.add(done, loss)
+            if trainer_config.restore_best:
+                _keep_if_best(controller, model_dir, curve)
             stopped = stopper is not None and stopper.update(done, loss)
             checkpoints.atomic_write_text(path, json.dumps({
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
@@ -335,7 +338,64 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
             }, indent=1))
         if done >= trainer_config.train_steps:
             break
+    if trainer_config.restore_best and curve.steps:
+        restored = _restore_best(controller, global_step, model_dir, curve, path)
+        if restored is not None:
+            return restored
     return metrics or controller.evaluate(steps=-1)
+
+
+def _best_prefix(model_dir: str, step: int) -> str:
+    return os.path.join(model_dir, BEST_DIR, f"ckpt-{int(step)}")
+
+
+def _keep_if_best(controller, model_dir: str, curve) -> None:
+    """After an evaluation: when it is the best so far, writes the weights to model_dir/best/."""
+    losses = curve.losses
+    if losses[-1] > min(losses[:-1], default=float("inf")):
+        return
+    if losses[:-1] and losses[-1] == min(losses[:-1]):
+        return  # a tie keeps the earlier best
+    step = curve.steps[-1]
+    folder = os.path.join(model_dir, BEST_DIR)
+    stale = tf.io.gfile.glob(os.path.join(folder, "ckpt-*")) if tf.io.gfile.exists(folder) else []
+    controller.checkpoint_manager.checkpoint.write(_best_prefix(model_dir, step))
+    for name in stale:  # only after the new best is written: a crash keeps one whole copy
+        if not os.path.basename(name).startswith(f"ckpt-{step}."):
+            tf.io.gfile.remove(name)
+
+
+def _restore_best(controller, global_step, model_dir: str, curve, path: str) -> Optional[dict]:
+    """Ends the run with its best evaluation's weights (`trainer.restore_best`); None when the last is the best.
+
+    The weights are read back from model_dir/best/, the step counter keeps the
+    steps trained, and the run's final checkpoint is rewritten with them, so
+    every later reader of `model_dir` (evaluation, export, the study) sees the
+    best model; ``learning_curve.json`` records ``restored_best_step``.
+    """
+    done = int(global_step.numpy())
+    best = curve.steps[min(range(len(curve.losses)), key=lambda i: (curve.losses[i], curve.steps[i]))]
+    with open(path, encoding="utf-8") as file:
+        saved = json.load(file)
+    if best == done or saved.get("restored_best_step") == best:
+        return None
+    prefix = _best_prefix(model_dir, best)
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise FileNotFoundError(f"trainer.restore_best: the best evaluation's weights (step {best}) are missing: "
+                                f"{prefix}.index; rerun the run from scratch (delete {model_dir}).")
+    manager = controller.checkpoint_manager
+    manager.checkpoint.read(prefix).assert_existing_objects_matched()
+    global_step.assign(done)
+    # Over the final checkpoint (TensorFlow writes a checkpoint to temporary files and renames
+    # them); the manager itself declines a second save at the same step.
+    final = manager.latest_checkpoint
+    if final is None or not final.endswith(f"-{done}"):
+        final = manager.save(checkpoint_number=done, check_interval=False)
+    else:
+        manager.checkpoint.write(final)
+    saved["restored_best_step"] = int(best)
+    checkpoints.atomic_write_text(path, json.dumps(saved, indent=1))
+    return controller.evaluate(steps=-1)
 
 
 def run_pretraining(

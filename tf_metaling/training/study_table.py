@@ -184,19 +184,21 @@ def convergence_table(results: dict) -> str:
     runs = results.get("runs") or {}
     if not runs:
         return ""
-    header = ["run", "steps", "stopped", "improvement", "verdict"]
+    header = ["run", "steps", "stopped", "weights", "improvement", "verdict"]
     rows = []
     for name, run in runs.items():
         curve, verdict = run["curve"], run["convergence"]
         improvement = verdict.get("improvement")
         stopped = "plateau" if curve.get("stopped_early") else "budget"
+        best = curve.get("restored_best_step")
         rows.append([name, str(curve["steps"][-1] if curve["steps"] else run.get("step")), stopped,
-                     "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
+                     f"best (step {best})" if best else "last", "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
     converged = sum(run["convergence"]["converged"] for run in runs.values())
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = [wrap(f"Convergence of the runs: {converged} of {len(runs)} converged. {ConvergenceRule().describe()} "
                   "improvement: relative drop of the best held-out loss over that window. A figure from a run that "
-                  "did not converge is a figure of an under-trained model."),
+                  "did not converge is a figure of an under-trained model. weights: the run's final weights, its last "
+                  "or (trainer.restore_best) those of its best evaluation."),
              "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
