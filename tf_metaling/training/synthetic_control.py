@@ -182,8 +182,10 @@ class SyntheticControl:
         lines = [study_table.wrap(
             f"Synthetic control: {SOURCE} is the source text ({self.plan.source}), {DERIVED} a derived language; "
             f"per condition, what {DERIVED} shares with {SOURCE} and its share of the training text. "
-            f"{len(self.plan.seeds)} seeds; 95% CIs are t intervals over seeds. With two languages JointPair is "
-            "JointAll, so claim (c) reads JointAll's figures.")]
+            + (f"{len(self.plan.seeds)} seeds; 95% CIs are t intervals over seeds. " if len(self.plan.seeds) > 1 else
+               "One seed: 95% CIs are percentile bootstraps over the test examples, so seed-to-seed variation is "
+               "not included. ")
+            + "With two languages JointPair is JointAll, so claim (c) reads JointAll's figures.")]
         header = ["condition", f"{SOURCE} JointAll-Mono", f"{DERIVED} JointAll-Mono", "runs converged"]
         rows, verdict_rows, everything = [], [], {}
         capacity = {}
@@ -191,7 +193,8 @@ class SyntheticControl:
             values = study_table.cell_values(results, "mlm_loss")
             cells = [condition.title]
             for code in (SOURCE, DERIVED):
-                cells.append(self._difference(values, "joint_all", "mono", code))
+                cells.append(self._difference(values, "joint_all", "mono", code,
+                                              records=results["records"].get("mlm_loss")))
             runs = results.get("runs", {})
             cells.append(f"{sum(r['convergence']['converged'] for r in runs.values())}/{len(runs)}")
             rows.append(cells)
@@ -217,7 +220,9 @@ class SyntheticControl:
         from tf_metaling.training.verdicts import format_verdicts
 
         for condition, verdicts in verdict_rows:
-            lines += ["", f"### {condition.title}", format_verdicts(verdicts)]
+            runs = collected[condition].get("runs") or {}
+            unconverged = [name for name, run in runs.items() if not run.get("convergence", {}).get("converged", True)]
+            lines += ["", f"### {condition.title}", format_verdicts(verdicts, not_converged=unconverged)]
         paths = {}
         if len(capacity) >= 2:
             lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False)]
@@ -237,16 +242,17 @@ class SyntheticControl:
         return int((self.overrides.get("model") or {}).get("hidden_dim", config.model.hidden_dim))
 
     @staticmethod
-    def _difference(values, variant, baseline, code) -> str:
-        from tf_metaling.estimates import seeds_estimate
+    def _difference(values, variant, baseline, code, records=None) -> str:
+        """``variant - baseline`` in `code` with its 95% CI: t over seeds, or with one seed a bootstrap over examples."""
+        from tf_metaling.training.verdicts import difference_interval
 
         a, b = values.get(variant, {}).get(code), values.get(baseline, {}).get(code)
         if not a or not b or len(a) != len(b):
             return "-"
-        estimate = seeds_estimate([x - y for x, y in zip(a, b)])
-        text = f"{estimate.value:+.3f}"
-        if estimate.low is not None:
-            text += f" [{estimate.low:+.3f}, {estimate.high:+.3f}]" + ("*" if estimate.low <= 0 <= estimate.high else "")
+        interval, _ = difference_interval(values, variant, baseline, [code], higher_is_better=False, records=records)
+        text = f"{interval.effect:+.3f}"
+        if interval.low is not None:
+            text += f" [{interval.low:+.3f}, {interval.high:+.3f}]" + ("*" if interval.low <= 0 <= interval.high else "")
         return text
 
     def report(self, collected: dict) -> dict:

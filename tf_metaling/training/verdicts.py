@@ -371,9 +371,19 @@ def claim_verdicts(
     return results
 
 
-def format_verdicts(verdicts: Sequence[Verdict], width: int = 100) -> str:
-    """The report's closing section: one wrapped line per claim (Markdown list)."""
+def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged: Sequence[str] = ()) -> str:
+    """The report's closing section: one wrapped line per claim (Markdown list).
+
+    `not_converged` names the runs the verdicts draw on that did not converge:
+    the section then says so first, since their figures are under-trained models'.
+    """
     lines = ["Verdicts on the paper's claims (95% CIs; positive effect = the claim's direction):", ""]
+    if not_converged:
+        import textwrap
+
+        lines[1:1] = [textwrap.fill(f"Caution: {len(not_converged)} run(s) did not converge "
+                                    f"({', '.join(not_converged)}); the verdicts that use them are about "
+                                    "under-trained models.", width), ""]
     for verdict in verdicts:
         words, line = verdict.sentence.split(), "-"
         for word in words:
