@@ -166,3 +166,11 @@ def test_records_missing_for_a_language_fall_back_to_the_languages_not_a_partial
     verdict = _verdict(claim_verdicts(values, GROUPS, False, records=records), "a")
     assert verdict.unit == "languages" and verdict.languages == ("en", "fr")
     assert verdict.effect == pytest.approx(0.25)
+
+
+def test_the_verdicts_say_which_runs_did_not_converge():
+    from tf_metaling.training.verdicts import format_verdicts
+
+    text = format_verdicts([], not_converged=["joint_all/seed0", "joint_all_ls/seed0"])
+    assert "Caution: 2 run(s) did not converge (joint_all/seed0, joint_all_ls/seed0)" in text
+    assert "Caution" not in format_verdicts([])

@@ -381,9 +381,9 @@ def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged
     if not_converged:
         import textwrap
 
-        lines[1:1] = [textwrap.fill(f"Caution: {len(not_converged)} run(s) did not converge "
+        lines[1:1] = ["", textwrap.fill(f"Caution: {len(not_converged)} run(s) did not converge "
                                     f"({', '.join(not_converged)}); the verdicts that use them are about "
-                                    "under-trained models.", width), ""]
+                                    "under-trained models.", width)]
     for verdict in verdicts:
         words, line = verdict.sentence.split(), "-"
         for word in words:
