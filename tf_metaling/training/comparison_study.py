@@ -550,9 +550,7 @@ class ComparisonStudy:
         if verdicts:
             from tf_metaling.training.verdicts import format_verdicts
 
-            unconverged = [name for name, run in (collected.get("runs") or {}).items()
-                           if not run.get("convergence", {}).get("converged", True)]
-            markdown += "\n\n" + format_verdicts(verdicts, not_converged=unconverged)
+            markdown += "\n\n" + format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected))
         table_path = checkpoints.atomic_write_text(os.path.join(self.output_dir, "table.md"), markdown + "\n")
         summary = {metric: study_table.effect_summary(collected, metric) for metric in collected["records"]}
         checkpoints.atomic_write_text(

@@ -351,11 +351,8 @@ def _best_prefix(model_dir: str, step: int) -> str:
 
 def _keep_if_best(controller, model_dir: str, curve) -> None:
     """After an evaluation: when it is the best so far, writes the weights to model_dir/best/."""
-    losses = curve.losses
-    if losses[-1] > min(losses[:-1], default=float("inf")):
-        return
-    if losses[:-1] and losses[-1] == min(losses[:-1]):
-        return  # a tie keeps the earlier best
+    if curve.losses[-1] >= min(curve.losses[:-1], default=float("inf")):
+        return  # not better (a tie keeps the earlier best)
     step = curve.steps[-1]
     folder = os.path.join(model_dir, BEST_DIR)
     stale = tf.io.gfile.glob(os.path.join(folder, "ckpt-*")) if tf.io.gfile.exists(folder) else []
@@ -390,7 +387,7 @@ def _restore_best(controller, global_step, model_dir: str, curve, path: str) -> 
     # them); the manager itself declines a second save at the same step.
     final = manager.latest_checkpoint
     if final is None or not final.endswith(f"-{done}"):
-        final = manager.save(checkpoint_number=done, check_interval=False)
+        manager.save(checkpoint_number=done, check_interval=False)
     else:
         manager.checkpoint.write(final)
     saved["restored_best_step"] = int(best)

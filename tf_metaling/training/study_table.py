@@ -177,6 +177,12 @@ def study_tables(results: dict) -> list[str]:
     return [table for table in (format_table(results, m) for m in ordered) if table]
 
 
+def unconverged_runs(results: dict) -> list:
+    """Names of the study's runs that `ConvergenceRule` judged not converged (for the verdicts' caution)."""
+    return [name for name, run in (results.get("runs") or {}).items()
+            if not run.get("convergence", {}).get("converged", True)]
+
+
 def convergence_table(results: dict) -> str:
     """One row per trained run: steps, how it stopped, the last window's improvement and the verdict."""
     from tf_metaling.training.convergence import ConvergenceRule
@@ -192,7 +198,8 @@ def convergence_table(results: dict) -> str:
         stopped = "plateau" if curve.get("stopped_early") else "budget"
         best = curve.get("restored_best_step")
         rows.append([name, str(curve["steps"][-1] if curve["steps"] else run.get("step")), stopped,
-                     f"best (step {best})" if best else "last", "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
+                     f"best (step {best})" if best else "last",
+                     "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
     converged = sum(run["convergence"]["converged"] for run in runs.values())
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = [wrap(f"Convergence of the runs: {converged} of {len(runs)} converged. {ConvergenceRule().describe()} "

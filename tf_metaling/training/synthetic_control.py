@@ -132,7 +132,7 @@ class SyntheticControl:
         conditions = plan.conditions()
         # Every Mono source is run, and before the conditions that borrow from it.
         sources = [self.mono_source(c) for c in conditions if "mono" in plan.variants]
-        ordered = list(dict.fromkeys([c for c in sources] + conditions))
+        ordered = list(dict.fromkeys(sources + conditions))
         self.studies = {condition: self._study(condition) for condition in ordered}
 
     def mono_source(self, condition: Condition) -> Condition:
@@ -220,9 +220,8 @@ class SyntheticControl:
         from tf_metaling.training.verdicts import format_verdicts
 
         for condition, verdicts in verdict_rows:
-            runs = collected[condition].get("runs") or {}
-            unconverged = [name for name, run in runs.items() if not run.get("convergence", {}).get("converged", True)]
-            lines += ["", f"### {condition.title}", format_verdicts(verdicts, not_converged=unconverged)]
+            lines += ["", f"### {condition.title}",
+                      format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
         paths = {}
         if len(capacity) >= 2:
             lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False)]
