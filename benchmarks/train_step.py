@@ -152,7 +152,7 @@ def main():
     args = parser.parse_args()
 
     rng = np.random.RandomState(0)
-    k = 2
+    k = min(2, args.languages - 1)
     train = make_batch(rng, args.batch_size, args, [k] * args.batch_size)
     lookahead = make_batch(rng, args.batch_size, args, [k] * args.batch_size)
     meta_languages = np.repeat(np.arange(args.languages), args.meta_examples_per_language)

@@ -81,7 +81,7 @@ def test_unpaired_seeds_are_refused_with_the_place():
 def test_one_seed_cells_have_no_ci():
     one = {16: {"mono": {"en": [3.0]}, "joint_all": {"en": [3.2]}}}
     assert interference_by_capacity(one)[16]["joint_all"]["en"].low is None
-    assert "| +0.200 |" in capacity_table(one) and "one seed has no CI" in capacity_table(one)
+    assert "| +0.200 |" in capacity_table(one) and "one seed without example records has no CI" in capacity_table(one)
 
 
 def test_plot_is_a_png_written_atomically(tmp_path):
@@ -91,3 +91,36 @@ def test_plot_is_a_png_written_atomically(tmp_path):
     assert os.listdir(tmp_path / "plots") == ["capacity.png"]
     with pytest.raises(ValueError, match="no width"):
         plot_capacity_curve({16: {"mono": {"en": [3.0]}}}, str(tmp_path / "empty.png"))
+
+
+def _ratio_record(losses):
+    """A one-seed record of per-example (loss sum, token count) pairs, one token each."""
+    return {"kind": "ratio", "value": float(np.mean(losses)), "examples": [[float(v), 1.0] for v in losses]}
+
+
+def test_one_seed_cells_get_a_bootstrap_interval_from_the_records_with_the_metrics_sign():
+    rng = np.random.RandomState(0)
+    mono = rng.normal(3.0, 0.3, 400)
+    joint_worse = mono + 0.5 + rng.normal(0.0, 0.3, 400)  # clearly worse
+    joint_same = mono + rng.normal(0.0, 0.3, 400) - 0.01  # no real difference
+    results, records = {}, {}
+    for width, joint in ((16, joint_worse), (32, joint_same)):
+        results[width] = {"mono": {"en": [float(mono.mean())]}, "joint_all": {"en": [float(joint.mean())]}}
+        records[width] = {"mono": {"en": {"0": _ratio_record(mono)}}, "joint_all": {"en": {"0": _ratio_record(joint)}}}
+    without = interference_by_capacity(results)
+    assert not without[16]["joint_all"]["en"].has_interval  # one seed, no records: no CI
+    estimates = interference_by_capacity(results, records=records)
+    worse, same = estimates[16]["joint_all"]["en"], estimates[32]["joint_all"]["en"]
+    assert worse.method == "bootstrap" and worse.n == 800
+    assert worse.value == pytest.approx(joint_worse.mean() - mono.mean())
+    assert 0.0 < worse.low < worse.value < worse.high  # positive: the joint model's loss is higher
+    assert same.includes(0.0)
+    # An accuracy (higher is better) keeps its sign too: joint - Mono, negative when the joint model is worse.
+    accuracy = {w: {v: {"en": [-x for x in cells["en"]]} for v, cells in figures.items()} for w, figures in results.items()}
+    accuracy_records = {w: {v: {"en": {"0": _ratio_record(-(joint_worse if v == "joint_all" and w == 16 else
+                                                              joint_same if v == "joint_all" else mono))}}
+                            for v in ("mono", "joint_all")} for w in results}
+    flipped = interference_by_capacity(accuracy, records=accuracy_records, higher_is_better=True)[16]["joint_all"]["en"]
+    assert flipped.high < 0.0 and flipped.low == pytest.approx(-worse.high, abs=0.02)
+    text = capacity_table(results, records=records)
+    assert "bootstrap interval over test examples" in text and "*" in text.split("d=32")[1]

@@ -61,6 +61,18 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     assert set(first["records"]["mlm_loss"]) == {"mono", "joint_all"}
     assert set(first["records"]["mlm_loss"]["joint_all"]) == {"en", "ar"}
 
+    # Two worker processes train the same runs to the same figures (each run is seeded; only
+    # the threads per process differ, so sums may round differently in the last digits).
+    parallel, log = _study(corpus_cache, str(tmp_path / "parallel"))
+    parallel.plan.workers = 2
+    in_parallel = parallel.run()
+    assert "3 runs on 2 worker processes" in log.getvalue() and log.getvalue().count("done in") == 3
+    for variant, languages in first["records"]["mlm_loss"].items():
+        for code, seeds in languages.items():
+            assert in_parallel["records"]["mlm_loss"][variant][code]["0"]["value"] == pytest.approx(
+                seeds["0"]["value"], rel=1e-4), (variant, code)
+    assert in_parallel["runs"].keys() == first["runs"].keys()
+
     # A restart trains nothing and reports the same numbers.
     trained.clear()
     again, log = _study(corpus_cache, output_dir)

@@ -145,7 +145,26 @@ def test_a_run_keeps_its_learning_curve_and_trains_to_the_budget_without_patienc
     metrics = run_pretraining(config, model_dir, "train_and_eval")
     saved = _curve_file(model_dir)
     assert saved["steps"] == [2, 4, 6] and saved["stopped_early"] is False
-    assert saved["losses"][-1] == pytest.approx(metrics["loss/mean"])  # the curve holds the evaluations
+    # The curve holds the evaluations' held-out loss of the training mixture.
+    assert saved["metric"] == "loss/mixture"
+    assert saved["losses"][-1] == pytest.approx(metrics["loss/mixture"])
+
+
+def test_the_mixture_loss_weighs_languages_as_they_are_trained_on():
+    import numpy as np
+
+    from tf_metaling.languages import LanguageVocabulary
+    from tf_metaling.training.multilingual_trainer import per_language_metrics
+
+    languages = LanguageVocabulary(["en", "lo", "xx"])
+    # Summed losses and weights per language: en 2.0, lo 4.0 per token; xx not evaluated.
+    sums = (np.array([20.0, 8.0, 0.0]), np.array([10.0, 2.0, 0.0]), np.array([5.0, 1.0, 0.0]),
+            np.array([10.0, 2.0, 0.0]))
+    metrics = per_language_metrics(sums, languages, ["en", "lo"], mixture={"en": 0.6, "lo": 0.2, "xx": 0.2})
+    assert metrics["loss/mean"] == pytest.approx(3.0)
+    # Renormalised over the evaluated languages: 0.75 x 2.0 + 0.25 x 4.0.
+    assert metrics["loss/mixture"] == pytest.approx(2.5)
+    assert "loss/mixture" not in per_language_metrics(sums, languages, ["en", "lo"])
 
 
 def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
@@ -182,11 +201,11 @@ def test_restore_best_ends_the_run_with_its_best_evaluations_weights(tmp_path):
     assert saved["restored_best_step"] == best_step
     # The run ends at its budget, with the best weights in its final checkpoint and metrics.
     assert metrics["step"] == 12 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-12")
-    assert abs(metrics["loss/mean"] - saved["losses"][best_index]) < 1e-5
+    assert abs(metrics["loss/mixture"] - saved["losses"][best_index]) < 1e-5
     assert os.listdir(os.path.join(model_dir, BEST_DIR)) and all(
         name.startswith(f"ckpt-{best_step}.") for name in os.listdir(os.path.join(model_dir, BEST_DIR)))
     # Whoever reads the model_dir later sees the best model; a rerun trains nothing and keeps it.
     evaluated = run_pretraining(config, model_dir, "eval")
-    assert abs(evaluated["loss/mean"] - saved["losses"][best_index]) < 1e-5
+    assert abs(evaluated["loss/mixture"] - saved["losses"][best_index]) < 1e-5
     again = run_pretraining(config, model_dir, "train_and_eval")
-    assert again["step"] == 12 and abs(again["loss/mean"] - saved["losses"][best_index]) < 1e-5
+    assert again["step"] == 12 and abs(again["loss/mixture"] - saved["losses"][best_index]) < 1e-5

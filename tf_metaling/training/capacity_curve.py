@@ -6,6 +6,10 @@ what `study_table.cell_values` returns), values of one seed at the same
 position in every list. For every width, language and joint variant the
 difference ``joint - Mono`` is taken seed by seed and summarised as its mean
 with the 95% t interval over seeds (`tf_metaling.estimates.seeds_estimate`).
+With one seed, given the runs' example records (``{width: records}``, the
+study's ``records[metric]``), a cell gets the same percentile bootstrap over
+test examples as the verdicts (`verdicts.bootstrap_interval`): its CI then
+leaves out seed-to-seed variation, and the caption says so.
 
 The difference keeps the metric's sign: with a loss, a positive difference is
 negative interference (the joint model is worse); with an accuracy, a
@@ -32,7 +36,8 @@ MAX_COLUMNS = 100
 
 
 def interference_by_capacity(results: Mapping, baseline: str = "mono",
-                             comparisons: Sequence[str] = tuple(COMPARISONS)) -> dict:
+                             comparisons: Sequence[str] = tuple(COMPARISONS), records: Optional[Mapping] = None,
+                             higher_is_better: bool = False) -> dict:
     """``{width: {variant: {language: Estimate of (variant - baseline)}}}``, widths ascending.
 
     Languages without figures of both the variant and the baseline at a width
@@ -57,8 +62,25 @@ def interference_by_capacity(results: Mapping, baseline: str = "mono",
                         f"and {baseline}/{code} {list(base)}; they must be paired by seed."
                     )
                 differences = np.asarray(values, dtype=float) - np.asarray(base, dtype=float)
-                table.setdefault(width, {}).setdefault(variant, {})[code] = seeds_estimate(differences)
+                estimate = seeds_estimate(differences)
+                if len(differences) == 1 and records and records.get(width):
+                    estimate = _bootstrap_estimate(records[width], variant, baseline, code, float(differences[0]),
+                                                   higher_is_better) or estimate
+                table.setdefault(width, {}).setdefault(variant, {})[code] = estimate
     return table
+
+
+def _bootstrap_estimate(records, variant, baseline, code, difference, higher_is_better) -> Optional[Estimate]:
+    """One seed: ``variant - baseline`` with the bootstrap CI over test examples (None without records)."""
+    from tf_metaling.training.verdicts import bootstrap_interval
+
+    interval = bootstrap_interval(records, variant, baseline, [code], higher_is_better)
+    if interval is None or interval.low is None:
+        return None
+    # The verdicts' effect is "variant is worse" (for a higher-is-better metric, baseline - variant);
+    # the table keeps the metric's sign.
+    low, high = sorted((-interval.low, -interval.high) if higher_is_better else (interval.low, interval.high))
+    return Estimate(difference, low, high, "bootstrap", interval.n)
 
 
 def _cell(estimate: Optional[Estimate], digits: int) -> str:
@@ -74,7 +96,7 @@ def _cell(estimate: Optional[Estimate], digits: int) -> str:
 
 def capacity_table(results: Mapping, metric_name: str = "held-out MLM loss", higher_is_better: bool = False,
                    groups: Optional[Mapping[str, Sequence[str]]] = None, width_name: str = "d",
-                   digits: int = 3) -> str:
+                   digits: int = 3, records: Optional[Mapping] = None) -> str:
     """The Markdown table(s): rows (language, comparison), one column per model width.
 
     Args:
@@ -85,8 +107,10 @@ def capacity_table(results: Mapping, metric_name: str = "held-out MLM loss", hig
             and marks low-resource languages ``(L)``.
         width_name: the capacity's name in the column titles (``d`` = hidden size).
         digits: decimals of the cells.
+        records: optional ``{width: records of the metric}``: one-seed cells get a
+            bootstrap CI over test examples.
     """
-    estimates = interference_by_capacity(results)
+    estimates = interference_by_capacity(results, records=records, higher_is_better=higher_is_better)
     if not estimates:
         return ""
     widths = list(estimates)
@@ -95,18 +119,25 @@ def capacity_table(results: Mapping, metric_name: str = "held-out MLM loss", hig
     seen = {code for per_width in estimates.values() for rows in per_width.values() for code in rows}
     languages = [c for c in order if c in seen] + sorted(seen - set(order))
     cells = [e for per_width in estimates.values() for rows in per_width.values() for e in rows.values()]
-    seeds = sorted({e.n for e in cells})
+    seeds = sorted({e.n for e in cells if e.method != "bootstrap"})
+    bootstrapped = any(e.method == "bootstrap" for e in cells)
     interference = "negative" if higher_is_better else "positive"
+    if seeds:
+        how = f"mean over seeds ± half-width of the 95% t interval ({'/'.join(map(str, seeds))} seeds)"
+        if bootstrapped:
+            how += "; one-seed cells: ± half-width of the 95% bootstrap interval over test examples"
+    else:
+        how = ("one seed: the difference ± half-width of the 95% bootstrap interval over test examples "
+               "(seed-to-seed variation not included)")
     caption = (
-        f"Interference against capacity: joint variant minus Mono in {metric_name}, per language; "
-        f"mean over seeds ± half-width of the 95% t interval ({'/'.join(map(str, seeds))} seeds). "
+        f"Interference against capacity: joint variant minus Mono in {metric_name}, per language; {how}. "
         f"{interference.capitalize()} = the joint model is worse (negative interference)."
     )
     notes = ["* the CI includes 0: no difference detected."]
     if low & seen:
         notes.append("(L) low-resource language.")
     if 1 in seeds:
-        notes.append("A cell from one seed has no CI.")
+        notes.append("A cell from one seed without example records has no CI.")
     rows = []
     for code in languages:
         for variant, title in COMPARISONS.items():
@@ -149,14 +180,15 @@ def _wrap(text: str, width: int = MAX_COLUMNS) -> str:
 
 
 def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-out MLM loss",
-                        higher_is_better: bool = False, width_name: str = "hidden size d") -> str:
+                        higher_is_better: bool = False, width_name: str = "hidden size d",
+                        records: Optional[Mapping] = None) -> str:
     """One panel per joint variant: ``variant - Mono`` against width, a line per language, 95% CI bars.
 
     Writes the PNG atomically at `path` and returns `path`.
     """
     from matplotlib.figure import Figure
 
-    estimates = interference_by_capacity(results)
+    estimates = interference_by_capacity(results, records=records, higher_is_better=higher_is_better)
     if not estimates:
         raise ValueError(
             f"plot_capacity_curve: no width has both a joint variant and Mono to draw into {path}."
@@ -185,7 +217,9 @@ def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-ou
             axes.legend(fontsize=7)
     worse = "lower" if higher_is_better else "higher"
     panels[0].set_ylabel(f"difference in {metric_name}\n({worse} = joint model worse)")
-    figure.suptitle("Interference against capacity (mean over seeds, 95% t interval)", fontsize=11)
+    one_seed = all(e.method == "bootstrap" for w in estimates.values() for rows in w.values() for e in rows.values())
+    figure.suptitle("Interference against capacity (" + ("one seed, 95% bootstrap interval over test examples"
+                    if one_seed else "mean over seeds, 95% t interval") + ")", fontsize=11)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     return path

@@ -42,6 +42,9 @@ EVAL_RESULTS_FILE = "eval_results.json"
 # The held-out loss at every evaluation of a train_and_eval run (training/convergence.py).
 LEARNING_CURVE_FILE = "learning_curve.json"
 BEST_DIR = "best"  # trainer.restore_best: the weights of the best evaluation so far
+# The learning curve's loss: the held-out loss of the training mixture (languages weighted as
+# they are sampled; TaskSpec.mixture), or without a mixture the plain mean over languages.
+CURVE_METRICS = ("loss/mixture", "loss/mean")
 
 
 def build_strategy(runtime) -> tf.distribute.Strategy:
@@ -153,6 +156,9 @@ class TaskSpec:
         meta_dataset_fn: ``fn(skip_batches) -> dataset_fn`` (meta-learning only).
         initialize: optional ``fn(model)`` run on a fresh model (not when resuming),
             e.g. loading pretrained weights.
+        mixture: optional ``{language: probability}`` of the training batches: the
+            learning curve (early stop, best weights) is then the held-out loss of
+            that mixture, not the plain mean over languages.
     """
 
     languages: object
@@ -164,6 +170,7 @@ class TaskSpec:
     eval_batches: dict
     meta_dataset_fn: Optional[Callable] = None
     initialize: Optional[Callable] = None
+    mixture: Optional[dict] = None  # {language: training probability}: early stopping's held-out loss
 
 
 def prepare_run(config: ExperimentConfig, model_dir: str, strategy=None):
@@ -265,6 +272,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         meta_every_n_steps=meta_config.every_n_steps,
         probe=probe,
         log=log,
+        mixture=spec.mixture,
     )
     controller = orbit.Controller(
         strategy=strategy,
@@ -294,8 +302,9 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
 def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> dict:
     """Trains to the budget, evaluating every `eval_interval` steps; stops early at a plateau.
 
-    Each evaluation's mean held-out loss is appended to the run's learning
-    curve (``learning_curve.json``, rewritten atomically after every
+    Each evaluation's held-out loss (`CURVE_METRICS`: of the training mixture,
+    so a small language that overfits counts as much as it is trained on) is
+    appended to the run's learning curve (``learning_curve.json``, rewritten atomically after every
     evaluation); with ``trainer.plateau_patience`` a `PlateauStopper` ends the
     run once the loss has stopped improving. A resumed run reads its curve
     back and replays it, so it stops where an uninterrupted run would.
@@ -325,7 +334,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         if curve.steps and curve.steps[-1] == done:  # evaluated before an interruption
             break
         metrics = controller.evaluate(steps=-1)
-        loss = float(metrics.get("loss/mean", float("nan")))
+        loss = float(metrics.get(CURVE_METRICS[0], metrics.get(CURVE_METRICS[1], float("nan"))))
         if math.isfinite(loss):
             curve.add(done, loss)
             if trainer_config.restore_best:
@@ -335,6 +344,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
                 "plateau": stopper.get_config() if stopper is not None else None,
+                "metric": CURVE_METRICS[0] if CURVE_METRICS[0] in metrics else CURVE_METRICS[1],
             }, indent=1))
         if done >= trainer_config.train_steps:
             break
@@ -414,5 +424,6 @@ def run_pretraining(
         train_dataset_fn=lambda skip, paired: inputs.train_dataset_fn(paired=paired, skip_batches=skip),
         eval_batches=inputs.eval_batches(),
         meta_dataset_fn=lambda skip: inputs.meta_dataset_fn(skip_batches=skip),
+        mixture=inputs.sampling_probabilities(),
     )
     return run_task(config, model_dir, mode, strategy, spec, log)

@@ -61,6 +61,10 @@ class MlmInputs:
             **changes,
         )
 
+    def sampling_probabilities(self) -> dict:
+        """``{language: probability}`` of the training batches (q_l ∝ n_l^alpha)."""
+        return pipelines.sampling_probabilities(self.train_sources, self.config.sampling_alpha)
+
     def _common(self) -> dict:
         return {"language_transforms": self.transforms, "vocab_size": self.vocab_size}
 

@@ -55,6 +55,9 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         meta_enabled / meta_every_n_steps: when to run the meta update.
         probe: an optional `tf_metaling.interference.GradientProbe`, given every step.
         log: where progress lines go (None: stdout).
+        mixture: optional ``{language: probability}``, the training mixture; the
+            evaluation then also reports ``loss/mixture``, the held-out loss of
+            that mixture (what early stopping judges a joint run by).
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         meta_every_n_steps: int = 1,
         probe=None,
         log=None,
+        mixture: Optional[dict] = None,
     ):
         self.strategy = strategy
+        self.mixture = dict(mixture) if mixture else None
         self.meta_step = meta_step
         self.model = meta_step.model
         self.global_step = global_step
@@ -229,12 +234,20 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             total += value.numpy()
 
     def eval_end(self):
-        self.last_eval_metrics = per_language_metrics(self._eval_sums, self.languages, self.eval_languages)
+        self.last_eval_metrics = per_language_metrics(self._eval_sums, self.languages, self.eval_languages,
+                                                      mixture=self.mixture)
         return self.last_eval_metrics
 
 
-def per_language_metrics(sums, languages, evaluated) -> dict:
-    """Loss, perplexity and accuracy per language, plus their means, from summed statistics."""
+def per_language_metrics(sums, languages, evaluated, mixture: Optional[dict] = None) -> dict:
+    """Loss, perplexity and accuracy per language, plus their means, from summed statistics.
+
+    With `mixture` (``{language: probability}``, the training mixture) also
+    ``loss/mixture``: the languages' held-out losses weighted by their
+    probabilities (renormalised over the evaluated languages). It is the loss
+    of the distribution the run trains on, so a small language that overfits
+    weighs as much as it is trained on, not as much as the largest one.
+    """
     loss, weight, correct, counted = sums
     metrics = {}
     for code in evaluated:
@@ -249,6 +262,11 @@ def per_language_metrics(sums, languages, evaluated) -> dict:
         for name in ("loss", "perplexity", "accuracy"):
             values = [v for k, v in metrics.items() if k.startswith(name + "/")]
             metrics[f"{name}/mean"] = float(np.mean(values))
+        weights = {code: float(mixture.get(code, 0.0)) for code in evaluated
+                   if f"loss/{code}" in metrics} if mixture else {}
+        if sum(weights.values()) > 0:
+            total = sum(weights.values())
+            metrics["loss/mixture"] = float(sum(w * metrics[f"loss/{c}"] for c, w in weights.items()) / total)
     return metrics
 
 

@@ -91,6 +91,10 @@ class ControlPlan:
     retrieval_pairs: int = 200
     classification_train: int = 1000
     overrides: Optional[object] = None
+    # Runs trained at once, one process each (`comparison_study.run_studies`): the control's
+    # models are so small that one thread runs a step as fast as two, so on 2 cores two
+    # workers train twice the runs per hour.
+    workers: int = 2
 
     def conditions(self) -> list:
         chosen = [Condition(share, self.sweep_resource) for share in self.shares]
@@ -161,11 +165,14 @@ class SyntheticControl:
         print(*parts, file=self.log, flush=True)
 
     def run(self) -> dict:
+        """Trains every condition's runs (one pool of `plan.workers` processes for all) and collects them."""
+        from tf_metaling.training.comparison_study import run_studies
+
         started = time.perf_counter()
-        collected = {}
-        for index, (condition, study) in enumerate(self.studies.items(), 1):
-            self._print(f"== condition {index}/{len(self.studies)}: {condition.title} ==")
-            collected[condition] = study.run()
+        self._print(f"{len(self.studies)} conditions: " + "; ".join(c.title for c in self.studies))
+        results = run_studies(list(self.studies.values()), self.plan.workers, log=self.log)
+        collected = dict(zip(self.studies, results))
+        for condition in collected:
             source = self.mono_source(condition)
             if source != condition and source in collected:
                 _borrow_mono(collected[condition], collected[source])
@@ -188,7 +195,7 @@ class SyntheticControl:
             + "With two languages JointPair is JointAll, so claim (c) reads JointAll's figures.")]
         header = ["condition", f"{SOURCE} JointAll-Mono", f"{DERIVED} JointAll-Mono", "runs converged"]
         rows, verdict_rows, everything = [], [], {}
-        capacity = {}
+        capacity, capacity_records = {}, {}
         for condition, results in collected.items():
             values = study_table.cell_values(results, "mlm_loss")
             cells = [condition.title]
@@ -200,9 +207,11 @@ class SyntheticControl:
             rows.append(cells)
             if condition.width:
                 capacity[condition.width] = {v: dict(rows_) for v, rows_ in values.items()}
+                capacity_records[condition.width] = results["records"].get("mlm_loss")
                 continue
             if condition == Condition(self.plan.sweep_share, self.plan.sweep_resource):
                 capacity.setdefault(self._base_width(), {v: dict(rows_) for v, rows_ in values.items()})
+                capacity_records.setdefault(self._base_width(), results["records"].get("mlm_loss"))
             pair_values = {**values, "joint_pair": values.get("joint_all", {})}
             transfer = study_table.cell_values(results, "classification:contains_word")
             verdicts = claim_verdicts(
@@ -224,8 +233,10 @@ class SyntheticControl:
                       format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
         paths = {}
         if len(capacity) >= 2:
-            lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False)]
+            lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False,
+                                         records=capacity_records)]
             paths["capacity_png"] = plot_capacity_curve(capacity, os.path.join(self.output_dir, "capacity.png"),
+                                                        records=capacity_records,
                                                         metric_name="held-out MLM loss", higher_is_better=False)
             lines += [f"Capacity curve: {paths['capacity_png']}"]
         text = "\n".join(lines) + "\n"
