@@ -147,8 +147,14 @@ def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_pe
     assert set(variants) == {base, Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True),
                              Condition(0.0, 1.0), Condition(0.0, 0.01)}
     assert variants[base] == ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")
-    # Mono runs once per resource level; the share sweep borrows the base condition's.
+    # Mono lo runs once per resource level, Mono en once (in the base condition); the share sweep
+    # borrows both from the base condition.
     assert variants[Condition(0.0, 1.0)] == variants[Condition(0.0, 0.01)] == ("mono", "joint_all")
+    mono = {condition: study.plan.mono_languages for condition, study in control.studies.items()}
+    assert mono[base] == ("en", "lo") and mono[Condition(0.0, 1.0)] == mono[Condition(0.0, 0.01)] == ("lo",)
+    assert control.mono_source(Condition(0.0, 0.01), "en") == base
+    assert control.mono_source(Condition(0.0, 0.01), "lo") == Condition(0.0, 0.01)
+    assert control.mono_source(Condition(1.0, 0.1, reverse=True), "lo") == base
     for condition in (Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True)):
         assert variants[condition] == ("joint_all",)
     # Every Mono source comes before the conditions that borrow from it.

@@ -102,6 +102,9 @@ class StudyPlan:
     # A keras-hub preset directory or "builtin": fine-tune it (finetune.init_preset) instead of pretraining.
     init_preset: Optional[str] = None
     finetune_task: Optional[str] = None  # the classification task fine-tuned on (default: the first)
+    # The languages whose Mono runs this study trains (None: every language). The synthetic
+    # control trains a Mono run once where several conditions would train the same one.
+    mono_languages: Optional[tuple] = None
     # Runs trained at once, each in its own process with cpu_count / workers threads. On small
     # models one thread does a step as fast as two (measured on 2 cores), so 2 workers there
     # finish about twice the runs per hour. The figures do not depend on it.
@@ -114,7 +117,8 @@ def _runs(plan: StudyPlan, languages) -> list:
     for seed in plan.seeds:
         for variant in plan.variants:
             if variant == "mono":
-                runs += [(variant, code, seed) for code in languages]
+                runs += [(variant, code, seed) for code in languages
+                         if plan.mono_languages is None or code in plan.mono_languages]
             elif variant == "joint_pair":
                 runs += [(variant, code, seed) for code in languages if code != plan.pivot]
             else:

@@ -23,12 +23,14 @@ language with its 95% CI, and the verdict on each of the paper's claims;
 `ControlPlan.widths` adds the interference-vs-capacity curve on the base
 condition (share `sweep_share`, resource `sweep_resource`).
 
-Mono runs are trained once per resource level, in the resource sweep's
-conditions (share `sweep_share`, natural order), and their figures serve
-every condition with the same resource: a Mono model sees one language, and
-which ids that language uses, or whether its words run backwards, changes
-nothing a model of it alone can learn (``en`` is the same text in every
-condition). This halves the control's runs.
+Mono runs are trained once where several conditions would train the same
+model, and their figures serve every such condition: a Mono model sees one
+language, and which ids that language uses, or whether its words run
+backwards, changes nothing a model of it alone can learn. So Mono ``lo`` is
+trained once per resource level (in the resource sweep's condition: share
+`sweep_share`, natural order), and Mono ``en`` (the same text, vocabulary and
+seed in every condition: the runs are bit-identical) once, in the base
+condition, per width.
 """
 
 from __future__ import annotations
@@ -135,13 +137,19 @@ class SyntheticControl:
         self.overrides = overrides
         conditions = plan.conditions()
         # Every Mono source is run, and before the conditions that borrow from it.
-        sources = [self.mono_source(c) for c in conditions if "mono" in plan.variants]
+        sources = [self.mono_source(c, code) for c in conditions for code in (SOURCE, DERIVED)
+                   if "mono" in plan.variants]
         ordered = list(dict.fromkeys(sources + conditions))
         self.studies = {condition: self._study(condition) for condition in ordered}
 
-    def mono_source(self, condition: Condition) -> Condition:
-        """The condition whose Mono runs give `condition`'s Mono figures (itself for the resource sweep)."""
-        return Condition(self.plan.sweep_share, condition.resource, width=condition.width)
+    def mono_source(self, condition: Condition, code: str) -> Condition:
+        """The condition whose Mono run of `code` gives `condition`'s Mono figures of `code`.
+
+        ``lo``: the resource sweep's condition of the same resource; ``en``: the base
+        condition (``en`` is the same text whatever ``lo`` is); both at `condition`'s width.
+        """
+        resource = condition.resource if code == DERIVED else self.plan.sweep_resource
+        return Condition(self.plan.sweep_share, resource, width=condition.width)
 
     def _study(self, condition: Condition) -> ComparisonStudy:
         data = {"corpus": "synthetic", "languages": [SOURCE, DERIVED], "synthetic_languages": condition.spec(),
@@ -153,9 +161,11 @@ class SyntheticControl:
         untreated = condition.width or (self.plan.treatments_in == "base" and condition != base)
         variants = self.plan.variants if not untreated else tuple(
             v for v in self.plan.variants if v in ("mono", "joint_all"))
-        if self.mono_source(condition) != condition:
+        mono_languages = tuple(code for code in (SOURCE, DERIVED) if self.mono_source(condition, code) == condition)
+        if not mono_languages:
             variants = tuple(v for v in variants if v != "mono")
         plan = StudyPlan(experiment=self.plan.experiment, variants=variants, seeds=self.plan.seeds,
+                         mono_languages=mono_languages,
                          pivot=SOURCE, retrieval_pairs=self.plan.retrieval_pairs,
                          classification_train=self.plan.classification_train,
                          overrides=_merge(self.overrides, extra) if self.overrides else extra)
@@ -173,9 +183,10 @@ class SyntheticControl:
         results = run_studies(list(self.studies.values()), self.plan.workers, log=self.log)
         collected = dict(zip(self.studies, results))
         for condition in collected:
-            source = self.mono_source(condition)
-            if source != condition and source in collected:
-                _borrow_mono(collected[condition], collected[source])
+            for code in (SOURCE, DERIVED):
+                source = self.mono_source(condition, code)
+                if source != condition and source in collected:
+                    _borrow_mono(collected[condition], collected[source], code)
         self._print(f"the control's runs took {time.perf_counter() - started:.0f} s")
         return collected
 
@@ -276,17 +287,20 @@ class SyntheticControl:
         return {"summary": os.path.join(self.output_dir, "control.md")}
 
 
-def _borrow_mono(results: dict, source: dict) -> None:
-    """Puts `source`'s Mono figures (records and runs) into `results` (another condition, same resource)."""
+def _borrow_mono(results: dict, source: dict, code: str) -> None:
+    """Puts `source`'s Mono figures of `code` (records and runs) into `results` (another condition)."""
     for metric, variants in source["records"].items():
-        if "mono" in variants and metric in results["records"]:
-            results["records"][metric]["mono"] = variants["mono"]
-    for metric in results.get("reasons", {}):
-        results["reasons"][metric].pop("mono", None)
+        if code in variants.get("mono", {}) and metric in results["records"]:
+            results["records"][metric].setdefault("mono", {})[code] = variants["mono"][code]
+            reasons = results.get("reasons", {}).get(metric, {})
+            reasons.get("mono", {}).pop(code, None)
+            if "mono" in reasons and not reasons["mono"]:
+                del reasons["mono"]
     results["variants"] = ["mono"] + [v for v in results["variants"] if v != "mono"]
-    results["runs"] = {**{name: run for name, run in source.get("runs", {}).items() if run["variant"] == "mono"},
+    results["runs"] = {**{name: run for name, run in source.get("runs", {}).items()
+                          if run["variant"] == "mono" and run["language"] == code},
                        **results.get("runs", {})}
-    results["mono_from"] = source.get("corpus")
+    results.setdefault("mono_from", {})[code] = source.get("corpus")
 
 
 def _with_pair(records: dict) -> dict:
