@@ -143,26 +143,26 @@ def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_pe
 
     control = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path))
     variants = {condition: study.plan.variants for condition, study in control.studies.items()}
-    base = Condition(0.0, 0.1)
-    assert set(variants) == {base, Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True),
-                             Condition(0.0, 1.0), Condition(0.0, 0.01)}
+    base = Condition(0.0, 1.0)  # the default's base condition: equal text, no shared ids
+    assert set(variants) == {base, Condition(0.5, 1.0), Condition(1.0, 1.0), Condition(1.0, 1.0, reverse=True),
+                             Condition(0.0, 0.1), Condition(0.0, 0.01)}
     assert variants[base] == ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")
     # Mono lo runs once per resource level, Mono en once (in the base condition); the share sweep
     # borrows both from the base condition.
-    assert variants[Condition(0.0, 1.0)] == variants[Condition(0.0, 0.01)] == ("mono", "joint_all")
+    assert variants[Condition(0.0, 0.1)] == variants[Condition(0.0, 0.01)] == ("mono", "joint_all")
     mono = {condition: study.plan.mono_languages for condition, study in control.studies.items()}
-    assert mono[base] == ("en", "lo") and mono[Condition(0.0, 1.0)] == mono[Condition(0.0, 0.01)] == ("lo",)
+    assert mono[base] == ("en", "lo") and mono[Condition(0.0, 0.1)] == mono[Condition(0.0, 0.01)] == ("lo",)
     assert control.mono_source(Condition(0.0, 0.01), "en") == base
     assert control.mono_source(Condition(0.0, 0.01), "lo") == Condition(0.0, 0.01)
-    assert control.mono_source(Condition(1.0, 0.1, reverse=True), "lo") == base
-    for condition in (Condition(0.5, 0.1), Condition(1.0, 0.1), Condition(1.0, 0.1, reverse=True)):
+    assert control.mono_source(Condition(1.0, 1.0, reverse=True), "lo") == base
+    for condition in (Condition(0.5, 1.0), Condition(1.0, 1.0), Condition(1.0, 1.0, reverse=True)):
         assert variants[condition] == ("joint_all",)
     # Every Mono source comes before the conditions that borrow from it.
     order = list(variants)
-    assert order.index(base) < min(order.index(c) for c in variants if c.resource == 0.1 and c != base)
+    assert order.index(base) < min(order.index(c) for c in variants if c != base)
     everywhere = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path / "all"))
     everywhere.plan.treatments_in = "all"
-    assert everywhere._study(Condition(1.0, 0.1)).plan.variants == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
+    assert everywhere._study(Condition(1.0, 1.0)).plan.variants == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
 
 
 def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
