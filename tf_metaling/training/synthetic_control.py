@@ -7,7 +7,7 @@ sets what ``lo`` shares with ``en`` and how much text it gets:
 - the shared-vocabulary sweep: ``lo`` keeps a fraction of the ids unchanged
   (`ControlPlan.shares`, e.g. 0, 0.25, 0.5, 1.0) and, once more at share 1.0,
   reverses the word order ("same words, different grammar"); at the sweep's
-  resource (`sweep_resource`, 1/10);
+  resource (`sweep_resource`; the default preset's: 1, equal text);
 - the resource sweep: ``lo`` gets 1/1, 1/10, 1/100 of ``en``'s training text
   (`resources`), at the sweep's share (`sweep_share`, 0).
 
