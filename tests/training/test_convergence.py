@@ -209,3 +209,40 @@ def test_restore_best_ends_the_run_with_its_best_evaluations_weights(tmp_path):
     assert abs(evaluated["loss/mixture"] - saved["losses"][best_index]) < 1e-5
     again = run_pretraining(config, model_dir, "train_and_eval")
     assert again["step"] == 12 and abs(again["loss/mixture"] - saved["losses"][best_index]) < 1e-5
+
+
+def test_a_flat_curve_on_the_unigram_plateau_is_not_converged():
+    from tf_metaling.training.convergence import ConvergenceRule, LearningCurve
+
+    flat = LearningCurve([60, 120, 180, 240, 300], [6.17, 6.05, 6.06, 6.03, 5.99])  # a Mono run of the demo
+    rule = ConvergenceRule()
+    assert rule.check(flat).converged  # the curve alone passes
+    stuck = rule.check(flat, {"en": True, "ur": False, "ar": False})
+    assert not stuck.converged and stuck.label == (
+        "not converged (unigram plateau: masked-token accuracy of ar, ur not above the most frequent token's)")
+    assert stuck.improvement == rule.check(flat).improvement
+    assert rule.check(flat, {"en": True}).converged
+    # A curve still falling keeps its own reason.
+    falling = LearningCurve([100, 200, 300, 400, 500], [5.0, 4.0, 3.5, 3.2, 2.9])
+    assert rule.check(falling, {"en": False}).reason.startswith("best held-out loss still fell")
+
+
+def test_the_study_reads_the_plateau_from_the_accuracy_records(tmp_path):
+    import json
+
+    import numpy as np
+
+    from tf_metaling.estimates import ratio_record
+    from tf_metaling.training.comparison_study import ComparisonStudy
+    from tf_metaling.training.experiment import LEARNING_CURVE_FILE
+
+    (tmp_path / LEARNING_CURVE_FILE).write_text(json.dumps(
+        {"steps": [60, 120, 180, 240, 300], "losses": [6.17, 6.05, 6.06, 6.03, 5.99]}))
+    rng = np.random.RandomState(0)
+    weights = np.full(500, 10.0)
+    at_baseline = ratio_record(rng.binomial(10, 0.03, 500), weights, baseline=0.03)
+    above = ratio_record(rng.binomial(10, 0.12, 500), weights, baseline=0.03)
+    assert ComparisonStudy.convergence(str(tmp_path))["convergence"]["converged"]
+    verdict = ComparisonStudy.convergence(str(tmp_path), {"en": above, "ur": at_baseline})["convergence"]
+    assert not verdict["converged"] and "accuracy of ur not above" in verdict["reason"]
+    assert ComparisonStudy.convergence(str(tmp_path), {"en": above})["convergence"]["converged"]

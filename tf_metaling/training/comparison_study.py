@@ -377,7 +377,7 @@ class ComparisonStudy:
             # "train": the held-out figures come from `evaluate`, example by example.
             self.train(config, run_dir, quiet)
             results = self.evaluate(run_dir, config)
-            results.update(self.convergence(run_dir))
+            results.update(self.convergence(run_dir, results["records"].get("mlm_accuracy")))
         results["seconds"] = time.perf_counter() - run_started
         checkpoints.atomic_write_text(os.path.join(run_dir, RESULTS_FILE), json.dumps(results))
         return results["seconds"]
@@ -441,8 +441,14 @@ class ComparisonStudy:
             )
 
     @staticmethod
-    def convergence(run_dir) -> dict:
-        """The run's learning curve and `ConvergenceRule`'s verdict on it (empty without a curve)."""
+    def convergence(run_dir, accuracy_records: Optional[dict] = None) -> dict:
+        """The run's learning curve and `ConvergenceRule`'s verdict on it (empty without a curve).
+
+        `accuracy_records`: ``{language: masked-token accuracy record}`` of the run; a
+        language whose accuracy's 95% CI is not above its most-frequent-token baseline
+        makes a flat curve "not converged (unigram plateau)".
+        """
+        from tf_metaling.estimates import example_estimate
         from tf_metaling.training.convergence import ConvergenceRule, LearningCurve
         from tf_metaling.training.experiment import LEARNING_CURVE_FILE
 
@@ -452,10 +458,16 @@ class ComparisonStudy:
         with open(path, encoding="utf-8") as file:
             saved = json.load(file)
         curve = LearningCurve(saved["steps"], saved["losses"])
+        above_baseline = {}
+        for code, record in (accuracy_records or {}).items():
+            if record.get("baseline") is None:
+                continue
+            estimate = example_estimate(record)
+            above_baseline[code] = bool(estimate.has_interval and estimate.low > record["baseline"])
         return {"curve": {**curve.as_dict(), "stopped_early": saved.get("stopped_early", False),
                           "train_steps": saved.get("train_steps"),
                           "restored_best_step": saved.get("restored_best_step")},
-                "convergence": ConvergenceRule().check(curve).as_dict()}
+                "convergence": ConvergenceRule().check(curve, above_baseline).as_dict()}
 
     # ------------------------------------------------------------------ evaluation
     def evaluation_settings(self) -> dict:

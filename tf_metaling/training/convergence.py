@@ -137,10 +137,29 @@ class ConvergenceRule:
         return (
             f"A run is converged when its best held-out loss improved by less than "
             f"{self.threshold:.0%} over the last {self.window:.0%} of its steps "
-            f"(at least {self.min_evaluations} evaluations)."
+            f"(at least {self.min_evaluations} evaluations) and, where its masked-token accuracy is "
+            f"known, that accuracy's 95% CI is above the most frequent token's in every language "
+            f"(a flat curve on the unigram plateau is not convergence)."
         )
 
-    def check(self, curve: LearningCurve) -> ConvergenceVerdict:
+    def check(self, curve: LearningCurve, above_baseline: Optional[Mapping[str, bool]] = None) -> ConvergenceVerdict:
+        """The verdict on `curve`.
+
+        `above_baseline`: optional ``{language: whether the run's masked-token accuracy
+        is above the most frequent token's (95% CI)}``. A flat curve with a language at
+        or below that baseline is "not converged (unigram plateau ...)": the loss stopped
+        falling because the model predicts token frequencies, not because it learned
+        what it can.
+        """
+        verdict = self._check_curve(curve)
+        stuck = sorted(code for code, above in (above_baseline or {}).items() if not above)
+        if verdict.converged and stuck:
+            return ConvergenceVerdict(False, verdict.improvement, verdict.window_start_step,
+                                      f"unigram plateau: masked-token accuracy of {', '.join(stuck)} not "
+                                      "above the most frequent token's")
+        return verdict
+
+    def _check_curve(self, curve: LearningCurve) -> ConvergenceVerdict:
         if len(curve) < self.min_evaluations:
             return ConvergenceVerdict(False, None, None, TOO_FEW)
         start = (1.0 - self.window) * curve.steps[-1]
