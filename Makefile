@@ -33,9 +33,10 @@ demo: $(STAMP)
 		--text "praise be to [MASK] , the lord of the worlds" --language en
 	$(PY) -m trainers.experiments --preset=pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
 
-# The paper's comparison at the `small` preset: 7 languages, 3 seeds (about an hour on 2 cores).
+# The paper's comparison at the `small` preset: 7 languages, 3 seeds, two runs at a time (one
+# seed took 15 minutes on 2 cores, BUILD.md; three about 45).
 reproduce: $(STAMP)
-	$(PY) -m trainers.experiments --preset=small --output_dir=$(STUDY_DIR)
+	$(PY) -m trainers.experiments --preset=small --workers=2 --output_dir=$(STUDY_DIR)
 
 smoke: $(STAMP)
 	$(PY) -m tf_metaling.smoke
