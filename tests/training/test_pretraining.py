@@ -195,3 +195,21 @@ def test_two_worker_processes_match_a_single_process(tmp_path):
     for name in expected:
         np.testing.assert_array_equal(other[name], chief[name], err_msg=f"workers differ: {name}")
         np.testing.assert_allclose(chief[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_process_that_keeps_iterators_holds_every_runs_training_iterators(tmp_path, monkeypatch):
+    from tf_metaling.training import multilingual_trainer
+
+    monkeypatch.setattr(multilingual_trainer, "_KEPT_ITERATORS", None)
+    run_pretraining(tiny({"trainer": {"train_steps": 2}}), str(tmp_path / "before"), "train")
+    assert multilingual_trainer._KEPT_ITERATORS is None  # by default a finished run's iterators are freed
+
+    multilingual_trainer.keep_iterators_alive()
+    multilingual_trainer.keep_iterators_alive()  # idempotent: one list for the process
+    run_pretraining(tiny({"trainer": {"train_steps": 2}}), str(tmp_path / "plain"), "train")
+    run_pretraining(tiny({"meta": {"enabled": True}, "trainer": {"train_steps": 2}}), str(tmp_path / "meta"), "train")
+    kept = multilingual_trainer._KEPT_ITERATORS
+    # The plain run's training iterator, then the meta run's training and meta iterators,
+    # each still usable (not closed when its trainer went away).
+    assert len(kept) == 3
+    assert all(next(iterator) is not None for iterator in kept)

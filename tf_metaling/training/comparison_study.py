@@ -212,11 +212,18 @@ _WORKER_STUDIES: dict = {}
 
 
 def _start_worker(threads: int) -> None:
-    """A worker process: TensorFlow's thread pools sized to its share of the cores."""
+    """A worker process: TensorFlow's thread pools sized to its share of the cores; iterators kept.
+
+    A worker trains run after run: `keep_iterators_alive` spares it the wait that
+    deleting a finished run's training iterators can cost.
+    """
     import tensorflow as tf
+
+    from tf_metaling.training.multilingual_trainer import keep_iterators_alive
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    keep_iterators_alive()
 
 
 def _train_in_worker(plan: StudyPlan, output_dir: str, variant, language, seed) -> float:

@@ -32,6 +32,25 @@ import tensorflow as tf
 from tf_metaling.losses import per_language_sums
 from tf_metaling.meta.meta_step import MetaStep
 
+# Training iterators kept alive for the life of the process (see `keep_iterators_alive`).
+_KEPT_ITERATORS: Optional[list] = None
+
+
+def keep_iterators_alive() -> None:
+    """From now on, this process never deletes a trainer's training iterators.
+
+    For processes that train many runs one after another (the study's worker
+    processes). Deleting a long-lived distributed iterator waits for its tf.data
+    autotuning thread, which sleeps up to a minute between optimizations: on 2
+    CPU cores, a worker sat idle for 20-60 s in about one run in three, when the
+    previous run's iterators were garbage-collected (seen with gdb:
+    ``RootDataset::Iterator::~Iterator`` waiting on ``Model::OptimizeLoop``).
+    A kept iterator costs its prefetch buffer (a few batches).
+    """
+    global _KEPT_ITERATORS
+    if _KEPT_ITERATORS is None:
+        _KEPT_ITERATORS = []
+
 
 class NonFiniteLossError(FloatingPointError):
     """A training loss became NaN or infinite."""
@@ -109,6 +128,8 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             if meta_dataset_fn is None:
                 raise ValueError("meta_enabled needs meta_dataset_fn.")
             self.meta_iterator = iter(strategy.distribute_datasets_from_function(meta_dataset_fn))
+        if _KEPT_ITERATORS is not None:
+            _KEPT_ITERATORS.extend(it for it in (self.train_iterator, self.meta_iterator) if it is not None)
 
         eval_dataset = None
         for code in languages.codes:
