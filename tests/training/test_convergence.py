@@ -102,6 +102,32 @@ def test_min_delta_ignores_tiny_improvements_and_replay_resumes():
     assert resumed.update(4, losses[3])
 
 
+def test_with_the_rule_a_run_stops_only_where_the_rule_calls_it_converged():
+    # A JointAll run of the synthetic control (seed 1, share 0): a 3.1% drop at step 2800, then
+    # three evaluations within 1% of it. Patience alone stopped it at 3400, where the rule's window
+    # (the last 20%: steps after 2720) still holds the drop: "not converged".
+    steps = list(range(200, 4001, 200))
+    losses = [2.837, 1.93, 1.776, 1.617, 1.587, 1.554, 1.564, 1.53, 1.51, 1.509, 1.474, 1.466, 1.471,
+              1.42, 1.429, 1.434, 1.418, 1.425, 1.421, 1.43]
+    rule = ConvergenceRule()
+
+    def stop_step(stopper):
+        for step, loss in zip(steps, losses):
+            if stopper.update(step, loss):
+                return step
+        return None
+
+    assert stop_step(PlateauStopper(patience=3, min_delta=0.01)) == 3400
+    assert not rule.check(LearningCurve(steps[:17], losses[:17])).converged
+    # With the rule the run trains on; at 3600 the window (after 2880) starts past the drop.
+    with_rule = PlateauStopper(patience=3, min_delta=0.01, rule=rule)
+    assert stop_step(with_rule) == 3600
+    assert rule.check(LearningCurve(steps[:18], losses[:18])).converged
+    assert with_rule.get_config()["rule"] == rule.get_config()
+    # A resumed run replays to the same decision.
+    assert PlateauStopper(patience=3, min_delta=0.01, rule=rule).replay(LearningCurve(steps[:18], losses[:18]))
+
+
 def test_curve_round_trip_and_plot(tmp_path):
     curves = {
         "mono/en": LearningCurve(STEPS, [6.0, 5.0, 4.5, 4.2, 4.1, 4.05, 4.02, 4.01, 4.005, 4.001]),
@@ -172,15 +198,17 @@ def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
     from tf_metaling.training.experiment import run_pretraining
 
     model_dir = str(tmp_path / "run")
-    # min_delta 0.99: no evaluation can improve by 99%, so patience 2 stops after the third evaluation.
+    # Learning rate 0: the held-out loss is flat. Patience 2 alone would stop at the third evaluation;
+    # the convergence rule also wants 4 evaluations, so the run stops at the fourth (step 8).
     config = _tiny({"trainer": {"train_steps": 20, "eval_interval": 2, "checkpoint_interval": 2,
-                                "plateau_patience": 2, "plateau_min_delta": 0.99}})
+                                "learning_rate": 0.0, "plateau_patience": 2, "plateau_min_delta": 0.01}})
     metrics = run_pretraining(config, model_dir, "train_and_eval")
     saved = _curve_file(model_dir)
-    assert saved["steps"] == [2, 4, 6] and saved["stopped_early"] is True
-    assert metrics["step"] == 6 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-6")
+    assert saved["steps"] == [2, 4, 6, 8] and saved["stopped_early"] is True
+    assert saved["plateau"]["rule"]["min_evaluations"] == 4
+    assert metrics["step"] == 8 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-8")
     again = run_pretraining(config, model_dir, "train_and_eval")
-    assert again["step"] == 6 and _curve_file(model_dir)["steps"] == [2, 4, 6]
+    assert again["step"] == 8 and _curve_file(model_dir)["steps"] == [2, 4, 6, 8]
 
 
 def test_restore_best_ends_the_run_with_its_best_evaluations_weights(tmp_path):

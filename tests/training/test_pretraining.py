@@ -201,6 +201,8 @@ def test_a_process_that_keeps_iterators_holds_every_runs_training_iterators(tmp_
     from tf_metaling.training import multilingual_trainer
 
     monkeypatch.setattr(multilingual_trainer, "_KEPT_ITERATORS", None)
+    at_exit = []  # not this test process's real atexit: the handler ends the process with status 0
+    monkeypatch.setattr(multilingual_trainer.atexit, "register", at_exit.append)
     run_pretraining(tiny({"trainer": {"train_steps": 2}}), str(tmp_path / "before"), "train")
     assert multilingual_trainer._KEPT_ITERATORS is None  # by default a finished run's iterators are freed
 
@@ -213,3 +215,5 @@ def test_a_process_that_keeps_iterators_holds_every_runs_training_iterators(tmp_
     # each still usable (not closed when its trainer went away).
     assert len(kept) == 3
     assert all(next(iterator) is not None for iterator in kept)
+    # At exit the process ends without deleting them (once registered, however often asked).
+    assert at_exit.count(multilingual_trainer._exit_without_deleting_iterators) == 1

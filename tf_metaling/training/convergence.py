@@ -182,12 +182,17 @@ class PlateauStopper:
 
     Feed every evaluation to `update`; it returns True once the loss has not
     improved on its best by more than `min_delta` (relative) for `patience`
-    evaluations in a row. The decision depends only on the losses seen, so a
-    resumed run replays its curve (`replay`) and continues where it stopped.
+    evaluations in a row and, with a `rule`, the curve so far is converged by
+    that rule (so a run never stops early where the study would then call it
+    "not converged": a drop of 3% followed by three flat evaluations is still
+    inside the rule's window, and the run trains on until the window is flat).
+    The decision depends only on the losses seen, so a resumed run replays its
+    curve (`replay`) and continues where it stopped.
 
     Args:
         patience: evaluations without improvement before stopping (>= 1).
         min_delta: relative improvement that counts (0.0: any decrease).
+        rule: a `ConvergenceRule` the curve must also satisfy (None: patience only).
 
     Example:
     >>> stopper = PlateauStopper(patience=2)
@@ -195,7 +200,7 @@ class PlateauStopper:
     [False, False, False, True]
     """
 
-    def __init__(self, patience: int = 3, min_delta: float = 0.0):
+    def __init__(self, patience: int = 3, min_delta: float = 0.0, rule: Optional[ConvergenceRule] = None):
         if int(patience) < 1:
             raise ValueError(f"PlateauStopper: patience={patience}, expected >= 1 evaluation.")
         if not 0.0 <= float(min_delta) < 1.0:
@@ -206,9 +211,14 @@ class PlateauStopper:
         self.best_step: Optional[int] = None
         self.evaluations_without_improvement = 0
         self.stopped_step: Optional[int] = None
+        self.rule = rule
+        self.curve = LearningCurve()
 
     def get_config(self) -> dict:
-        return {"patience": self.patience, "min_delta": self.min_delta}
+        config = {"patience": self.patience, "min_delta": self.min_delta}
+        if self.rule is not None:
+            config["rule"] = self.rule.get_config()
+        return config
 
     def update(self, step: int, loss: float) -> bool:
         """Records the held-out loss at `step`; True when training should stop now."""
@@ -220,7 +230,9 @@ class PlateauStopper:
             self.evaluations_without_improvement = 0
         else:
             self.evaluations_without_improvement += 1
-        if self.stopped_step is None and self.evaluations_without_improvement >= self.patience:
+        self.curve.add(step, loss)
+        if (self.stopped_step is None and self.evaluations_without_improvement >= self.patience
+                and (self.rule is None or self.rule.check(self.curve).converged)):
             self.stopped_step = int(step)
         return self.stopped_step is not None
 

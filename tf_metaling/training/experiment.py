@@ -309,7 +309,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
     run once the loss has stopped improving. A resumed run reads its curve
     back and replays it, so it stops where an uninterrupted run would.
     """
-    from tf_metaling.training.convergence import LearningCurve, PlateauStopper
+    from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
 
     path = os.path.join(model_dir, LEARNING_CURVE_FILE)
     done = int(global_step.numpy())
@@ -322,7 +322,9 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         stopped = bool(saved.get("stopped_early")) and bool(kept) and kept[-1][0] == done
     stopper = None
     if trainer_config.plateau_patience:
-        stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta)
+        # Patience, and the study's convergence rule: a run that stops early is one the rule calls converged.
+        stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta,
+                                 rule=ConvergenceRule())
         stopper.replay(curve)
     interval = max(int(trainer_config.eval_interval), 1)
     metrics = {}
@@ -334,7 +336,8 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         if curve.steps and curve.steps[-1] == done:  # evaluated before an interruption
             break
         metrics = controller.evaluate(steps=-1)
-        loss = float(metrics.get(CURVE_METRICS[0], metrics.get(CURVE_METRICS[1], float("nan"))))
+        metric = next((name for name in CURVE_METRICS if name in metrics), CURVE_METRICS[-1])
+        loss = float(metrics.get(metric, float("nan")))
         if math.isfinite(loss):
             curve.add(done, loss)
             if trainer_config.restore_best:
@@ -344,7 +347,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
                 "plateau": stopper.get_config() if stopper is not None else None,
-                "metric": CURVE_METRICS[0] if CURVE_METRICS[0] in metrics else CURVE_METRICS[1],
+                "metric": metric,
             }, indent=1))
         if done >= trainer_config.train_steps:
             break
