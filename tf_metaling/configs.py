@@ -430,8 +430,8 @@ def study_control() -> ExperimentConfig:
     budget of 1200 per language) it still improved 2-3% over its last 20%, and a 6000-step
     run flattened only after 3200-3800 steps (best 1.434 at 3200, 1.427 at 4800). So the
     budget is 2000 steps per language (JointAll: 4000), with an early stop after 3
-    evaluations (every 100 steps per language) without a 1% improvement; the run ends
-    with the weights of its best evaluation. Sequences of 14: the toy text's longest
+    evaluations (every 100 steps per language) without a 1% improvement, where the
+    study's convergence rule agrees; the run ends with the weights of its best evaluation. Sequences of 14: the toy text's longest
     sentence is 12 pieces (none of 12000 longer), so nothing is cut, and a step costs
     about 12% less than at 16 (the rows are padding beyond each sentence).
     """
