@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from typing import Mapping, Optional
 
 from tf_metaling.data.atomic_files import atomic_path
@@ -256,13 +257,16 @@ def plot_learning_curves(
     Each legend entry carries the curve's convergence label under `rule`
     (default `ConvergenceRule()`); the rule itself is written under the plot.
     """
+    import matplotlib
     from matplotlib.figure import Figure
 
     if not curves:
         raise ValueError(f"plot_learning_curves: no curves to draw into {path}.")
     rule = rule or ConvergenceRule()
-    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    figure = Figure(figsize=(11.0, 4.6), layout="constrained")
     axes = figure.add_subplot()
+    # 20 distinct colours: a study has up to 36 runs, and the default cycle repeats after 10.
+    axes.set_prop_cycle(color=[matplotlib.colormaps["tab20"](i) for i in range(20)])
     for label, curve in curves.items():
         if not len(curve):
             raise ValueError(f"plot_learning_curves: curve {label!r} has no evaluations.")
@@ -273,8 +277,10 @@ def plot_learning_curves(
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.text(0.01, -0.02, rule.describe() + " Dashed: not converged.", fontsize=7, ha="left", va="top")
+    # Outside the axes: with a study's 15-36 runs an inner legend hides the curves' tails.
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    caption = textwrap.fill(rule.describe() + " Dashed: not converged.", width=120)
+    figure.text(0.01, -0.02, caption, fontsize=7, ha="left", va="top")
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     return path
