@@ -93,6 +93,20 @@ def test_plot_is_a_png_written_atomically(tmp_path):
         plot_capacity_curve({16: {"mono": {"en": [3.0]}}}, str(tmp_path / "empty.png"))
 
 
+def _png_width(path):
+    with open(path, "rb") as file:
+        return int.from_bytes(file.read(24)[16:20], "big")  # the IHDR chunk's width
+
+
+def test_the_plot_draws_only_the_comparisons_that_were_trained(tmp_path):
+    both = plot_capacity_curve(RESULTS, str(tmp_path / "both.png"))
+    # Two languages (the synthetic control): JointPair is JointAll and is never trained.
+    joint_all_only = {width: {v: rows for v, rows in variants.items() if v != "joint_pair"}
+                      for width, variants in RESULTS.items()}
+    one = plot_capacity_curve(joint_all_only, str(tmp_path / "one.png"))
+    assert _png_width(one) < 0.7 * _png_width(both)
+
+
 def _ratio_record(losses):
     """A one-seed record of per-example (loss sum, token count) pairs, one token each."""
     return {"kind": "ratio", "value": float(np.mean(losses)), "examples": [[float(v), 1.0] for v in losses]}

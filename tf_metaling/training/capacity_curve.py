@@ -182,7 +182,7 @@ def _wrap(text: str, width: int = MAX_COLUMNS) -> str:
 def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-out MLM loss",
                         higher_is_better: bool = False, width_name: str = "hidden size d",
                         records: Optional[Mapping] = None) -> str:
-    """One panel per joint variant: ``variant - Mono`` against width, a line per language, 95% CI bars.
+    """``variant - Mono`` against width, a line per language, 95% CI bars; a panel per variant trained.
 
     Writes the PNG atomically at `path` and returns `path`.
     """
@@ -194,9 +194,13 @@ def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-ou
             f"plot_capacity_curve: no width has both a joint variant and Mono to draw into {path}."
         )
     widths = [float(w) for w in estimates]
-    figure = Figure(figsize=(10.0, 4.0), layout="constrained")
-    panels = figure.subplots(1, len(COMPARISONS), sharey=True, squeeze=False)[0]
-    for axes, (variant, title) in zip(panels, COMPARISONS.items()):
+    # A panel per comparison with figures: with two languages (the control) JointPair is JointAll
+    # and is not trained, so its panel would be empty.
+    drawn = {variant: title for variant, title in COMPARISONS.items()
+             if any(per_width.get(variant) for per_width in estimates.values())}
+    figure = Figure(figsize=(5.0 * len(drawn) + 0.5, 4.0), layout="constrained")
+    panels = figure.subplots(1, len(drawn), sharey=True, squeeze=False)[0]
+    for axes, (variant, title) in zip(panels, drawn.items()):
         languages = sorted({c for per_width in estimates.values() for c in per_width.get(variant, {})})
         for code in languages:
             points = [(x, per_width.get(variant, {}).get(code))
