@@ -83,6 +83,28 @@ def test_pipeline_is_deterministic_under_a_seed(setup):
     assert any(not np.array_equal(a["token_ids"], o["token_ids"]) for a, o in zip(run_a, other))
 
 
+@pytest.mark.parametrize("batching", ["mixed", "one_language"])
+def test_sentences_encoded_once_give_the_same_stream_as_encoding_every_epoch(setup, monkeypatch, batching):
+    from tf_metaling.data import pipelines
+
+    sources, tokenizer = setup
+    # Small shuffle buffer and 120 batches of 16: several epochs of every language (400/200/100
+    # sentences), each reshuffled.
+    config = MlmPipelineConfig(batch_size=16, sequence_length=16, max_predictions=3, seed=5,
+                               packing="sentence", batching=batching, shuffle_buffer=64)
+    assert pipelines._encode_once(sources["en"], config)
+    once = _take(mlm_dataset(sources, tokenizer, LANGUAGES, config), 120)
+    monkeypatch.setattr(pipelines, "ENCODE_ONCE_MAX_BYTES", 0)
+    assert not pipelines._encode_once(sources["en"], config)
+    every_epoch = _take(mlm_dataset(sources, tokenizer, LANGUAGES, config), 120)
+    for a, b in zip(once, every_epoch):
+        for key in MLM_KEYS:
+            assert np.array_equal(a[key], b[key]), key
+    # Streams (several sentences per example) and files are encoded as they are read.
+    assert not pipelines._encode_once(sources["en"], MlmPipelineConfig(packing="stream"))
+    assert not pipelines._encode_once("/data/en.txt", config)
+
+
 def test_one_language_batches_hold_one_language(setup):
     sources, tokenizer = setup
     config = MlmPipelineConfig(

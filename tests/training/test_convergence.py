@@ -79,27 +79,34 @@ def test_bad_curves_and_rules_are_refused():
         PlateauStopper(patience=0)
 
 
+def _first_stop(stopper, steps, losses, above_baseline=None):
+    """The step at which a training loop asking `stopper` after every evaluation stops (None: never)."""
+    for i, step in enumerate(steps):
+        if stopper.should_stop(LearningCurve(steps[: i + 1], losses[: i + 1]), above_baseline):
+            return step
+    return None
+
+
 def test_patience_stops_at_the_expected_evaluation():
     losses = [5.0, 4.0, 3.0, 3.1, 2.99, 3.2, 3.0, 3.05, 2.5]
+    steps = list(range(10, 100, 10))
     stopper = PlateauStopper(patience=3)
-    evaluated = []
-    for step, loss in zip(range(10, 100, 10), losses):  # as a training loop uses it
-        evaluated.append(step)
-        if stopper.update(step, loss):
-            break
     # best 2.99 at step 50; steps 60, 70, 80 do not improve: stop at the 8th evaluation (step 80)
-    assert evaluated == [10, 20, 30, 40, 50, 60, 70, 80]
-    assert stopper.stopped_step == 80 and stopper.best_step == 50 and stopper.best_loss == 2.99
+    assert _first_stop(stopper, steps, losses) == 80
+    assert stopper.plateau(LearningCurve(steps[:8], losses[:8])) == (50, 2.99, 3)
 
 
-def test_min_delta_ignores_tiny_improvements_and_replay_resumes():
+def test_min_delta_ignores_tiny_improvements_and_the_decision_is_the_curves():
     losses = [3.0, 2.999, 2.998, 2.997]
-    stopper = PlateauStopper(patience=2, min_delta=0.01)
-    assert stopper.replay(LearningCurve([1, 2, 3], losses[:3]))
-    assert stopper.stopped_step == 3 and stopper.best_step == 1
-    resumed = PlateauStopper(patience=3, min_delta=0.01)
-    assert not resumed.replay(LearningCurve([1, 2, 3], losses[:3]))
-    assert resumed.update(4, losses[3])
+    curve = LearningCurve([1, 2, 3], losses[:3])
+    assert PlateauStopper(patience=2, min_delta=0.01).should_stop(curve)
+    assert PlateauStopper(patience=2, min_delta=0.01).plateau(curve) == (1, 3.0, 2)
+    assert PlateauStopper(patience=2, min_delta=0.0).plateau(curve) == (3, 2.998, 0)
+    # No state: asked again, or by a new stopper (a resumed run), the answer is the same.
+    stopper = PlateauStopper(patience=3, min_delta=0.01)
+    assert not stopper.should_stop(curve)
+    assert stopper.should_stop(LearningCurve([1, 2, 3, 4], losses))
+    assert not stopper.should_stop(curve)
 
 
 def test_with_the_rule_a_run_stops_only_where_the_rule_calls_it_converged():
@@ -110,22 +117,29 @@ def test_with_the_rule_a_run_stops_only_where_the_rule_calls_it_converged():
     losses = [2.837, 1.93, 1.776, 1.617, 1.587, 1.554, 1.564, 1.53, 1.51, 1.509, 1.474, 1.466, 1.471,
               1.42, 1.429, 1.434, 1.418, 1.425, 1.421, 1.43]
     rule = ConvergenceRule()
-
-    def stop_step(stopper):
-        for step, loss in zip(steps, losses):
-            if stopper.update(step, loss):
-                return step
-        return None
-
-    assert stop_step(PlateauStopper(patience=3, min_delta=0.01)) == 3400
+    assert _first_stop(PlateauStopper(patience=3, min_delta=0.01), steps, losses) == 3400
     assert not rule.check(LearningCurve(steps[:17], losses[:17])).converged
     # With the rule the run trains on; at 3600 the window (after 2880) starts past the drop.
     with_rule = PlateauStopper(patience=3, min_delta=0.01, rule=rule)
-    assert stop_step(with_rule) == 3600
+    assert _first_stop(with_rule, steps, losses) == 3600
     assert rule.check(LearningCurve(steps[:18], losses[:18])).converged
     assert with_rule.get_config()["rule"] == rule.get_config()
-    # A resumed run replays to the same decision.
-    assert PlateauStopper(patience=3, min_delta=0.01, rule=rule).replay(LearningCurve(steps[:18], losses[:18]))
+
+
+def test_a_run_on_the_unigram_plateau_does_not_stop_early():
+    # Flat from the start (the unigram plateau): patience and the loss rule both say stop, but
+    # with a language whose accuracy is not above the most frequent token's the rule says
+    # "not converged (unigram plateau)", and so does the stopper.
+    steps = list(range(100, 1100, 100))
+    losses = [3.45, 3.42, 3.41, 3.41, 3.40, 3.41, 3.40, 3.41, 3.40, 3.41]
+    stopper = PlateauStopper(patience=3, min_delta=0.01, rule=ConvergenceRule())
+    # The last 1% gain is 3.45 -> 3.41 at step 300; three evaluations later (600) the run stops...
+    assert _first_stop(stopper, steps, losses) == 600
+    assert _first_stop(stopper, steps, losses, {"en": True, "lo": True}) == 600
+    # ...unless a language is on the unigram plateau.
+    assert _first_stop(stopper, steps, losses, {"en": True, "lo": False}) is None
+    # Without a rule, patience alone decides.
+    assert _first_stop(PlateauStopper(patience=3, min_delta=0.01), steps, losses, {"lo": False}) == 600
 
 
 def test_curve_round_trip_and_plot(tmp_path):
@@ -193,15 +207,19 @@ def test_the_mixture_loss_weighs_languages_as_they_are_trained_on():
     assert "loss/mixture" not in per_language_metrics(sums, languages, ["en", "lo"])
 
 
-def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
+def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path, monkeypatch):
     from tf_metaling import checkpoints
     from tf_metaling.training.experiment import run_pretraining
+    from tf_metaling.training.mlm_inputs import MlmInputs
 
-    model_dir = str(tmp_path / "run")
     # Learning rate 0: the held-out loss is flat. Patience 2 alone would stop at the third evaluation;
-    # the convergence rule also wants 4 evaluations, so the run stops at the fourth (step 8).
+    # the convergence rule also wants 4 evaluations, so the run stops at the fourth (step 8)...
     config = _tiny({"trainer": {"train_steps": 20, "eval_interval": 2, "checkpoint_interval": 2,
                                 "learning_rate": 0.0, "plateau_patience": 2, "plateau_min_delta": 0.01}})
+    # ...where its accuracy is above the most frequent token's (here: a baseline every model beats).
+    real_baselines = MlmInputs.accuracy_baselines
+    monkeypatch.setattr(MlmInputs, "accuracy_baselines", lambda self, batches: {c: -1.0 for c in batches})
+    model_dir = str(tmp_path / "run")
     metrics = run_pretraining(config, model_dir, "train_and_eval")
     saved = _curve_file(model_dir)
     assert saved["steps"] == [2, 4, 6, 8] and saved["stopped_early"] is True
@@ -209,6 +227,15 @@ def test_a_run_stops_at_a_plateau_and_a_rerun_does_not_train_on(tmp_path):
     assert metrics["step"] == 8 and checkpoints.latest_checkpoint(model_dir).endswith("ckpt-8")
     again = run_pretraining(config, model_dir, "train_and_eval")
     assert again["step"] == 8 and _curve_file(model_dir)["steps"] == [2, 4, 6, 8]
+
+    # With the real baselines the untrained model's accuracy is not above the most frequent token's
+    # in some language: it sits on the unigram plateau, and the run trains to its budget.
+    monkeypatch.setattr(MlmInputs, "accuracy_baselines", real_baselines)
+    plateau_dir = str(tmp_path / "plateau")
+    metrics = run_pretraining(config, plateau_dir, "train_and_eval")
+    saved = _curve_file(plateau_dir)
+    assert saved["steps"] == list(range(2, 21, 2)) and saved["stopped_early"] is False
+    assert metrics["step"] == 20
 
 
 def test_restore_best_ends_the_run_with_its_best_evaluations_weights(tmp_path):

@@ -206,6 +206,11 @@ def test_a_process_that_keeps_iterators_holds_every_runs_training_iterators(tmp_
     run_pretraining(tiny({"trainer": {"train_steps": 2}}), str(tmp_path / "before"), "train")
     assert multilingual_trainer._KEPT_ITERATORS is None  # by default a finished run's iterators are freed
 
+    with pytest.raises(RuntimeError, match="worker processes"):  # this is a main process
+        multilingual_trainer.keep_iterators_alive()
+    assert multilingual_trainer._KEPT_ITERATORS is None
+    assert multilingual_trainer._exit_without_deleting_iterators not in at_exit
+    monkeypatch.setattr(multilingual_trainer.multiprocessing, "parent_process", lambda: object())  # as in a worker
     multilingual_trainer.keep_iterators_alive()
     multilingual_trainer.keep_iterators_alive()  # idempotent: one list for the process
     run_pretraining(tiny({"trainer": {"train_steps": 2}}), str(tmp_path / "plain"), "train")

@@ -309,6 +309,18 @@ def language_examples(
     num_shards, index = shard
     if num_shards > 1:
         texts = texts.shard(num_shards, index)
+    if repeat and _encode_once(source, config):
+        # One example per sentence: encode every sentence once and keep the ids, then shuffle
+        # and repeat the examples. Shuffling n examples or n sentences with the same seed gives
+        # the same order, so the stream is the one below, without tokenizing each epoch again.
+        examples = texts.batch(config.tokenize_batch_size).map(
+            _encode_fn(tokenizer, config, language_id, transform),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        ).unbatch().cache()
+        if shuffle:
+            examples = examples.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        return examples.repeat()
     if shuffle:
         texts = texts.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -320,6 +332,19 @@ def language_examples(
         deterministic=True,
     )
     return examples.unbatch()
+
+
+# Encoded sentences kept in memory per language stream, at most (ids and padding mask, int32).
+ENCODE_ONCE_MAX_BYTES = 256 << 20
+
+
+def _encode_once(source, config: MlmPipelineConfig) -> bool:
+    """Whether a repeated stream encodes its sentences once: one example per sentence
+    (``packing="sentence"``), sentences held in memory (a list), and their ids within
+    `ENCODE_ONCE_MAX_BYTES`."""
+    if config.packing != "sentence" or not isinstance(source, (list, tuple)) or _paths(source) is not None:
+        return False
+    return len(source) * config.sequence_length * 8 <= ENCODE_ONCE_MAX_BYTES
 
 
 def _add_masking(dataset, masking_config, seed: int) -> tf.data.Dataset:

@@ -489,7 +489,6 @@ class ComparisonStudy:
 
     def evaluate(self, run_dir, config) -> dict:
         """Every figure of one run, example by example: ``{"records": {metric: {code: record}}}``."""
-        from tf_metaling.data import pipelines
         from tf_metaling.training.mlm_inputs import build_mlm_inputs
         from tf_metaling.training.transfer_evaluation import classification_records, mlm_records, retrieval_records
 
@@ -505,17 +504,9 @@ class ComparisonStudy:
             return {"records": self.finetuned_records(model, tokenizer, length), "step": step,
                     "evaluation": self.evaluation_settings()}
         inputs = build_mlm_inputs(config.data, run_dir, config.runtime.seed, corpus=self.corpus)
-        # The most frequent masked token of a language, from a sample of its training text.
-        sample = {code: source[:2000] if isinstance(source, (list, tuple)) else source
-                  for code, source in inputs.train_sources.items()}
-        baseline_batches = pipelines.language_batches(
-            sample, inputs.tokenizer, inputs.languages,
-            inputs.pipeline_config(config.data.eval_batch_size),
-            num_batches=config.data.eval_batches_per_language,
-            language_transforms=inputs.transforms, vocab_size=inputs.vocab_size,
-        )
         records = {}
-        for code, metrics in mlm_records(model, inputs.eval_batches(), baseline_batches).items():
+        eval_batches = inputs.eval_batches()
+        for code, metrics in mlm_records(model, eval_batches, inputs.accuracy_baselines(eval_batches)).items():
             for metric, record in metrics.items():
                 records.setdefault(metric, {})[code] = record
         if self.retrieval:

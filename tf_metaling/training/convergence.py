@@ -7,8 +7,9 @@ A run evaluates its held-out loss on a schedule and keeps the curve
   best held-out loss improved by less than 1% over the last 20% of the
   steps") gives a `ConvergenceVerdict` with the measured improvement, or
   "not converged (too few evaluations)" when the curve cannot say.
-- **Should training stop now?** `PlateauStopper` is a patience counter on
-  the held-out loss, fed one evaluation at a time from a training loop.
+- **Should training stop now?** `PlateauStopper` is patience on the
+  held-out loss (and, with a rule, that rule's verdict), asked of the
+  run's curve after each evaluation.
 
 `plot_learning_curves` draws curves into one PNG (matplotlib's object API on
 the Agg canvas, written atomically), each labelled with its verdict.
@@ -181,14 +182,17 @@ class ConvergenceRule:
 class PlateauStopper:
     """Early stopping at a plateau of the held-out loss, counted in evaluations.
 
-    Feed every evaluation to `update`; it returns True once the loss has not
-    improved on its best by more than `min_delta` (relative) for `patience`
-    evaluations in a row and, with a `rule`, the curve so far is converged by
-    that rule (so a run never stops early where the study would then call it
-    "not converged": a drop of 3% followed by three flat evaluations is still
-    inside the rule's window, and the run trains on until the window is flat).
-    The decision depends only on the losses seen, so a resumed run replays its
-    curve (`replay`) and continues where it stopped.
+    Asked after every evaluation with the run's learning curve (`should_stop`),
+    it says stop once the loss has not improved on its best by more than
+    `min_delta` (relative) for `patience` evaluations in a row and, with a
+    `rule`, the curve so far is converged by that rule, including the rule's
+    unigram-plateau clause when the caller knows which languages' masked-token
+    accuracy is above the most frequent token's (so a run never stops early
+    where the study would then call it "not converged": a drop of 3% followed
+    by three flat evaluations is still inside the rule's window, and the run
+    trains on until the window is flat). The stopper keeps no state: the
+    decision is a function of the curve, so a resumed run, whose curve is read
+    back from its model_dir, stops where an uninterrupted run would.
 
     Args:
         patience: evaluations without improvement before stopping (>= 1).
@@ -197,8 +201,10 @@ class PlateauStopper:
 
     Example:
     >>> stopper = PlateauStopper(patience=2)
-    >>> [stopper.update(step, loss) for step, loss in [(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.1)]]
-    [False, False, False, True]
+    >>> stopper.should_stop(LearningCurve([1, 2, 3], [3.0, 2.0, 2.5]))
+    False
+    >>> stopper.should_stop(LearningCurve([1, 2, 3, 4], [3.0, 2.0, 2.5, 2.1]))
+    True
     """
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, rule: Optional[ConvergenceRule] = None):
@@ -208,12 +214,7 @@ class PlateauStopper:
             raise ValueError(f"PlateauStopper: min_delta={min_delta}, expected a fraction in [0, 1).")
         self.patience = int(patience)
         self.min_delta = float(min_delta)
-        self.best_loss: Optional[float] = None
-        self.best_step: Optional[int] = None
-        self.evaluations_without_improvement = 0
-        self.stopped_step: Optional[int] = None
         self.rule = rule
-        self.curve = LearningCurve()
 
     def get_config(self) -> dict:
         config = {"patience": self.patience, "min_delta": self.min_delta}
@@ -221,28 +222,27 @@ class PlateauStopper:
             config["rule"] = self.rule.get_config()
         return config
 
-    def update(self, step: int, loss: float) -> bool:
-        """Records the held-out loss at `step`; True when training should stop now."""
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise ValueError(f"PlateauStopper: held-out loss {loss} at step {step} is not finite.")
-        if self.best_loss is None or loss < self.best_loss - self.min_delta * abs(self.best_loss):
-            self.best_loss, self.best_step = loss, int(step)
-            self.evaluations_without_improvement = 0
-        else:
-            self.evaluations_without_improvement += 1
-        self.curve.add(step, loss)
-        if (self.stopped_step is None and self.evaluations_without_improvement >= self.patience
-                and (self.rule is None or self.rule.check(self.curve).converged)):
-            self.stopped_step = int(step)
-        return self.stopped_step is not None
-
-    def replay(self, curve: LearningCurve) -> bool:
-        """Feeds a whole curve (e.g. after a restart); True if it calls for a stop."""
-        stop = False
+    def plateau(self, curve: LearningCurve) -> tuple:
+        """``(best step, best loss, evaluations since it)``; a loss counts as better only by `min_delta`."""
+        best_step = best_loss = None
+        since = 0
         for step, loss in zip(curve.steps, curve.losses):
-            stop = self.update(step, loss)
-        return stop
+            if best_loss is None or loss < best_loss - self.min_delta * abs(best_loss):
+                best_step, best_loss, since = step, loss, 0
+            else:
+                since += 1
+        return best_step, best_loss, since
+
+    def should_stop(self, curve: LearningCurve, above_baseline: Optional[Mapping[str, bool]] = None) -> bool:
+        """True when training should stop after the last evaluation of `curve`.
+
+        `above_baseline`: as in `ConvergenceRule.check` (``{language: masked-token
+        accuracy above the most frequent token's}``); a language at or below it
+        keeps the run training, as the rule would call it "not converged".
+        """
+        if self.plateau(curve)[2] < self.patience:
+            return False
+        return self.rule is None or self.rule.check(curve, above_baseline).converged
 
 
 def plot_learning_curves(

@@ -159,6 +159,9 @@ class TaskSpec:
         mixture: optional ``{language: probability}`` of the training batches: the
             learning curve (early stop, best weights) is then the held-out loss of
             that mixture, not the plain mean over languages.
+        accuracy_baselines: optional ``fn() -> {language: accuracy}``, the accuracy of
+            always predicting the most frequent token on `eval_batches`; early stopping
+            then waits while a language's accuracy is not above it (the unigram plateau).
     """
 
     languages: object
@@ -171,6 +174,8 @@ class TaskSpec:
     meta_dataset_fn: Optional[Callable] = None
     initialize: Optional[Callable] = None
     mixture: Optional[dict] = None  # {language: training probability}: early stopping's held-out loss
+    # () -> {language: accuracy of the most frequent token on eval_batches}: no early stop on the unigram plateau
+    accuracy_baselines: Optional[Callable] = None
 
 
 def prepare_run(config: ExperimentConfig, model_dir: str, strategy=None):
@@ -291,7 +296,9 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     elif mode == "eval":
         metrics = controller.evaluate(steps=-1)
     else:
-        metrics = _train_and_evaluate(controller, global_step, trainer_config, model_dir)
+        metrics = _train_and_evaluate(controller, global_step, trainer_config, model_dir,
+                                      spec.accuracy_baselines() if spec.accuracy_baselines
+                                      and trainer_config.plateau_patience else None)
     if metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["step"] = int(global_step.numpy())
@@ -299,7 +306,8 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     return metrics
 
 
-def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> dict:
+def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
+                        accuracy_baselines: Optional[dict] = None) -> dict:
     """Trains to the budget, evaluating every `eval_interval` steps; stops early at a plateau.
 
     Each evaluation's held-out loss (`CURVE_METRICS`: of the training mixture,
@@ -307,7 +315,13 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
     appended to the run's learning curve (``learning_curve.json``, rewritten atomically after every
     evaluation); with ``trainer.plateau_patience`` a `PlateauStopper` ends the
     run once the loss has stopped improving. A resumed run reads its curve
-    back and replays it, so it stops where an uninterrupted run would.
+    back, so it stops where an uninterrupted run would (the stopper's decision is a
+    function of the curve). With `accuracy_baselines` (``{language: accuracy of the
+    most frequent token}``) a run whose held-out accuracy in a language is not above
+    it does not stop early: it sits on the unigram plateau, which the convergence
+    rule does not call converged. (The stopper compares the point accuracy; the
+    study's verdict compares its 95% CI, so a run barely above the baseline may stop
+    and then be labelled "not converged (unigram plateau)".)
     """
     from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
 
@@ -325,7 +339,6 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         # Patience, and the study's convergence rule: a run that stops early is one the rule calls converged.
         stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta,
                                  rule=ConvergenceRule())
-        stopper.replay(curve)
     interval = max(int(trainer_config.eval_interval), 1)
     metrics = {}
     while not stopped:
@@ -342,7 +355,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
             curve.add(done, loss)
             if trainer_config.restore_best:
                 _keep_if_best(controller, model_dir, curve)
-            stopped = stopper is not None and stopper.update(done, loss)
+            stopped = stopper is not None and stopper.should_stop(curve, _above_baselines(metrics, accuracy_baselines))
             checkpoints.atomic_write_text(path, json.dumps({
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
@@ -356,6 +369,14 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir) -> d
         if restored is not None:
             return restored
     return metrics or controller.evaluate(steps=-1)
+
+
+def _above_baselines(metrics: dict, baselines: Optional[dict]) -> Optional[dict]:
+    """``{language: held-out accuracy > its most-frequent-token baseline}`` for the languages evaluated."""
+    if not baselines:
+        return None
+    return {code: metrics[f"accuracy/{code}"] > baseline for code, baseline in baselines.items()
+            if f"accuracy/{code}" in metrics}
 
 
 def _best_prefix(model_dir: str, step: int) -> str:
@@ -418,6 +439,7 @@ def run_pretraining(
     """Trains and/or evaluates a masked-LM experiment in `model_dir`. Returns the last eval metrics."""
     strategy, model_dir = prepare_run(config, model_dir, strategy)
     inputs = build_mlm_inputs(config.data, model_dir, config.runtime.seed)
+    eval_batches = inputs.eval_batches()
     spec = TaskSpec(
         languages=inputs.languages,
         build_model=lambda: build_model(config, inputs.languages, inputs.vocab_size),
@@ -425,8 +447,9 @@ def run_pretraining(
         example_losses=mlm_losses,
         example_metrics=masked_lm_example_metrics,
         train_dataset_fn=lambda skip, paired: inputs.train_dataset_fn(paired=paired, skip_batches=skip),
-        eval_batches=inputs.eval_batches(),
+        eval_batches=eval_batches,
         meta_dataset_fn=lambda skip: inputs.meta_dataset_fn(skip_batches=skip),
         mixture=inputs.sampling_probabilities(),
+        accuracy_baselines=lambda: inputs.accuracy_baselines(eval_batches),
     )
     return run_task(config, model_dir, mode, strategy, spec, log)

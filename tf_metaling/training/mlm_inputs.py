@@ -21,6 +21,7 @@ import dataclasses
 import os
 from typing import Callable, Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tf_metaling import checkpoints
@@ -121,6 +122,36 @@ class MlmInputs:
             num_batches=self.config.eval_batches_per_language,
             **self._common(),
         )
+
+    def accuracy_baselines(self, eval_batches: dict) -> dict:
+        """``{language: the masked-token accuracy of always predicting its most frequent masked token}``.
+
+        The most frequent masked token comes from a sample of the language's
+        training text (its first 2000 sentences, masked as in training); the
+        baseline is its share of `eval_batches`' masked tokens. A model whose
+        accuracy is not above it predicts token frequencies (the unigram plateau).
+        """
+        sample = {code: source[:2000] if isinstance(source, (list, tuple)) else source
+                  for code, source in self.train_sources.items()}
+        training = pipelines.language_batches(
+            sample, self.tokenizer, self.languages, self.pipeline_config(self.config.eval_batch_size),
+            num_batches=self.config.eval_batches_per_language, **self._common(),
+        )
+        baselines = {}
+        for code, batches in eval_batches.items():
+            if not batches:
+                continue
+            counts = np.bincount(np.concatenate(
+                [_masked_targets(batch) for batch in training.get(code, [])] or [np.zeros(0, np.int64)]))
+            targets = np.concatenate([_masked_targets(batch) for batch in batches])
+            most_frequent = int(np.argmax(counts)) if counts.size else -1
+            baselines[code] = float((targets == most_frequent).sum() / max(targets.size, 1))
+        return baselines
+
+
+def _masked_targets(batch) -> np.ndarray:
+    """The target ids of a masked batch's masked positions (weight > 0), flat."""
+    return np.asarray(batch["mask_ids"]).ravel()[np.asarray(batch["mask_weights"]).ravel() > 0].astype(np.int64)
 
 
 def _sentences(source, code):

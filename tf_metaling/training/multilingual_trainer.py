@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -50,8 +51,18 @@ def keep_iterators_alive() -> None:
     A kept iterator costs its prefetch buffer (a few batches). At exit the process
     ends without deleting them (`os._exit` after flushing its streams; measured: the
     control's two workers otherwise took 2m12s to exit, deleting their kept iterators).
+    That exit always has status 0, which is a pool worker's status at a normal exit;
+    a main process would lose its own exit status, so it is refused there.
+
+    Raises:
+        RuntimeError: in a process that is not a `multiprocessing` child.
     """
     global _KEPT_ITERATORS
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError(
+            "keep_iterators_alive() is for worker processes (multiprocessing children): it ends the "
+            "process with os._exit(0), which would hide this main process's exit status."
+        )
     if _KEPT_ITERATORS is None:
         _KEPT_ITERATORS = []
         atexit.register(_exit_without_deleting_iterators)

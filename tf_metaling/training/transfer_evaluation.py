@@ -116,12 +116,11 @@ def zero_shot_classification(model, tokenizer, task, sequence_length: int, max_t
 
 
 # ----------------------------------------------------------------------------- per-example records
-def mlm_records(model, eval_batches: dict, baseline_batches: dict) -> dict:
+def mlm_records(model, eval_batches: dict, baselines: dict) -> dict:
     """``{code: {"mlm_loss": record, "mlm_accuracy": record}}`` over held-out sequences.
 
-    `baseline_batches` (masked training batches per language) give the
-    language's most frequent masked token; its share of the held-out masked
-    tokens is the accuracy baseline.
+    `baselines`: ``{code: accuracy of the most frequent masked token}``
+    (`MlmInputs.accuracy_baselines`), the accuracy record's baseline.
     """
 
     @tf.function(autograph=False, reduce_retracing=True)
@@ -137,21 +136,14 @@ def mlm_records(model, eval_batches: dict, baseline_batches: dict) -> dict:
     for code, batches in eval_batches.items():
         if code not in model.language_vocabulary or not batches:
             continue
-        counts = np.bincount(np.concatenate([
-            np.asarray(b["mask_ids"]).ravel()[np.asarray(b["mask_weights"]).ravel() > 0]
-            for b in baseline_batches.get(code, [])
-        ] or [np.zeros(0, np.int64)]).astype(np.int64))
-        most_frequent = int(np.argmax(counts)) if counts.size else -1
-        losses, correct, weights, hits = [], [], [], []
+        losses, correct, weights = [], [], []
         for batch in batches:
             loss, right, weight = (t.numpy() for t in score(batch))
             losses.append(loss)
             correct.append(right)
             weights.append(weight)
-            mask = np.asarray(batch["mask_weights"]) > 0
-            hits.append(((np.asarray(batch["mask_ids"]) == most_frequent) & mask).sum(axis=1))
         weights = np.concatenate(weights)
-        baseline = float(np.concatenate(hits).sum() / max(weights.sum(), 1))
+        baseline = baselines.get(code)
         records[code] = {
             "mlm_loss": ratio_record(np.concatenate(losses), weights),
             "mlm_accuracy": ratio_record(np.concatenate(correct), weights, baseline=baseline),
