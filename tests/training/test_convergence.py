@@ -138,6 +138,11 @@ def test_a_run_on_the_unigram_plateau_does_not_stop_early():
     assert _first_stop(stopper, steps, losses, {"en": True, "lo": True}) == 600
     # ...unless a language is on the unigram plateau.
     assert _first_stop(stopper, steps, losses, {"en": True, "lo": False}) is None
+    # Given as a function (costly to know), it is asked only where patience and the loss rule say
+    # stop: at the evaluations from step 600 on, five of ten.
+    asked = []
+    assert _first_stop(stopper, steps, losses, lambda: asked.append(1) or {"lo": False}) is None
+    assert len(asked) == 5
     # Without a rule, patience alone decides.
     assert _first_stop(PlateauStopper(patience=3, min_delta=0.01), steps, losses, {"lo": False}) == 600
 

@@ -237,12 +237,20 @@ class PlateauStopper:
         """True when training should stop after the last evaluation of `curve`.
 
         `above_baseline`: as in `ConvergenceRule.check` (``{language: masked-token
-        accuracy above the most frequent token's}``); a language at or below it
-        keeps the run training, as the rule would call it "not converged".
+        accuracy above the most frequent token's}``), or a function returning it,
+        called only when patience and the loss rule would stop the run; a language
+        at or below its baseline keeps the run training, as the rule would call it
+        "not converged".
         """
         if self.plateau(curve)[2] < self.patience:
             return False
-        return self.rule is None or self.rule.check(curve, above_baseline).converged
+        if self.rule is None:
+            return True
+        if not self.rule.check(curve).converged:
+            return False
+        if callable(above_baseline):  # costly to know: asked only when everything else says stop
+            above_baseline = above_baseline()
+        return self.rule.check(curve, above_baseline).converged
 
 
 def plot_learning_curves(

@@ -297,8 +297,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         metrics = controller.evaluate(steps=-1)
     else:
         metrics = _train_and_evaluate(controller, global_step, trainer_config, model_dir,
-                                      spec.accuracy_baselines() if spec.accuracy_baselines
-                                      and trainer_config.plateau_patience else None)
+                                      spec.accuracy_baselines)
     if metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["step"] = int(global_step.numpy())
@@ -307,7 +306,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
 
 
 def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
-                        accuracy_baselines: Optional[dict] = None) -> dict:
+                        accuracy_baselines: Optional[Callable] = None) -> dict:
     """Trains to the budget, evaluating every `eval_interval` steps; stops early at a plateau.
 
     Each evaluation's held-out loss (`CURVE_METRICS`: of the training mixture,
@@ -316,8 +315,8 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
     evaluation); with ``trainer.plateau_patience`` a `PlateauStopper` ends the
     run once the loss has stopped improving. A resumed run reads its curve
     back, so it stops where an uninterrupted run would (the stopper's decision is a
-    function of the curve). With `accuracy_baselines` (``{language: accuracy of the
-    most frequent token}``) a run whose held-out accuracy in a language is not above
+    function of the curve). With `accuracy_baselines` (``fn() -> {language: accuracy of
+    the most frequent token}``, called once, only when a stop is near) a run whose held-out accuracy in a language is not above
     it does not stop early: it sits on the unigram plateau, which the convergence
     rule does not call converged. (The stopper compares the point accuracy; the
     study's verdict compares its 95% CI, so a run barely above the baseline may stop
@@ -339,6 +338,13 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
         # Patience, and the study's convergence rule: a run that stops early is one the rule calls converged.
         stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta,
                                  rule=ConvergenceRule())
+    known = {}
+
+    def baselines():  # a pass over a training sample: computed once, when a stop is near
+        if "value" not in known:
+            known["value"] = accuracy_baselines() if accuracy_baselines is not None else None
+        return known["value"]
+
     interval = max(int(trainer_config.eval_interval), 1)
     metrics = {}
     while not stopped:
@@ -355,7 +361,8 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
             curve.add(done, loss)
             if trainer_config.restore_best:
                 _keep_if_best(controller, model_dir, curve)
-            stopped = stopper is not None and stopper.should_stop(curve, _above_baselines(metrics, accuracy_baselines))
+            stopped = stopper is not None and stopper.should_stop(
+                curve, lambda: _above_baselines(metrics, baselines()))
             checkpoints.atomic_write_text(path, json.dumps({
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
