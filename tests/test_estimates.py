@@ -65,8 +65,8 @@ def test_table_marks_a_ci_that_includes_the_baseline_and_explains_dashes():
     results["reasons"] = {"retrieval": {"mono": {"ar": "no_pivot"}}}
     table = study_table.format_table(results, "retrieval")
     row = next(line for line in table.splitlines() if line.startswith("| ar"))
-    assert ".400±" in row and "*" not in row and "-1" in row
-    assert "-1: a Mono model does not know the pivot language" in table
+    assert ".400±" in row and "*" not in row and "-[1]" in row
+    assert "-[1]: a Mono model does not know the pivot language" in table
     accuracy = study_table.format_table(results, "mlm_accuracy")
     assert ".020±" in accuracy and "*" in accuracy.splitlines()[3]
     assert "* the CI includes the baseline: not an effect." in accuracy

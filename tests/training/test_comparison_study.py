@@ -143,3 +143,57 @@ def test_finished_run_with_another_config_is_refused_not_mixed_in(corpus_cache, 
     changed.base.trainer.learning_rate = 0.5
     with pytest.raises(ValueError, match=r"mono-en/seed0/config.yaml.*trainer.learning_rate"):
         changed.run()
+
+
+def test_a_worker_ends_when_the_study_process_is_killed(tmp_path):
+    """A study killed without cleanup (SIGKILL) does not leave its pool workers training on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "study.py"
+    pid_file = tmp_path / "worker.pid"
+    script.write_text(f'''
+import multiprocessing, os, time
+
+def work(path):
+    from tf_metaling.training import comparison_study
+    comparison_study._start_worker(1)  # the pool's initializer
+    with open(path + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.rename(path + ".tmp", path)
+    time.sleep(300)  # a long run
+
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=work, args=({str(pid_file)!r},)).start()
+    time.sleep(300)
+''')
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists():
+            assert parent.poll() is None and time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+        def running(pid):
+            try:
+                with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+                    return not any(line.startswith("State:") and "Z" in line for line in status)
+            except FileNotFoundError:
+                return False
+
+        deadline = time.monotonic() + 20
+        while running(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = running(worker)
+        if alive:
+            os.kill(worker, signal.SIGKILL)
+        assert not alive, "the worker outlived its study's process"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

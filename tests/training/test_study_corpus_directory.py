@@ -58,7 +58,7 @@ def test_study_runs_end_to_end_on_a_corpus_directory(tmp_path):
     rows = [line for line in pos_table.splitlines() if line.startswith("| en ") or line.startswith("| sw ")][:2]
     assert len(rows) == 1 and rows[0].startswith("| sw ") and "±" in rows[0]  # en has no POS data: no row
     assert "percentile bootstrap over test examples" in table
-    assert "-1: a Mono model does not know the pivot language" in table  # Mono column of retrieval
+    assert "-[1]: a Mono model does not know the pivot language" in table  # Mono column of retrieval
     assert all(len(line) <= 100 for line in table.splitlines())
     assert "done in" in log.getvalue() and "to go" in log.getvalue()
 

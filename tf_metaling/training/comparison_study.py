@@ -215,7 +215,8 @@ def _start_worker(threads: int) -> None:
     """A worker process: TensorFlow's thread pools sized to its share of the cores; iterators kept.
 
     A worker trains run after run: `keep_iterators_alive` spares it the wait that
-    deleting a finished run's training iterators can cost.
+    deleting a finished run's training iterators can cost. It also ends with the
+    study's process (`_exit_with_parent`).
     """
     import tensorflow as tf
 
@@ -224,6 +225,30 @@ def _start_worker(threads: int) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     keep_iterators_alive()
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """Ends this process as soon as the process that started it is gone.
+
+    A study killed with SIGTERM or SIGKILL (a scheduler's time limit, `kill`) runs no
+    cleanup, and its pool workers would train on, each to the end of its run (minutes of
+    both cores, seen on the control). A daemon thread waits on the parent's sentinel
+    (readable once the parent has exited) and ends the worker; a run cut short this way
+    leaves its last checkpoint, and the study resumes it when started again.
+    """
+    import multiprocessing.connection
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        raise RuntimeError("_exit_with_parent() is for worker processes (multiprocessing children).")
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _train_in_worker(plan: StudyPlan, output_dir: str, variant, language, seed) -> float:

@@ -15,6 +15,7 @@ continues on exactly the data it would have seen.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -338,12 +339,9 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
         # Patience, and the study's convergence rule: a run that stops early is one the rule calls converged.
         stopper = PlateauStopper(trainer_config.plateau_patience, trainer_config.plateau_min_delta,
                                  rule=ConvergenceRule())
-    known = {}
-
+    @functools.cache
     def baselines():  # a pass over a training sample: computed once, when a stop is near
-        if "value" not in known:
-            known["value"] = accuracy_baselines() if accuracy_baselines is not None else None
-        return known["value"]
+        return accuracy_baselines() if accuracy_baselines is not None else None
 
     interval = max(int(trainer_config.eval_interval), 1)
     metrics = {}

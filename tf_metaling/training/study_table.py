@@ -6,7 +6,7 @@
 its 95% CI (``0.412±.034``): the t interval over seeds with two or more
 seeds, else a bootstrap over the test examples of the one seed (see
 `tf_metaling.estimates`). A ``*`` marks a figure whose CI includes its
-baseline: not an effect. Every ``-`` has its reason in a footnote. Lines fit
+baseline: not an effect. Every ``-`` has its reason in a footnote (``-[1]``: footnote 1). Lines fit
 100 columns.
 """
 
@@ -126,7 +126,7 @@ def format_table(results: dict, metric: str) -> str:
                 if text == "-":
                     reason = reasons.get(variant, {}).get(code, "no_model")
                     number = used_reasons.setdefault(reason, len(used_reasons) + 1)
-                    text = f"-{number}"
+                    text = f"-[{number}]"
                 marked = marked or text.endswith("*")
                 below = below or text.endswith("!")
                 cells.append(text)
@@ -150,7 +150,7 @@ def format_table(results: dict, metric: str) -> str:
     if any(code in groups.get("low", []) for code in (r[0].rstrip("(L)") for r in rows)):
         notes.append("(L) low-resource language.")
     for reason, number in used_reasons.items():
-        notes.append(f"-{number}: {REASONS.get(reason, reason)}.")
+        notes.append(f"-[{number}]: {REASONS.get(reason, reason)}.")
     return "\n".join(lines + [wrap(note) for note in notes])
 
 
