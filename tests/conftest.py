@@ -5,6 +5,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from tf_metaling.cpu_allocator import use_pooled_cpu_allocator  # noqa: E402
+
+use_pooled_cpu_allocator()  # the trainers' CPU allocator, before TensorFlow's first tensor
+
 import tensorflow as tf  # noqa: E402
 
 # Two logical CPU devices stand in for two replicas in distribution tests. This

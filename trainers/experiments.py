@@ -31,6 +31,10 @@ from tf_metaling.quiet_logs import quiet_tensorflow_logs, verbose_requested
 
 quiet_tensorflow_logs(verbose_requested())  # before TensorFlow is imported
 
+from tf_metaling.cpu_allocator import use_pooled_cpu_allocator  # noqa: E402
+
+use_pooled_cpu_allocator()  # before TensorFlow makes its first tensor (its workers: _start_worker)
+
 from absl import app, flags, logging  # noqa: E402
 
 from tf_metaling import configs  # noqa: E402

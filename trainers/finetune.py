@@ -20,6 +20,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tf_metaling.cpu_allocator import use_pooled_cpu_allocator  # noqa: E402
+
+use_pooled_cpu_allocator()  # before TensorFlow makes its first tensor
+
 from absl import app, flags  # noqa: E402
 
 from tf_metaling.training.finetuning import run_finetuning  # noqa: E402

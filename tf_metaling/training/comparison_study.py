@@ -212,12 +212,15 @@ _WORKER_STUDIES: dict = {}
 
 
 def _start_worker(threads: int) -> None:
-    """A worker process: TensorFlow's thread pools sized to its share of the cores; iterators kept.
+    """A worker process: TensorFlow's pooling CPU allocator, thread pools sized to its share of the cores.
 
     A worker trains run after run: `keep_iterators_alive` spares it the wait that
     deleting a finished run's training iterators can cost. It also ends with the
     study's process (`_exit_with_parent`).
     """
+    from tf_metaling.cpu_allocator import use_pooled_cpu_allocator
+
+    use_pooled_cpu_allocator()  # before the worker's first tensor
     import tensorflow as tf
 
     from tf_metaling.training.multilingual_trainer import keep_iterators_alive

@@ -1,0 +1,72 @@
+"""Training processes take TensorFlow's pooling CPU allocator; the user's environment wins."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHECK = """
+import sys
+{setup}
+from tf_metaling.cpu_allocator import pooled_cpu_allocator_in_use
+import tensorflow as tf
+tf.ones([4])  # the first tensor: TensorFlow creates its CPU device and allocator
+print("pooled" if pooled_cpu_allocator_in_use() else "malloc")
+"""
+
+
+def _allocator(setup: str, environment=None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env.update(environment or {})
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    result = subprocess.run([sys.executable, "-c", CHECK.format(setup=setup)], capture_output=True, text=True,
+                            env=env, cwd=os.getcwd(), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()[-1]
+
+
+@pytest.mark.parametrize("entry_point", ["trainers.pretrain", "trainers.finetune", "trainers.experiments"])
+def test_a_trainer_entry_point_makes_tensorflow_pool_cpu_memory(entry_point):
+    assert _allocator(f"import {entry_point}") == "pooled"
+
+
+def test_a_process_that_does_not_ask_keeps_tensorflows_default():
+    """The check tells the two allocators apart (it would pass for any process otherwise)."""
+    assert _allocator("import tf_metaling.training.comparison_study") == "malloc"
+
+
+def test_the_users_environment_wins():
+    assert _allocator("import trainers.pretrain", {"TF_CPU_ALLOCATOR_USE_BFC": "false"}) == "malloc"
+
+
+WORKER = """
+import multiprocessing
+
+def work(answers):
+    import tf_metaling.training.comparison_study as study  # as unpickling the pool's initializer does
+    study._start_worker(1)  # the pool's initializer
+    from tf_metaling.cpu_allocator import pooled_cpu_allocator_in_use
+    import tensorflow as tf
+    tf.ones([4])
+    answers.put("pooled" if pooled_cpu_allocator_in_use() else "malloc")
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    context.Process(target=work, args=(answers,)).start()
+    print(answers.get(timeout=240))
+"""
+
+
+@pytest.mark.parametrize("environment, expected", [({}, "pooled"), ({"TF_CPU_ALLOCATOR_USE_BFC": "0"}, "malloc")])
+def test_a_study_worker_asks_for_it_before_its_first_tensor(tmp_path, environment, expected):
+    """The pool's initializer runs after the worker has imported the study, before its first tensor."""
+    script = tmp_path / "study.py"
+    script.write_text(WORKER)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env.update(environment, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                            cwd=os.getcwd(), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == expected
