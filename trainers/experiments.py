@@ -11,7 +11,8 @@
 languages made from one text, sweeps of their shared vocabulary and of the
 low-resource language's text; `tf_metaling.training.synthetic_control`), each
 condition a study like the others; `--quick` is its few-second form, and
-`--widths=32,64,128` adds the interference-vs-capacity curve.
+`--widths=32,64,128` adds the interference-vs-capacity curve (`--width_learning_rate=scaled` halves
+the learning rate when the width doubles; `--nosweeps` runs the curve alone).
 
 The `pretrained*` presets fine-tune a pretrained encoder (`--init_preset`: a
 keras-hub BERT / XLM-R preset directory, or `builtin`, the built-in 4-bit
@@ -88,6 +89,11 @@ flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: its few-seco
 flags.DEFINE_enum("treatments_in", None, ["base", "all"],
                   "With --preset=synthetic_control: run +LS and +Meta LS in the base condition only, or in all.")
 flags.DEFINE_list("widths", None, "With --preset=synthetic_control: hidden sizes of the capacity curve.")
+flags.DEFINE_enum("width_learning_rate", None, ["same", "scaled"],
+                  "With --widths: the experiment's learning rate at every width (same, the default), or "
+                  "times base width / width (scaled: halved when the width doubles).")
+flags.DEFINE_bool("sweeps", True, "With --preset=synthetic_control: run the shared-vocabulary and resource "
+                  "sweeps; --nosweeps runs only the capacity curve's widths.")
 flags.DEFINE_string("synthetic_source", None,
                     "With --preset=synthetic_control: the source text, 'toy' (default), 'builtin:en', or "
                     "--corpus=DIR's --pivot language.")
@@ -167,6 +173,13 @@ def run_control():
         plan.treatments_in = FLAGS.treatments_in
     if FLAGS.widths:
         plan.widths = tuple(int(w) for w in FLAGS.widths)
+    if FLAGS.width_learning_rate:
+        plan.width_learning_rate = FLAGS.width_learning_rate
+    plan.sweeps = FLAGS.sweeps
+    try:
+        plan.conditions()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     if FLAGS.variants:
         plan.variants = tuple(FLAGS.variants)
     if FLAGS.corpus:

@@ -201,3 +201,31 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     report = open(tmp_path / "analysis" / "report.md", encoding="utf-8").read()
     assert "lo" in report and "en" in report
+
+
+def test_the_capacity_curve_alone_with_the_learning_rate_halved_when_the_width_doubles(tmp_path):
+    import copy
+    import dataclasses
+
+    from trainers.experiments import CONTROL_PRESETS
+    from tf_metaling.training.synthetic_control import Condition, ControlPlan, SyntheticControl
+
+    plan = copy.deepcopy(CONTROL_PRESETS["synthetic_control"])
+    plan.sweeps, plan.widths, plan.width_learning_rate = False, (16, 64), "scaled"
+    control = SyntheticControl(plan, str(tmp_path))
+    assert list(control.studies) == [Condition(0.0, 1.0, width=16), Condition(0.0, 1.0, width=64)]
+    runs = {c.width: s.config_for("joint_all", None, 0, "") for c, s in control.studies.items()}
+    # study_control: d=32 at 5e-3.
+    assert {w: (c.model.hidden_dim, c.trainer.learning_rate) for w, c in runs.items()} == {
+        16: (16, pytest.approx(1e-2)), 64: (64, pytest.approx(2.5e-3))}
+    assert control.learning_rate() == pytest.approx(5e-3)
+    # The default keeps the experiment's rate at every width; a user's override is the base of the scaling.
+    same = SyntheticControl(dataclasses.replace(plan, width_learning_rate="same"), str(tmp_path / "same"))
+    assert [s.base.trainer.learning_rate for s in same.studies.values()] == [pytest.approx(5e-3)] * 2
+    scaled = SyntheticControl(dataclasses.replace(plan, overrides={"trainer": {"learning_rate": 4e-3}}),
+                              str(tmp_path / "override"))
+    assert [s.base.trainer.learning_rate for s in scaled.studies.values()] == [pytest.approx(8e-3), pytest.approx(2e-3)]
+    with pytest.raises(ValueError, match="no condition to run"):
+        ControlPlan(sweeps=False).conditions()
+    with pytest.raises(ValueError, match="width_learning_rate='halved'"):
+        ControlPlan(width_learning_rate="halved").conditions()

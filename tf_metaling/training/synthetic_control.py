@@ -21,7 +21,9 @@ source sentence (trained on ``en``, zero-shot on ``lo``). The summary
 (``control.md``) has, per condition, the interference JointAll - Mono per
 language with its 95% CI, and the verdict on each of the paper's claims;
 `ControlPlan.widths` adds the interference-vs-capacity curve on the base
-condition (share `sweep_share`, resource `sweep_resource`).
+condition (share `sweep_share`, resource `sweep_resource`), at the
+experiment's learning rate or (`width_learning_rate="scaled"`) one halved
+whenever the width doubles; ``sweeps=False`` runs the curve alone.
 
 Mono runs are trained once where several conditions would train the same
 model, and their figures serve every such condition: a Mono model sees one
@@ -86,6 +88,11 @@ class ControlPlan:
     sweep_resource: float = 0.1  # lo's resource in the share sweep
     sweep_share: float = 0.0  # lo's share in the resource sweep
     widths: tuple = ()  # hidden sizes of the capacity curve (Mono and JointAll only)
+    # The capacity curve's learning rate: "same" (the experiment's at every width) or "scaled"
+    # (times base width / width: halved when the width doubles; at d=64 the joint runs were
+    # unstable at d=32's 5e-3 and matched Mono at 2.5e-3, BUILD.md).
+    width_learning_rate: str = "same"
+    sweeps: bool = True  # the shared-vocabulary and resource sweeps; False: the capacity curve only
     # Where +LS and +Meta LS run: "base" (the base condition only: share `sweep_share`,
     # resource `sweep_resource`; the sweeps' other conditions run Mono and JointAll) or "all".
     treatments_in: str = "base"
@@ -99,13 +106,21 @@ class ControlPlan:
     workers: int = 2
 
     def conditions(self) -> list:
-        chosen = [Condition(share, self.sweep_resource) for share in self.shares]
-        if self.reversed_share is not None:
-            chosen.append(Condition(self.reversed_share, self.sweep_resource, reverse=True))
-        chosen += [Condition(self.sweep_share, resource) for resource in self.resources]
-        chosen += [Condition(self.sweep_share, self.sweep_resource, width=width) for width in self.widths]
         if self.treatments_in not in ("base", "all"):
             raise ValueError(f"ControlPlan.treatments_in={self.treatments_in!r}: expected 'base' or 'all'.")
+        if self.width_learning_rate not in ("same", "scaled"):
+            raise ValueError(f"ControlPlan.width_learning_rate={self.width_learning_rate!r}: expected 'same' "
+                             "or 'scaled'.")
+        chosen = []
+        if self.sweeps:
+            chosen = [Condition(share, self.sweep_resource) for share in self.shares]
+            if self.reversed_share is not None:
+                chosen.append(Condition(self.reversed_share, self.sweep_resource, reverse=True))
+            chosen += [Condition(self.sweep_share, resource) for resource in self.resources]
+        chosen += [Condition(self.sweep_share, self.sweep_resource, width=width) for width in self.widths]
+        if not chosen:
+            raise ValueError("ControlPlan: no condition to run (sweeps=False and no widths): give the "
+                             "capacity curve's widths, or run the sweeps.")
         return list(dict.fromkeys(chosen))  # the base condition appears in both sweeps: once
 
 
@@ -157,6 +172,8 @@ class SyntheticControl:
         extra = {"data": data}
         if condition.width:
             extra["model"] = {"hidden_dim": condition.width, "intermediate_dim": 4 * condition.width}
+            if self.plan.width_learning_rate == "scaled":
+                extra["trainer"] = {"learning_rate": self.learning_rate(condition.width)}
         base = Condition(self.plan.sweep_share, self.plan.sweep_resource)
         untreated = condition.width or (self.plan.treatments_in == "base" and condition != base)
         variants = self.plan.variants if not untreated else tuple(
@@ -243,6 +260,12 @@ class SyntheticControl:
             lines += ["", f"### {condition.title}",
                       format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
         paths = {}
+        if capacity and (len(capacity) >= 2 or self.plan.widths):
+            rates = ", ".join(f"d={width}: {self.learning_rate(width):g}" for width in sorted(capacity))
+            lines += ["", study_table.wrap(
+                f"Interference against capacity ({len(capacity)} width{'s' if len(capacity) != 1 else ''}). Learning rate "
+                + (f"scaled with the width (base width {self._base_width()}, halved when the width doubles): "
+                   if self.plan.width_learning_rate == "scaled" else "the same at every width: ") + rates + ".")]
         if len(capacity) >= 2:
             lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False,
                                          records=capacity_records)]
@@ -261,6 +284,16 @@ class SyntheticControl:
 
         config = configs.get_experiment(self.plan.experiment)
         return int((self.overrides.get("model") or {}).get("hidden_dim", config.model.hidden_dim))
+
+    def learning_rate(self, width: Optional[int] = None) -> float:
+        """The learning rate of a run at `width` (None: the experiment's width) under `width_learning_rate`."""
+        from tf_metaling import configs
+
+        config = configs.get_experiment(self.plan.experiment)
+        rate = float((self.overrides.get("trainer") or {}).get("learning_rate", config.trainer.learning_rate))
+        if width and self.plan.width_learning_rate == "scaled":
+            rate *= self._base_width() / width
+        return rate
 
     @staticmethod
     def _difference(values, variant, baseline, code, records=None) -> str:
