@@ -260,12 +260,12 @@ class SyntheticControl:
             lines += ["", f"### {condition.title}",
                       format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
         paths = {}
-        if capacity and (len(capacity) >= 2 or self.plan.widths):
+        if self.plan.widths and capacity:  # without widths there is no curve (the base condition alone)
             rates = ", ".join(f"d={width}: {self.learning_rate(width):g}" for width in sorted(capacity))
-            lines += ["", study_table.wrap(
-                f"Interference against capacity ({len(capacity)} width{'s' if len(capacity) != 1 else ''}). Learning rate "
-                + (f"scaled with the width (base width {self._base_width()}, halved when the width doubles): "
-                   if self.plan.width_learning_rate == "scaled" else "the same at every width: ") + rates + ".")]
+            rule = (f"scaled with the width (base width {self._base_width()}, halved when the width doubles): "
+                    if self.plan.width_learning_rate == "scaled" else "the same at every width: ")
+            count = f"{len(capacity)} width{'s' if len(capacity) != 1 else ''}"
+            lines += ["", study_table.wrap(f"Interference against capacity ({count}). Learning rate {rule}{rates}.")]
         if len(capacity) >= 2:
             lines += ["", capacity_table(capacity, metric_name="held-out MLM loss", higher_is_better=False,
                                          records=capacity_records)]
@@ -279,18 +279,19 @@ class SyntheticControl:
                                       json.dumps({"verdicts": everything}, indent=1))
         return text
 
-    def _base_width(self) -> int:
+    def _base_value(self, section: str, field: str):
+        """``section.field`` of the experiment's config, or the plan's override of it."""
         from tf_metaling import configs
 
-        config = configs.get_experiment(self.plan.experiment)
-        return int((self.overrides.get("model") or {}).get("hidden_dim", config.model.hidden_dim))
+        default = getattr(getattr(configs.get_experiment(self.plan.experiment), section), field)
+        return (self.overrides.get(section) or {}).get(field, default)
+
+    def _base_width(self) -> int:
+        return int(self._base_value("model", "hidden_dim"))
 
     def learning_rate(self, width: Optional[int] = None) -> float:
         """The learning rate of a run at `width` (None: the experiment's width) under `width_learning_rate`."""
-        from tf_metaling import configs
-
-        config = configs.get_experiment(self.plan.experiment)
-        rate = float((self.overrides.get("trainer") or {}).get("learning_rate", config.trainer.learning_rate))
+        rate = float(self._base_value("trainer", "learning_rate"))
         if width and self.plan.width_learning_rate == "scaled":
             rate *= self._base_width() / width
         return rate
