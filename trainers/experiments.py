@@ -67,8 +67,8 @@ CONTROL_PRESETS = {
     # processes (BUILD.md has the measured time): seeds 0, 1, 2; shares 0, 0.5, 1.0 and 1.0
     # reversed at resource 1; resources 1, 0.1, 0.01 at share 0; Mono and JointAll
     # everywhere, +LS and +Meta LS in the base condition (share 0, resource 1: two languages
-    # with equal text and no shared ids, where the control finds interference, so LS layers
-    # have something to reduce).
+    # with equal text and no shared ids, the case LS layers are meant for; BUILD.md has what
+    # the control found there).
     "synthetic_control": ControlPlan(seeds=(0, 1, 2), shares=(0.0, 0.5, 1.0), sweep_resource=1.0,
                                      treatments_in="base", workers=2),
     # --quick: the test suite's form, on the tiny preset's sizes (seconds per run).
