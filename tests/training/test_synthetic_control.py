@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -178,6 +179,8 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
     summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
     for claim in "abcdef":
         assert f"- ({claim}) " in summary
+    # The tally after the conditions' verdicts: how many tests, and how many chance alone would flag.
+    assert re.search(r"Across the 2 conditions, \d+ distinct tests of the claims", " ".join(summary.split()))
     base, copy_condition = control.plan.conditions()
     assert os.path.exists(tmp_path / "control" / base.name / "curves.png")
     table = open(tmp_path / "control" / base.name / "table.md", encoding="utf-8").read()

@@ -13,8 +13,10 @@ from tf_metaling.training.verdicts import (
     SUPPORTED,
     claim_verdicts,
     format_verdicts,
+    Verdict,
     status_of,
     t_interval,
+    verdict_tally,
 )
 
 GROUPS = {"high": ["en", "fr"], "low": ["sw", "te"]}
@@ -174,3 +176,22 @@ def test_the_verdicts_say_which_runs_did_not_converge():
     text = format_verdicts([], not_converged=["joint_all/seed0", "joint_all_ls/seed0"])
     assert "Caution: 2 run(s) did not converge (joint_all/seed0, joint_all_ls/seed0)" in text
     assert "Caution" not in format_verdicts([])
+
+
+def _fixed(claim, status, effect=None, low=None, high=None):
+    return Verdict(claim, status, effect, low, high, 3, "seeds", "t", ("lo",), None, f"({claim}) ...")
+
+
+def test_the_tally_counts_distinct_tests_and_the_chance_expectation():
+    sections = {
+        "share0": [_fixed("a", SUPPORTED, 0.10, 0.05, 0.15), _fixed("b", INCONCLUSIVE, -0.03, -0.15, 0.08),
+                   _fixed("c", INCONCLUSIVE, -0.03, -0.15, 0.08),  # (b)'s figure again: one test
+                   _fixed("d", NOT_TESTED)],
+        "share1": [_fixed("a", CONTRADICTED, -0.10, -0.20, -0.01), _fixed("c", INCONCLUSIVE, -0.03, -0.15, 0.08)],
+    }
+    text = " ".join(verdict_tally(sections, what="conditions").split())
+    assert text.startswith("Across the 2 conditions, 4 distinct tests of the claims: 1 supported, 1 contradicted, "
+                           "2 inconclusive.")
+    assert "about 0.2 of 4 would be supported or contradicted by chance alone (2 were)" in text
+    assert all(len(line) <= 100 for line in verdict_tally(sections).splitlines())
+    assert verdict_tally({"share0": [_fixed("d", NOT_TESTED)]}) == ""

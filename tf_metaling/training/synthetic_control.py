@@ -254,11 +254,14 @@ class SyntheticControl:
         lines += ["", study_table.wrap(f"Interference per condition: JointAll - Mono of the held-out MLM loss "
                                        "(positive = the joint model is worse: negative interference). " + rule)]
         lines += _markdown(header, rows)
-        from tf_metaling.training.verdicts import format_verdicts
+        from tf_metaling.training.verdicts import format_verdicts, verdict_tally
 
         for condition, verdicts in verdict_rows:
             lines += ["", f"### {condition.title}",
                       format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
+        tally = verdict_tally({condition.name: verdicts for condition, verdicts in verdict_rows}, what="conditions")
+        if tally:
+            lines += ["", tally]
         paths = {}
         if self.plan.widths and capacity:  # without widths there is no curve (the base condition alone)
             rates = ", ".join(f"d={width}: {self.learning_rate(width):g}" for width in sorted(capacity))

@@ -394,3 +394,38 @@ def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged
                 line = f"{line} {word}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sections", width: int = 100) -> str:
+    """How many claims a multi-section report tested, and how many a 95% CI would flag by chance.
+
+    `sections`: ``{section name: its verdicts}`` (the control's conditions; `what`
+    names them in the sentence). A
+    verdict that repeats another of its section's figure and CI (with two
+    languages, claim (c) reads the same comparison as (b)) is counted once.
+    Each test's CI misses the truth 5% of the time, so with no effect anywhere
+    about 1 test in 20 comes out supported or contradicted; the sentence says
+    so, beside the counts, so that one such verdict among many is read as a
+    lead, not a finding.
+    """
+    import textwrap
+
+    tests = {}
+    for section, verdicts in sections.items():
+        for verdict in verdicts:
+            if verdict.status != NOT_TESTED:
+                tests.setdefault((section, verdict.effect, verdict.low, verdict.high), verdict.status)
+    if not tests:
+        return ""
+    statuses = list(tests.values())
+    counts = {status: statuses.count(status) for status in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
+    chance = (1.0 - CONFIDENCE) * len(statuses)
+    flagged = counts[SUPPORTED] + counts[CONTRADICTED]
+    return textwrap.fill(
+        f"Across the {len(sections)} {what}, {len(statuses)} distinct tests of the claims: "
+        f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, "
+        f"{counts[INCONCLUSIVE]} inconclusive. At {CONFIDENCE:.0%} confidence, with no effect anywhere, "
+        f"about {chance:.1f} of {len(statuses)} would be supported or contradicted by chance alone "
+        f"({flagged} were); {what} that share runs (the same Mono baseline) do not even give "
+        "independent tests. A lone supported or contradicted verdict among inconclusive ones is a lead "
+        "to rerun with more seeds, not a finding.", width)
