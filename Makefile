@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(PY) -m trainers.experiments --preset=pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
 
 # The paper's comparison at the `small` preset: 7 languages, 3 seeds, two runs at a time (one
-# seed took 15 minutes on 2 cores, BUILD.md; three about 45).
+# seed took 15 minutes on the slower 2-core machine; three took 31m12s on the faster: BUILD.md).
 reproduce: $(STAMP)
 	$(PY) -m trainers.experiments --preset=small --workers=2 --output_dir=$(STUDY_DIR)
 
