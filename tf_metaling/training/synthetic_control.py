@@ -259,7 +259,8 @@ class SyntheticControl:
         for condition, verdicts in verdict_rows:
             lines += ["", f"### {condition.title}",
                       format_verdicts(verdicts, not_converged=study_table.unconverged_runs(collected[condition]))]
-        tally = verdict_tally({condition.name: verdicts for condition, verdicts in verdict_rows}, what="conditions")
+        tally = verdict_tally({condition.name: verdicts for condition, verdicts in verdict_rows},
+                              what="conditions")
         if tally:
             lines += ["", tally]
         paths = {}

@@ -396,17 +396,17 @@ def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged
     return "\n".join(lines)
 
 
-def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sections", width: int = 100) -> str:
+def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sections",
+                  width: int = 100) -> str:
     """How many claims a multi-section report tested, and how many a 95% CI would flag by chance.
 
     `sections`: ``{section name: its verdicts}`` (the control's conditions; `what`
-    names them in the sentence). A
-    verdict that repeats another of its section's figure and CI (with two
-    languages, claim (c) reads the same comparison as (b)) is counted once.
-    Each test's CI misses the truth 5% of the time, so with no effect anywhere
-    about 1 test in 20 comes out supported or contradicted; the sentence says
-    so, beside the counts, so that one such verdict among many is read as a
-    lead, not a finding.
+    names them in the sentence). A verdict that repeats another of its section's
+    figure and CI (with two languages, claim (c) reads the same comparison as
+    (b)) is counted once. Each test's CI misses the truth 5% of the time, so with
+    no effect anywhere about 1 test in 20 comes out supported or contradicted;
+    the sentence says so beside the counts, so that one such verdict among many
+    is read as a lead, not a finding.
     """
     import textwrap
 
