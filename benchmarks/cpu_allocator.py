@@ -13,6 +13,11 @@ pooled / malloc, and writes benchmarks/results/cpu_allocator.json.
     python benchmarks/cpu_allocator.py --steps 100 --rounds 1 --processes 1
 
 Goal: pooled wall time <= malloc's, with the same loss.
+
+On CPUs where TensorFlow turns oneDNN on by itself (AVX512_VNNI, AVX512_BF16 or AMX),
+oneDNN's own allocator pools memory whatever the setting says, so both arms run pooled
+there and the comparison shows nothing; run it with TF_ENABLE_ONEDNN_OPTS=0 to compare
+the two allocators on such a CPU (`tf_metaling/cpu_allocator.py`).
 """
 
 from __future__ import annotations
