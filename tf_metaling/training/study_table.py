@@ -15,16 +15,9 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from tf_metaling.configs.variants import VARIANT_TITLES
 from tf_metaling.estimates import Estimate, example_estimate, seeds_estimate
 
-VARIANT_TITLES = {
-    "scratch": "Scratch",
-    "mono": "Mono",
-    "joint_pair": "JointPair",
-    "joint_all": "JointAll",
-    "joint_all_ls": "+LS",
-    "joint_all_meta_ls": "+Meta LS",
-}
 # metric key prefix -> (title, digits, higher is better)
 METRICS = {
     "mlm_loss": ("Held-out MLM loss (nats per masked token; lower is better)", 3, False),

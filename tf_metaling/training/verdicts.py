@@ -49,6 +49,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from tf_metaling.configs.variants import VARIANT_NAMES as TITLES
 from tf_metaling.estimates import BOOTSTRAP_RESAMPLES, CONFIDENCE
 
 SUPPORTED = "supported"
@@ -56,13 +57,6 @@ CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive (CI includes 0)"
 NOT_TESTED = "not tested"
 
-TITLES = {
-    "mono": "Mono",
-    "joint_pair": "JointPair",
-    "joint_all": "JointAll",
-    "joint_all_ls": "JointAll+LS",
-    "joint_all_meta_ls": "JointAll+Meta LS",
-}
 CLAIMS = {
     "a": "negative interference hits high-resource languages",
     "b": "negative interference also hits low-resource languages",

@@ -1,0 +1,224 @@
+"""The registered studies (``python -m trainers.experiments --experiment=NAME``).
+
+Each factory returns a `StudyConfig`: the configuration of its runs (``run``)
+and the variants, seeds and evaluation it runs them with. The docstring's first
+paragraph is what ``--list_experiments`` prints; the rest says why the sizes
+are what they are. ``expected_time`` is a measured wall time on 2 CPU cores
+(install and downloads excluded; the measurements are in docs/results.md).
+``trainers.pretrain --experiment=study_X`` trains one run of study X's
+configuration.
+"""
+
+from __future__ import annotations
+
+from tf_metaling.configs.experiment_config import (
+    DataConfig,
+    ExperimentConfig,
+    FinetuneConfig,
+    MetaConfig,
+    ModelConfig,
+    TrainerConfig,
+)
+from tf_metaling.configs.registry import register
+from tf_metaling.configs.run_experiments import paper, tiny
+from tf_metaling.configs.study_config import ControlConfig, EvaluationConfig, StudyConfig
+
+
+def _small_run() -> ExperimentConfig:
+    """One run of the `study_small` study.
+
+    Sized so that the whole study (7 languages; Mono x 7, JointPair x 6, JointAll,
+    +LS, +Meta LS; 3 seeds: 48 runs) fits in about half an hour on 2 CPU cores with
+    two workers. The steps are a Mono run's: under the study's per-language budget a
+    run over n languages trains n x 300 steps (JointAll: 2100).
+    """
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=64, num_layers=2, num_heads=2, intermediate_dim=256,
+                          max_sequence_length=64, adapter_dim=16, dropout=0.1, attention_dropout=0.1),
+        data=DataConfig(vocab_size=3000, sequence_length=64, batch_size=32, max_predictions=10,
+                        eval_batches_per_language=3, eval_batch_size=64, meta_examples_per_language=4),
+        # Held-out loss every 60 steps (5 points of the learning curve); stop after 3 evaluations
+        # without improvement.
+        trainer=TrainerConfig(train_steps=300, learning_rate=1e-3, warmup_steps=30, steps_per_loop=50,
+                              checkpoint_interval=300, eval_interval=60, summary_interval=50,
+                              probe_interval=75, plateau_patience=3),
+        meta=MetaConfig(learning_rate=1e-3),
+    )
+
+
+@register("study_tiny", expected_time="about 1 min")
+def study_tiny() -> StudyConfig:
+    """A study in seconds per run: en and ar of the built-in corpus, a 2-layer d=32 encoder, one seed.
+
+    For tests and for checking a corpus directory (``--corpus=DIR``) end to end.
+    """
+    run = tiny()
+    run.data.corpus = "builtin"
+    run.data.languages = ["en", "ar"]
+    run.data.vocab_size = 300
+    run.trainer.train_steps = 10
+    run.trainer.probe_interval = 0
+    return StudyConfig(run=run, seeds=[0], evaluation=EvaluationConfig(retrieval_pairs=30, classification_train=60,
+                                                                       tagging_steps=20))
+
+
+@register("study_demo", expected_time="9-10 min (the demo's first part)")
+def study_demo() -> StudyConfig:
+    """The demo's comparison (`make demo`, first part): Mono, JointAll, +LS, +Meta LS on en, ar, tr, ur; one seed.
+
+    The models are trained from scratch for minutes: too little for cross-lingual
+    transfer between scripts (X -> en retrieval and zero-shot classification sit at
+    chance there), so the demo's tasks are in-language. To fit the demo's time on 2
+    cores it leaves out JointPair and makes a meta update every second step;
+    `study_small` keeps all of it.
+    """
+    run = _small_run()
+    run.data.languages = ["en", "ar", "tr", "ur"]
+    run.trainer.checkpoint_interval = 300
+    run.trainer.probe_interval = 100
+    run.meta.every_n_steps = 2  # the demo's time budget on 2 cores; `study_small` updates every step
+    return StudyConfig(
+        run=run, seeds=[0], variants=["mono", "joint_all", "joint_all_ls", "joint_all_meta_ls"],
+        evaluation=EvaluationConfig(retrieval=False, classification_protocol="in_language",
+                                    classification_train=1000, tagging_steps=150),
+    )
+
+
+@register("study_small", expected_time="31 min with --workers=2")
+def study_small() -> StudyConfig:
+    """The paper's comparison on 2 CPU cores: 7 languages of the built-in corpus, all five variants, 3 seeds.
+
+    48 runs (Mono x 7, JointPair x 6, JointAll, +LS, +Meta LS per seed) of a d=64
+    2-layer encoder, with X -> en retrieval, zero-shot classification and Turkish
+    POS. At this budget few runs converge (the convergence table says which).
+    """
+    return StudyConfig(run=_small_run(), seeds=[0, 1, 2])
+
+
+@register("study_paper", expected_time="not measured (GPU/TPU sizes)")
+def study_paper() -> StudyConfig:
+    """The comparison at the reference sizes (d=512, 4 layers, 32 x 256 tokens), for GPU/TPU.
+
+    Every run is `paper`'s configuration; 3 seeds, larger evaluation sets.
+    """
+    return StudyConfig(run=paper(), seeds=[0, 1, 2],
+                       evaluation=EvaluationConfig(retrieval_pairs=1000, classification_train=5000))
+
+
+def _pretrained_demo_run() -> ExperimentConfig:
+    """One run of the demo's fine-tuning comparison on the built-in pretrained encoder.
+
+    ``finetune.init_preset="builtin"`` is the 4-bit multilingual-e5-small of
+    `tf_metaling.models.builtin_encoder` (12 layers x 384). Adapters (r=64, top two
+    blocks) and the classification head train, on English Meccan/Medinan verses, 48
+    tokens, batch 16; the encoder's own weights stay as pretrained. Adapters in the
+    top two of the 12 blocks: backward (and the meta step's second-order pass) stop
+    there, which keeps +Meta LS within the demo's time on 2 cores.
+    """
+    return ExperimentConfig(
+        task="sentence_classification",
+        model=ModelConfig(language_specific="adapter", language_specific_layers=[10, 11], adapter_dim=64,
+                          dropout=0.1, attention_dropout=0.1),
+        data=DataConfig(languages=["en", "ar", "tr", "ur"], sequence_length=48, batch_size=16,
+                        eval_batch_size=64, meta_examples_per_language=4),
+        trainer=TrainerConfig(train_steps=150, learning_rate=1e-3, warmup_steps=15, steps_per_loop=50,
+                              checkpoint_interval=150, eval_interval=150, summary_interval=50, probe_interval=0),
+        meta=MetaConfig(learning_rate=1e-3, every_n_steps=2),
+        finetune=FinetuneConfig(init_preset="builtin", train_weights="language_specific_and_heads",
+                                dataset="revelation_period", train_language="en"),
+    )
+
+
+@register("study_pretrained_demo", expected_time="5 min (the demo's second part)")
+def study_pretrained_demo() -> StudyConfig:
+    """The demo's second part: the built-in pretrained encoder fine-tuned on English as +LS and +Meta LS.
+
+    Tested zero-shot on ar, tr, ur (verse classification and X -> en retrieval);
+    one seed. ``--init_preset=DIR`` fine-tunes your keras-hub preset instead.
+    """
+    return StudyConfig(run=_pretrained_demo_run(), seeds=[0], variants=["joint_all_ls", "joint_all_meta_ls"],
+                       evaluation=EvaluationConfig(retrieval_pairs=200))
+
+
+@register("study_pretrained", expected_time="not measured")
+def study_pretrained() -> StudyConfig:
+    """The fine-tuning comparison on a pretrained encoder: `study_small`'s 7 languages, JointAll, +LS, +Meta LS, 3 seeds."""
+    run = _pretrained_demo_run()
+    run.data.languages = list(_small_run().data.languages)
+    run.trainer.train_steps = 600
+    run.trainer.warmup_steps = 60
+    run.trainer.checkpoint_interval = 600
+    run.trainer.eval_interval = 600
+    run.meta.every_n_steps = 1
+    return StudyConfig(run=run, seeds=[0, 1, 2], variants=["joint_all", "joint_all_ls", "joint_all_meta_ls"])
+
+
+def _control_run() -> ExperimentConfig:
+    """One run of the synthetic control.
+
+    Two languages made from one text: ``en`` (the source) and ``lo`` (a low-resource
+    derived language; the control's conditions set its share of ids, word order and
+    resource). A small encoder (d=32, 2 layers) on single sentences (14 tokens, batches
+    of 256): measured on 2 CPU cores, a Mono run on the toy text leaves the unigram
+    plateau within 200 steps and flattens near a held-out loss of 1.42-1.45 by 1000-1400
+    steps (stream packing or smaller batches stayed on the unigram plateau for 1000+
+    steps). A two-language JointAll run at share 0 needs more: at 2400 steps (the earlier
+    budget of 1200 per language) it still improved 2-3% over its last 20%, and a 6000-step
+    run flattened only after 3200-3800 steps (best 1.434 at 3200, 1.427 at 4800). So the
+    budget is 2000 steps per language (JointAll: 4000), with an early stop after 3
+    evaluations (every 100 steps per language) without a 1% improvement, where the
+    study's convergence rule agrees; the run ends with the weights of its best
+    evaluation. Sequences of 14: the toy text's longest sentence is 12 pieces (none of
+    12000 longer), so nothing is cut, and a step costs about 12% less than at 16 (the
+    rows are padding beyond each sentence).
+    """
+    return ExperimentConfig(
+        model=ModelConfig(hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=128,
+                          max_sequence_length=14, adapter_dim=8, dropout=0.0, attention_dropout=0.0),
+        data=DataConfig(corpus="synthetic", languages=["en", "lo"], synthetic_languages=["en", "lo:resource=0.1"],
+                        synthetic_source="toy", synthetic_train_sentences=4000, vocab_size=300,
+                        sequence_length=14, packing="sentence", batch_size=256, max_predictions=3,
+                        meta_examples_per_language=4, eval_batches_per_language=8, eval_batch_size=64,
+                        shuffle_buffer=1000),
+        trainer=TrainerConfig(train_steps=2000, learning_rate=5e-3, warmup_steps=100, steps_per_loop=50,
+                              checkpoint_interval=2000, eval_interval=100, summary_interval=100, probe_interval=0,
+                              plateau_patience=3, plateau_min_delta=0.01, restore_best=True),
+        meta=MetaConfig(learning_rate=5e-3, every_n_steps=2),
+    )
+
+
+@register("study_control", expected_time="21-36 min with 2 workers (machine-dependent)")
+def study_control() -> StudyConfig:
+    """The synthetic control: en and a derived lo with exact ground truth; shared-vocabulary and resource sweeps, 3 seeds.
+
+    Shares 0, 0.5, 1.0 and 1.0 with reversed order at resource 1; resources 1, 0.1,
+    0.01 at share 0; Mono and JointAll everywhere, +LS and +Meta LS in the base
+    condition (share 0, resource 1: two languages with equal text and no shared
+    ids, the case LS layers are meant for). Sized to finish within 30 minutes on
+    2 CPU cores with two worker processes on one machine (21m15s); another took
+    34-36 minutes.
+    """
+    return StudyConfig(
+        run=_control_run(), seeds=[0, 1, 2], variants=["mono", "joint_all", "joint_all_ls", "joint_all_meta_ls"],
+        evaluation=EvaluationConfig(retrieval_pairs=200, classification_train=1000),
+        control=ControlConfig(enabled=True, shares=[0.0, 0.5, 1.0], sweep_resource=1.0, treatments_in="base"),
+        workers=2,
+    )
+
+
+@register("study_control_quick", expected_time="about 1 min")
+def study_control_quick() -> StudyConfig:
+    """The synthetic control in seconds per run (tests): shares 0 and 1, one seed, a 1-layer d=16 encoder."""
+    config = study_control()
+    run = config.run
+    run.model.hidden_dim, run.model.num_layers, run.model.intermediate_dim, run.model.adapter_dim = 16, 1, 32, 4
+    run.data.synthetic_train_sentences, run.data.batch_size = 200, 8
+    run.data.eval_batches_per_language, run.data.eval_batch_size = 1, 16
+    run.trainer.train_steps, run.trainer.eval_interval, run.trainer.warmup_steps = 6, 2, 0
+    run.trainer.steps_per_loop, run.trainer.checkpoint_interval = 2, 6
+    config.seeds = [0]
+    config.workers = 1
+    config.evaluation.retrieval_pairs, config.evaluation.classification_train = 20, 100
+    config.control = ControlConfig(enabled=True, shares=[0.0, 1.0], reversed_share=None, resources=[],
+                                   sweep_resource=0.1, treatments_in="all")
+    return config
