@@ -28,15 +28,15 @@ test: $(STAMP)
 # (4-bit multilingual-e5-small) fine-tuned on English as +LS and +Meta LS and
 # tested zero-shot. Reruns skip finished runs.
 demo: $(STAMP)
-	$(PY) -m trainers.experiments --preset=demo --output_dir=$(DEMO_DIR)
+	$(PY) -m trainers.experiments --experiment=study_demo --output_dir=$(DEMO_DIR)
 	$(PY) -m serving.demo $(DEMO_DIR)/runs/joint_all_meta_ls/seed0 --export_base=$(DEMO_DIR)/exports \
 		--text "praise be to [MASK] , the lord of the worlds" --language en
-	$(PY) -m trainers.experiments --preset=pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
+	$(PY) -m trainers.experiments --experiment=study_pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
 
 # The paper's comparison at the `small` preset: 7 languages, 3 seeds, two runs at a time (one
 # seed took 15 minutes on the slower 2-core machine; three took 31m12s on the faster: BUILD.md).
 reproduce: $(STAMP)
-	$(PY) -m trainers.experiments --preset=small --workers=2 --output_dir=$(STUDY_DIR)
+	$(PY) -m trainers.experiments --experiment=study_small --workers=2 --output_dir=$(STUDY_DIR)
 
 smoke: $(STAMP)
 	$(PY) -m tf_metaling.smoke

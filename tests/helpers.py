@@ -66,3 +66,13 @@ def mlm_loss(outputs, batch, example_weights=None):
     if example_weights is not None:
         losses = losses * tf.cast(example_weights, losses.dtype)[:, None]
     return tf.reduce_mean(losses)
+
+
+def study_config(name: str, overrides: dict):
+    """The registered study `name` with `overrides` (a nested dict of its fields), validated."""
+    from official.modeling import hyperparams
+
+    from tf_metaling import configs
+
+    return configs.validate_study(hyperparams.override_params_dict(configs.get_study(name), overrides,
+                                                                   is_strict=True))

@@ -45,7 +45,7 @@ def test_a_trainer_entry_point_makes_tensorflow_pool_cpu_memory(entry_point):
 
 def test_a_process_that_does_not_ask_keeps_tensorflows_default():
     """The check tells the two allocators apart (it would pass for any process otherwise)."""
-    assert _allocator("import tf_metaling.training.comparison_study") == "malloc"
+    assert _allocator("import tf_metaling.study.runner") == "malloc"
 
 
 def test_the_users_environment_wins():
@@ -56,8 +56,8 @@ WORKER = """
 import multiprocessing
 
 def work(answers):
-    import tf_metaling.training.comparison_study as study  # as unpickling the pool's initializer does
-    study._start_worker(1)  # the pool's initializer
+    import tf_metaling.study.runner as runner  # as unpickling the pool's initializer does
+    runner._start_worker(1)  # the pool's initializer
     from tf_metaling.cpu_allocator import pooled_cpu_allocator_in_use
     import tensorflow as tf
     tf.ones([4])

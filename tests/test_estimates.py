@@ -12,7 +12,7 @@ from tf_metaling.estimates import (
     seeds_estimate,
     span_f1_estimate,
 )
-from tf_metaling.training import study_table
+from tf_metaling.study import tables as study_table
 
 
 def test_seeds_estimate_is_the_t_interval():
@@ -21,7 +21,7 @@ def test_seeds_estimate_is_the_t_interval():
     low, high = stats.t.interval(0.95, df=2, loc=np.mean(values), scale=stats.sem(values))
     assert estimate.value == pytest.approx(np.mean(values))
     assert (estimate.low, estimate.high) == pytest.approx((low, high))
-    assert estimate.method == "seeds-t" and estimate.n == 3
+    assert estimate.method == "t" and estimate.unit == "seeds" and estimate.n == 3
     one = seeds_estimate([0.5])
     assert not one.has_interval and one.includes(0.5) is None  # one seed: no interval, never "± 0"
 

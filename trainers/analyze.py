@@ -36,6 +36,7 @@ def main(argv):
 
     from tf_metaling import configs
     from tf_metaling.interference import analyze_model_dir
+    from tf_metaling.study.tables import cell_values
     from tf_metaling.training.experiment import CONFIG_FILE
     from tf_metaling.training.mlm_inputs import build_mlm_inputs
 
@@ -52,8 +53,6 @@ def main(argv):
     if FLAGS.results:
         with open(FLAGS.results, encoding="utf-8") as file:
             study = json.load(file)
-        from tf_metaling.training.study_table import cell_values
-
         if "records" not in study or "mlm_loss" not in study["records"]:
             raise app.UsageError(f"--results={FLAGS.results}: not a comparison study's results.json with "
                                  "held-out MLM losses (records.mlm_loss).")

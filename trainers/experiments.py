@@ -1,28 +1,21 @@
-"""The paper's comparisons on the built-in corpus or yours, with tables and an interference report.
+"""Runs a registered study: the paper's comparison or the synthetic control, with tables and verdicts.
 
-    python -m trainers.experiments --preset=small --output_dir=runs/study   # <= 60 min, 2 CPU cores
-    python -m trainers.experiments --preset=demo --output_dir=runs/demo     # a few minutes
-    python -m trainers.experiments --preset=paper --output_dir=gs://...     # GPU/TPU sizes
-    python -m trainers.experiments --corpus=DIR --output_dir=runs/mine      # your corpus directory
-    python -m trainers.experiments --preset=pretrained_demo --output_dir=runs/demo/pretrained
-    python -m trainers.experiments --preset=pretrained --init_preset=DIR --output_dir=runs/ft
+    python -m trainers.experiments --list_experiments                    # every name, what it is, its size
+    python -m trainers.experiments --experiment=study_demo --output_dir=runs/demo
+    python -m trainers.experiments --experiment=study_small --workers=2 --output_dir=runs/small
+    python -m trainers.experiments --experiment=study_control --output_dir=runs/control
+    python -m trainers.experiments --experiment=study_tiny --corpus=DIR --output_dir=runs/mine
+    python -m trainers.experiments --config_file=runs/demo/study.yaml --output_dir=runs/demo
 
-`--preset=synthetic_control` runs the synthetic control (exact ground truth: two
-languages made from one text, sweeps of their shared vocabulary and of the
-low-resource language's text; `tf_metaling.training.synthetic_control`), each
-condition a study like the others; `--quick` is its few-second form, and
-`--widths=32,64,128` adds the interference-vs-capacity curve (`--width_learning_rate=scaled` halves
-the learning rate when the width doubles; `--nosweeps` runs the curve alone).
-
-The `pretrained*` presets fine-tune a pretrained encoder (`--init_preset`: a
-keras-hub BERT / XLM-R preset directory, or `builtin`, the built-in 4-bit
-multilingual-e5-small) as JointAll, +LS and +Meta LS on the pivot's
-classification task, and test it zero-shot on every language.
-
-Trains and evaluates Mono (each language), JointPair (pivot + X), JointAll,
-JointAll+LS and JointAll+Meta LS for every seed; rerunning the same command
-skips finished runs. Prints one line per finished run, then the tables (every
-figure with its baseline and a 95% CI) and the report's path. TensorFlow's own
+The configuration is resolved as for single runs (`trainers.pretrain`): the
+registered study (``--experiment``) -> ``--config_file`` (YAML, e.g. a study's
+saved ``study.yaml``) -> ``--params_override`` (``seeds=[0,1],run.trainer.
+train_steps=100``) -> the shorthand flags below. A flag a study cannot use
+fails at once, naming the flag and the study. The resolved configuration is
+written to ``<output_dir>/study.yaml`` before the first run; rerunning the same
+configuration skips finished runs, and another configuration in the same
+directory is refused (``--allow_config_change`` continues anyway). Prints one
+line per finished run, then the tables and the report's path. TensorFlow's own
 log lines are hidden unless --verbose.
 """
 
@@ -34,162 +27,184 @@ quiet_tensorflow_logs(verbose_requested())  # before TensorFlow is imported
 
 from tf_metaling.cpu_allocator import use_pooled_cpu_allocator  # noqa: E402
 
-use_pooled_cpu_allocator()  # before TensorFlow makes its first tensor (its workers: _start_worker)
+use_pooled_cpu_allocator()  # before TensorFlow makes its first tensor (its workers: runner._start_worker)
+
+import os  # noqa: E402
+import sys  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
+from official.modeling import hyperparams  # noqa: E402
 
 from tf_metaling import configs  # noqa: E402
-from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan  # noqa: E402
-from tf_metaling.training.synthetic_control import ControlPlan, SyntheticControl  # noqa: E402
+from tf_metaling.study import open_study  # noqa: E402
+from tf_metaling.study.plan import count_runs  # noqa: E402
 
-PRESETS = {
-    "tiny": StudyPlan(experiment="study_tiny", seeds=(0,), retrieval_pairs=30, classification_train=60,
-                      tagging_steps=20),
-    # The demo's models are trained from scratch for minutes: too little for cross-lingual
-    # transfer between scripts (X -> en retrieval and zero-shot classification sit at chance
-    # there; BUILD.md has the figures), so the demo's tasks are in-language. To fit 12 minutes
-    # on 2 cores it leaves out JointPair and makes a meta update every second step
-    # (study_demo). `small` keeps all of it.
-    "demo": StudyPlan(experiment="study_demo", seeds=(0,), retrieval=False, classification_protocol="in_language",
-                      classification_train=1000, tagging_steps=150,
-                      variants=("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")),
-    "small": StudyPlan(experiment="study_small", seeds=(0, 1, 2)),
-    # make demo's second part: the built-in pretrained encoder, adapters + head fine-tuned on English.
-    "pretrained_demo": StudyPlan(experiment="study_pretrained_demo", seeds=(0,), retrieval_pairs=200,
-                                 variants=("joint_all_ls", "joint_all_meta_ls")),
-    "pretrained": StudyPlan(experiment="study_pretrained", seeds=(0, 1, 2),
-                            variants=("joint_all", "joint_all_ls", "joint_all_meta_ls")),
-    "paper": StudyPlan(experiment="study_paper", seeds=(0, 1, 2), retrieval_pairs=1000, classification_train=5000),
-}
-
-CONTROL_PRESETS = {
-    # The default sweep, sized to finish within 30 minutes on 2 CPU cores with two worker
-    # processes (BUILD.md has the measured time): seeds 0, 1, 2; shares 0, 0.5, 1.0 and 1.0
-    # reversed at resource 1; resources 1, 0.1, 0.01 at share 0; Mono and JointAll
-    # everywhere, +LS and +Meta LS in the base condition (share 0, resource 1: two languages
-    # with equal text and no shared ids, the case LS layers are meant for; BUILD.md has what
-    # the control found there).
-    "synthetic_control": ControlPlan(seeds=(0, 1, 2), shares=(0.0, 0.5, 1.0), sweep_resource=1.0,
-                                     treatments_in="base", workers=2),
-    # --quick: the test suite's form, on the tiny preset's sizes (seconds per run).
-    "quick": ControlPlan(seeds=(0,), shares=(0.0, 1.0), reversed_share=None, resources=(), treatments_in="all",
-                         workers=1,
-                         retrieval_pairs=20, classification_train=100,
-                         overrides={"model": {"hidden_dim": 16, "num_layers": 1, "intermediate_dim": 32,
-                                              "adapter_dim": 4},
-                                    "data": {"synthetic_train_sentences": 200, "batch_size": 8,
-                                             "eval_batches_per_language": 1, "eval_batch_size": 16},
-                                    "trainer": {"train_steps": 6, "eval_interval": 2, "warmup_steps": 0,
-                                                "steps_per_loop": 2, "checkpoint_interval": 6}}),
-}
+# Names of the command's earlier --preset flag -> the registered studies.
+PRESET_NAMES = {"tiny": "study_tiny", "demo": "study_demo", "small": "study_small", "paper": "study_paper",
+                "pretrained_demo": "study_pretrained_demo", "pretrained": "study_pretrained",
+                "synthetic_control": "study_control"}
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("preset", "small", sorted(PRESETS) + ["synthetic_control"], "Study size.")
-flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: its few-second form (for tests).")
-flags.DEFINE_enum("treatments_in", None, ["base", "all"],
-                  "With --preset=synthetic_control: run +LS and +Meta LS in the base condition only, or in all.")
-flags.DEFINE_list("widths", None, "With --preset=synthetic_control: hidden sizes of the capacity curve.")
-flags.DEFINE_enum("width_learning_rate", None, ["same", "scaled"],
-                  "With --widths: the experiment's learning rate at every width (same, the default), or "
-                  "times base width / width (scaled: halved when the width doubles).")
-flags.DEFINE_bool("sweeps", True, "With --preset=synthetic_control: run the shared-vocabulary and resource "
-                  "sweeps; --nosweeps runs only the capacity curve's widths.")
-flags.DEFINE_string("synthetic_source", None,
-                    "With --preset=synthetic_control: the source text, 'toy' (default), 'builtin:en', or "
-                    "--corpus=DIR's --pivot language.")
-flags.DEFINE_string("output_dir", None, "Directory of the study (runs, table, report).")
-flags.DEFINE_list("variants", None, f"Subset of {list(configs.VARIANTS)}.")
-flags.DEFINE_list("seeds", None, "Seeds (default: the preset's).")
-flags.DEFINE_integer(
-    "workers", None,
-    "Runs trained at once, each in its own process (default: the preset's; 1, or 2 for the synthetic "
-    "control). On small models one thread per run uses the cores better than one run on all of them.",
-    lower_bound=1,
-)
-flags.DEFINE_list("languages", None, "Languages (default: the preset's, or every language of --corpus).")
-flags.DEFINE_string("ls_kind", "adapter", "LS kind of the +LS and +Meta LS variants.")
-flags.DEFINE_enum(
-    "budget", "per_language", ["per_language", "total"],
-    "per_language: a run over n languages trains n x the preset's steps (each language gets about "
-    "its Mono run's batches); total: every run trains the preset's steps.",
-)
-flags.DEFINE_string("params_override", "", "Overrides of every run's config (a.b=value,...).")
+flags.DEFINE_string("experiment", None, "A registered study (--list_experiments); default study_small.")
+flags.DEFINE_bool("list_experiments", False, "Print every registered name, what it is and its size, and exit.")
+flags.DEFINE_multi_string("config_file", [], "YAML study config file(s), applied in order (e.g. a study.yaml).")
+flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides of the study.")
+flags.DEFINE_string("output_dir", None, "Directory of the study (study.yaml, runs, tables, report).")
+flags.DEFINE_bool("allow_config_change", False,
+                  "Continue in an output_dir whose study.yaml holds another configuration.")
+flags.DEFINE_string("preset", None, f"Earlier name of --experiment: {sorted(PRESET_NAMES)}.")
+flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: the study_control_quick study.")
+# Shorthands: each sets one field of the study (help text says which).
+flags.DEFINE_list("variants", None, f"variants: a subset of {list(configs.VARIANTS)}.")
+flags.DEFINE_list("seeds", None, "seeds.")
+flags.DEFINE_integer("workers", None, "workers: runs trained at once, each in its own process.", lower_bound=1)
+flags.DEFINE_list("languages", None, "run.data.languages (default: the study's, or every language of --corpus).")
+flags.DEFINE_string("ls_kind", None, "ls_kind: the LS kind of +LS and +Meta LS (adapter, ffn, attention, ...).")
+flags.DEFINE_enum("budget", None, ["per_language", "total"],
+                  "budget: per_language (a run over n languages trains n x the steps) or total.")
 flags.DEFINE_string(
     "corpus", None,
-    "Your corpus directory instead of the built-in corpus: DIR/text/<code>.txt[.gz] (required), optional "
-    "DIR/pos/<code>.conllu, DIR/ner/<code>.iob, DIR/nli/<code>.tsv, DIR/parallel/<code>-<pivot>.tsv (README).",
-)
-flags.DEFINE_string(
-    "init_preset", None,
-    "With --preset=pretrained or pretrained_demo: the pretrained encoder to fine-tune, a keras-hub preset "
-    "directory (BERT / XLM-R) or `builtin` (the default: the built-in 4-bit multilingual-e5-small).",
-)
-flags.DEFINE_string("pivot", "en", "JointPair partner, retrieval target and classification training language.")
+    "Your corpus directory: run.data.corpus_dir (DIR/text/<code>.txt[.gz] required; DIR/pos, ner, nli, parallel "
+    "optional; docs/corpus.md); for the synthetic control, its source text (control.source, --pivot's language).")
+flags.DEFINE_string("init_preset", None,
+                    "run.finetune.init_preset of a fine-tuning study: a keras-hub preset directory or `builtin`.")
+flags.DEFINE_string("pivot", None, "pivot: JointPair partner, retrieval target, classification training language; "
+                                   "for the synthetic control with --corpus, the corpus language it derives from.")
+flags.DEFINE_enum("treatments_in", None, ["base", "all"], "control.treatments_in (synthetic control).")
+flags.DEFINE_list("widths", None, "control.widths: hidden sizes of the capacity curve (synthetic control).")
+flags.DEFINE_enum("width_learning_rate", None, ["same", "scaled"],
+                  "control.width_learning_rate (synthetic control).")
+flags.DEFINE_bool("sweeps", None, "control.sweeps; --nosweeps runs the capacity curve's widths only.")
+flags.DEFINE_string("synthetic_source", None, "control.source: 'toy', 'builtin:en' or 'directory:DIR:CODE'.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and warnings.")
-flags.mark_flag_as_required("output_dir")
+
+
+def list_experiments() -> str:
+    """One line per registered name: kind, runs, measured time on 2 cores, description."""
+    lines = []
+    for name, entry in sorted(configs.EXPERIMENTS.items()):
+        config = entry.build()
+        if isinstance(config, configs.StudyConfig):
+            runs = count_runs(config)
+            size = f"{runs} runs" if runs is not None else "runs: per corpus"
+        else:
+            size = "1 run"
+        time = entry.expected_time or "-"
+        lines.append(f"{name}\n    {entry.kind}; {size}; 2 CPU cores: {time}\n    {entry.description}")
+    return "\n".join(lines)
+
+
+def _shorthands(config: configs.StudyConfig) -> dict:
+    """The shorthand flags given, as overrides of `config`; a flag the study cannot use raises UsageError."""
+    name = config.name or "(from --config_file)"
+    control = config.control.enabled
+    given = {flag: getattr(FLAGS, flag) for flag in (
+        "variants", "seeds", "workers", "languages", "ls_kind", "budget", "corpus", "init_preset", "pivot",
+        "treatments_in", "widths", "width_learning_rate", "sweeps", "synthetic_source") if FLAGS[flag].present}
+
+    def refuse(flag, why):
+        raise app.UsageError(f"--{flag}: study {name} {why}.")
+
+    overrides = {}
+    run = {}
+    for flag, value in given.items():
+        if flag in ("treatments_in", "widths", "width_learning_rate", "sweeps", "synthetic_source"):
+            if not control:
+                refuse(flag, "is not a synthetic control (control.enabled is false)")
+            field = "source" if flag == "synthetic_source" else flag
+            overrides.setdefault("control", {})[field] = [int(w) for w in value] if flag == "widths" else value
+        elif flag == "languages":
+            if control:
+                refuse(flag, "is a synthetic control: its languages are en and the derived lo")
+            run.setdefault("data", {})["languages"] = list(value)
+        elif flag == "budget" and config.finetuning:
+            refuse(flag, "fine-tunes a pretrained encoder on the pivot only: there is no budget to share")
+        elif flag == "init_preset":
+            if not config.finetuning:
+                refuse(flag, "pretrains its models; --init_preset is for the fine-tuning studies "
+                             "(study_pretrained_demo, study_pretrained)")
+            run.setdefault("finetune", {})["init_preset"] = value
+        elif flag == "corpus":
+            directory = os.path.abspath(value)
+            if control:
+                if "synthetic_source" in given:
+                    refuse(flag, "takes its source text from --corpus or --synthetic_source, not both")
+                overrides.setdefault("control", {})["source"] = f"directory:{directory}:{FLAGS.pivot or 'en'}"
+            else:
+                data = run.setdefault("data", {})
+                data.update(corpus="directory", corpus_dir=directory)
+                data.setdefault("languages", [])  # every language of the directory unless --languages
+        elif flag == "pivot":
+            if control and "corpus" not in given:
+                refuse(flag, "is a synthetic control: --pivot names the language of --corpus it derives from")
+            if not control:
+                overrides["pivot"] = value
+        elif flag == "seeds":
+            overrides["seeds"] = [int(seed) for seed in value]
+        else:
+            overrides[flag] = list(value) if flag == "variants" else value
+    if run:
+        overrides["run"] = run
+    return overrides
+
+
+def resolve_study() -> configs.StudyConfig:
+    """The study the flags describe: registered -> --config_file -> --params_override -> shorthands."""
+    name = FLAGS.experiment
+    if FLAGS.preset:
+        if name:
+            raise app.UsageError("--preset is the earlier name of --experiment: give one of them.")
+        if FLAGS.preset not in PRESET_NAMES:
+            raise app.UsageError(f"--preset={FLAGS.preset}: unknown; the studies are --list_experiments.")
+        name = "study_control_quick" if FLAGS.preset == "synthetic_control" and FLAGS.quick else \
+            PRESET_NAMES[FLAGS.preset]
+        print(f"--preset={FLAGS.preset} is now --experiment={name}", file=sys.stderr)
+    elif FLAGS.quick:
+        raise app.UsageError("--quick goes with --preset=synthetic_control; the quick control is "
+                             "--experiment=study_control_quick.")
+    try:
+        if name or not FLAGS.config_file:
+            config = configs.get_study(name or "study_small")
+        else:  # a saved study.yaml holds every field
+            config = configs.StudyConfig()
+        for path in FLAGS.config_file:
+            config = hyperparams.override_params_dict(config, path, is_strict=True)
+        if FLAGS.params_override:
+            config = hyperparams.override_params_dict(config, FLAGS.params_override, is_strict=True)
+    except KeyError as error:
+        raise app.UsageError(_explain(error)) from None
+    overrides = _shorthands(config)
+    if overrides:
+        config = hyperparams.override_params_dict(config, overrides, is_strict=True)
+    try:
+        return configs.validate_study(config)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+
+
+def _explain(error: KeyError) -> str:
+    """A KeyError of the registry or of an override, with the study's field names when a run field was meant."""
+    text = str(error.args[0]) if error.args else str(error)
+    run_fields = set(configs.ExperimentConfig().as_dict())
+    for field in run_fields:
+        if f"'{field}'" in text and "StudyConfig" in text:
+            return (f"{text} A study's run settings are under run.: e.g. run.{field}.... "
+                    "(--params_override=run.trainer.train_steps=100).")
+    return text
 
 
 def main(argv):
     del argv
+    if FLAGS.list_experiments:
+        print(list_experiments())
+        return
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required (the study's directory).")
     # Per-run progress is printed by the study itself.
     logging.set_verbosity(logging.INFO if FLAGS.verbose else logging.ERROR)
-    if FLAGS.preset == "synthetic_control":
-        return run_control()
-    plan = PRESETS[FLAGS.preset]
-    if FLAGS.variants:
-        unknown = [v for v in FLAGS.variants if v not in configs.VARIANTS]
-        if unknown:
-            raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(configs.VARIANTS)}.")
-        plan.variants = tuple(FLAGS.variants)
-    if FLAGS.seeds:
-        plan.seeds = tuple(int(s) for s in FLAGS.seeds)
-    if FLAGS.workers:
-        plan.workers = FLAGS.workers
-    if FLAGS.languages:
-        plan.languages = tuple(FLAGS.languages)
-    if FLAGS.corpus:
-        plan.corpus_dir = FLAGS.corpus
-    if FLAGS.init_preset:
-        if not FLAGS.preset.startswith("pretrained"):
-            raise app.UsageError("--init_preset fine-tunes a pretrained encoder: use it with --preset=pretrained "
-                                 "or --preset=pretrained_demo.")
-        plan.init_preset = FLAGS.init_preset
-    plan.pivot = FLAGS.pivot
-    plan.ls_kind = FLAGS.ls_kind
-    plan.budget = FLAGS.budget
-    if FLAGS.params_override:
-        plan.overrides = FLAGS.params_override  # YAML or "a.b=value,..." (hyperparams syntax)
-    study = ComparisonStudy(plan, FLAGS.output_dir)
+    config = resolve_study()
+    study = open_study(config, FLAGS.output_dir, allow_config_change=FLAGS.allow_config_change)
     study.report(study.run())
-
-
-def run_control():
-    plan = CONTROL_PRESETS["quick" if FLAGS.quick else "synthetic_control"]
-    if FLAGS.seeds:
-        plan.seeds = tuple(int(s) for s in FLAGS.seeds)
-    if FLAGS.workers:
-        plan.workers = FLAGS.workers
-    if FLAGS.treatments_in:
-        plan.treatments_in = FLAGS.treatments_in
-    if FLAGS.widths:
-        plan.widths = tuple(int(w) for w in FLAGS.widths)
-    if FLAGS.width_learning_rate:
-        plan.width_learning_rate = FLAGS.width_learning_rate
-    plan.sweeps = FLAGS.sweeps
-    try:
-        plan.conditions()
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    if FLAGS.variants:
-        plan.variants = tuple(FLAGS.variants)
-    if FLAGS.corpus:
-        plan.source = f"directory:{FLAGS.corpus}:{FLAGS.pivot}"
-    if FLAGS.synthetic_source:
-        plan.source = FLAGS.synthetic_source
-    if FLAGS.params_override:
-        plan.overrides = FLAGS.params_override
-    control = SyntheticControl(plan, FLAGS.output_dir)
-    control.report(control.run())
 
 
 def run():

@@ -298,7 +298,7 @@ def test_the_study_reads_the_plateau_from_the_accuracy_records(tmp_path):
     import numpy as np
 
     from tf_metaling.estimates import ratio_record
-    from tf_metaling.training.comparison_study import ComparisonStudy
+    from tf_metaling.study.evaluation.evaluate_run import run_convergence
     from tf_metaling.training.experiment import LEARNING_CURVE_FILE
 
     (tmp_path / LEARNING_CURVE_FILE).write_text(json.dumps(
@@ -307,7 +307,7 @@ def test_the_study_reads_the_plateau_from_the_accuracy_records(tmp_path):
     weights = np.full(500, 10.0)
     at_baseline = ratio_record(rng.binomial(10, 0.03, 500), weights, baseline=0.03)
     above = ratio_record(rng.binomial(10, 0.12, 500), weights, baseline=0.03)
-    assert ComparisonStudy.convergence(str(tmp_path))["convergence"]["converged"]
-    verdict = ComparisonStudy.convergence(str(tmp_path), {"en": above, "ur": at_baseline})["convergence"]
+    assert run_convergence(str(tmp_path))["convergence"]["converged"]
+    verdict = run_convergence(str(tmp_path), {"en": above, "ur": at_baseline})["convergence"]
     assert not verdict["converged"] and "accuracy of ur not above" in verdict["reason"]
-    assert ComparisonStudy.convergence(str(tmp_path), {"en": above})["convergence"]["converged"]
+    assert run_convergence(str(tmp_path), {"en": above})["convergence"]["converged"]

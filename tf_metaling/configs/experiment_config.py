@@ -174,8 +174,13 @@ class ExperimentConfig(hyperparams.Config):
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
 
-def validate(config: ExperimentConfig) -> ExperimentConfig:
-    """Checks cross-field constraints; raises ValueError naming the field."""
+def validate(config: ExperimentConfig, languages_from_corpus: bool = False) -> ExperimentConfig:
+    """Checks cross-field constraints; raises ValueError naming the field.
+
+    `languages_from_corpus`: empty ``data.languages`` means every language of the
+    corpus (a study on a corpus directory, before it is read): not an error.
+    """
+    unresolved = languages_from_corpus and not config.data.languages
 
     def check(condition, field, message):
         if not condition:
@@ -183,7 +188,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
 
     check(config.task in TASKS, "task", f"{config.task!r} is not one of {TASKS}")
     check(config.data.corpus in CORPORA, "data.corpus", f"{config.data.corpus!r} is not one of {CORPORA}")
-    check(len(config.data.languages) >= 1, "data.languages", "needs at least one language")
+    check(unresolved or len(config.data.languages) >= 1, "data.languages", "needs at least one language")
     check(
         len(set(config.data.languages)) == len(config.data.languages),
         "data.languages",
@@ -213,7 +218,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         )
         check(config.meta.every_n_steps >= 1, "meta.every_n_steps", "must be >= 1")
         check(
-            not (config.meta.exclude_current_language and len(config.data.languages) < 2),
+            unresolved or not (config.meta.exclude_current_language and len(config.data.languages) < 2),
             "meta.exclude_current_language",
             "needs at least two languages",
         )

@@ -159,5 +159,5 @@ def validate_study(config: StudyConfig) -> StudyConfig:
         check(not config.finetuning, "run.finetune.init_preset", "the synthetic control pretrains its models")
         check(config.run.data.corpus == "synthetic", "run.data.corpus",
               "the synthetic control's runs read synthetic languages (data.corpus=synthetic)")
-    validate(config.run)
+    validate(config.run, languages_from_corpus=config.run.data.corpus == "directory")
     return config

@@ -2,7 +2,7 @@
 
 The input is plain data, one study's per-seed figures per model width:
 ``{width: {variant: {language: [per-seed values]}}}`` (each width's part is
-what `study_table.cell_values` returns), values of one seed at the same
+what `tables.cell_values` returns), values of one seed at the same
 position in every list. For every width, language and joint variant the
 difference ``joint - Mono`` is taken seed by seed and summarised as its mean
 with the 95% t interval over seeds (`tf_metaling.estimates.seeds_estimate`).
@@ -29,7 +29,8 @@ import numpy as np
 
 from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.estimates import Estimate, seeds_estimate
-from tf_metaling.training import study_table
+from tf_metaling.study.tables import markdown_table, wrap
+from tf_metaling.study.verdicts import bootstrap_interval
 
 COMPARISONS = {"joint_pair": "JointPair-Mono", "joint_all": "JointAll-Mono"}
 MAX_COLUMNS = 100
@@ -72,15 +73,13 @@ def interference_by_capacity(results: Mapping, baseline: str = "mono",
 
 def _bootstrap_estimate(records, variant, baseline, code, difference, higher_is_better) -> Optional[Estimate]:
     """One seed: ``variant - baseline`` with the bootstrap CI over test examples (None without records)."""
-    from tf_metaling.training.verdicts import bootstrap_interval
-
     interval = bootstrap_interval(records, variant, baseline, [code], higher_is_better)
     if interval is None or interval.low is None:
         return None
     # The verdicts' effect is "variant is worse" (for a higher-is-better metric, baseline - variant);
     # the table keeps the metric's sign.
     low, high = sorted((-interval.low, -interval.high) if higher_is_better else (interval.low, interval.high))
-    return Estimate(difference, low, high, "bootstrap", interval.n)
+    return Estimate(difference, low, high, "bootstrap", interval.n, "examples")
 
 
 def _cell(estimate: Optional[Estimate], digits: int) -> str:
@@ -151,32 +150,19 @@ def capacity_table(results: Mapping, metric_name: str = "held-out MLM loss", hig
         last = first + 1
         while last < len(widths) and _line_width(header, rows, first, last + 1) <= MAX_COLUMNS:
             last += 1
-        tables.append(_markdown(header, rows, first, last))
+        tables.append("\n".join(markdown_table(*_columns_of(header, rows, first, last))))
         first = last
-    return "\n\n".join([_wrap(caption)] + tables + ["\n".join(_wrap(n) for n in notes)])
+    return "\n\n".join([wrap(caption, MAX_COLUMNS)] + tables + ["\n".join(wrap(n, MAX_COLUMNS) for n in notes)])
 
 
-def _columns(row, first, last):
-    return row[:2] + row[2 + first: 2 + last]
+def _columns_of(header, rows, first, last) -> tuple:
+    """The header and rows with the width columns ``first:last`` only (the first two always)."""
+    keep = lambda row: row[:2] + row[2 + first: 2 + last]  # noqa: E731
+    return keep(header), [keep(row) for row in rows]
 
 
 def _line_width(header, rows, first, last) -> int:
-    table = [_columns(r, first, last) for r in [header] + rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return sum(widths) + 3 * len(widths) + 1
-
-
-def _markdown(header, rows, first, last) -> str:
-    table = [_columns(r, first, last) for r in [header] + rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(table[0], widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in table[1:]]
-    return "\n".join(lines)
-
-
-def _wrap(text: str, width: int = MAX_COLUMNS) -> str:
-    return study_table.wrap(text, width)
+    return len(markdown_table(*_columns_of(header, rows, first, last))[0])
 
 
 def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-out MLM loss",

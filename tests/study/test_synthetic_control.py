@@ -111,7 +111,7 @@ def _random_model(corpus, seed=0):
 
 
 def test_retrieval_between_a_language_and_its_exact_copy_scores_one_for_any_model():
-    from tf_metaling.training.transfer_evaluation import retrieval_records
+    from tf_metaling.study.evaluation.retrieval import retrieval_records
 
     copy = _corpus("lo:share=1")
     model = _random_model(copy)  # random weights: a check of the evaluation, not of a model
@@ -135,15 +135,12 @@ def test_the_classification_labels_come_from_the_source_sentence_and_agree_in_ev
     assert min(counts.values()) / max(counts.values()) > 0.5  # the word is in about half the sentences
 
 
-@pytest.mark.slow
-def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_per_resource(tmp_path):
-    import copy
+def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_per_resource():
+    from tf_metaling.study.plan import Condition, control_plan, mono_source
 
-    from trainers.experiments import CONTROL_PRESETS
-    from tf_metaling.training.synthetic_control import Condition, SyntheticControl
-
-    control = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path))
-    variants = {condition: study.plan.variants for condition, study in control.studies.items()}
+    config = configs.get_study("study_control")
+    plan = control_plan(config)
+    variants = {condition: tuple(study.variants) for condition, study, _ in plan}
     base = Condition(0.0, 1.0)  # the default's base condition: equal text, no shared ids
     assert set(variants) == {base, Condition(0.5, 1.0), Condition(1.0, 1.0), Condition(1.0, 1.0, reverse=True),
                              Condition(0.0, 0.1), Condition(0.0, 0.01)}
@@ -151,37 +148,38 @@ def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_pe
     # Mono lo runs once per resource level, Mono en once (in the base condition); the share sweep
     # borrows both from the base condition.
     assert variants[Condition(0.0, 0.1)] == variants[Condition(0.0, 0.01)] == ("mono", "joint_all")
-    mono = {condition: study.plan.mono_languages for condition, study in control.studies.items()}
+    mono = {condition: languages for condition, _, languages in plan}
     assert mono[base] == ("en", "lo") and mono[Condition(0.0, 0.1)] == mono[Condition(0.0, 0.01)] == ("lo",)
-    assert control.mono_source(Condition(0.0, 0.01), "en") == base
-    assert control.mono_source(Condition(0.0, 0.01), "lo") == Condition(0.0, 0.01)
-    assert control.mono_source(Condition(1.0, 1.0, reverse=True), "lo") == base
+    assert mono_source(config, Condition(0.0, 0.01), "en") == base
+    assert mono_source(config, Condition(0.0, 0.01), "lo") == Condition(0.0, 0.01)
+    assert mono_source(config, Condition(1.0, 1.0, reverse=True), "lo") == base
     for condition in (Condition(0.5, 1.0), Condition(1.0, 1.0), Condition(1.0, 1.0, reverse=True)):
         assert variants[condition] == ("joint_all",)
     # Every Mono source comes before the conditions that borrow from it.
     order = list(variants)
     assert order.index(base) < min(order.index(c) for c in variants if c != base)
-    everywhere = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path / "all"))
-    everywhere.plan.treatments_in = "all"
-    assert everywhere._study(Condition(1.0, 1.0)).plan.variants == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
+    # Each condition is a study of its own: the derived language as the condition says.
+    study = dict((c, s) for c, s, _ in plan)[Condition(1.0, 1.0, reverse=True)]
+    assert study.run.data.synthetic_languages == ["en", "lo:share=1,resource=1,reverse"]
+    assert study.name == "study_control/share1-reversed-resource1" and not study.control.enabled
+    config.control.treatments_in = "all"
+    everywhere = {condition: tuple(study.variants) for condition, study, _ in control_plan(config)}
+    assert everywhere[Condition(1.0, 1.0)] == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
 
 
 def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
-    import copy
+    from tf_metaling.study.plan import control_conditions
+    from tf_metaling.study.synthetic_control import SyntheticControl
 
-    from trainers.experiments import CONTROL_PRESETS
-    from tf_metaling.training.synthetic_control import SyntheticControl
-
-    plan = copy.deepcopy(CONTROL_PRESETS["quick"])
     log = io.StringIO()
-    control = SyntheticControl(plan, str(tmp_path / "control"), log=log)
+    control = SyntheticControl(configs.get_study("study_control_quick"), str(tmp_path / "control"), log=log)
     control.report(control.run())
     summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
     for claim in "abcdef":
         assert f"- ({claim}) " in summary
     # The tally after the conditions' verdicts: how many tests, and how many chance alone would flag.
     assert re.search(r"Across the 2 conditions, \d+ distinct tests of the claims", " ".join(summary.split()))
-    base, copy_condition = control.plan.conditions()
+    base, copy_condition = control_conditions(control.config)
     assert os.path.exists(tmp_path / "control" / base.name / "curves.png")
     table = open(tmp_path / "control" / base.name / "table.md", encoding="utf-8").read()
     assert "Convergence of the runs" in table and "Retrieval accuracy@1, X -> en" in table
@@ -206,29 +204,30 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
     assert "lo" in report and "en" in report
 
 
-def test_the_capacity_curve_alone_with_the_learning_rate_halved_when_the_width_doubles(tmp_path):
-    import copy
-    import dataclasses
+def test_the_capacity_curve_alone_with_the_learning_rate_halved_when_the_width_doubles():
+    from official.modeling import hyperparams
 
-    from trainers.experiments import CONTROL_PRESETS
-    from tf_metaling.training.synthetic_control import Condition, ControlPlan, SyntheticControl
+    from tf_metaling.study.plan import Condition, PlannedRun, control_plan, learning_rate, run_config
 
-    plan = copy.deepcopy(CONTROL_PRESETS["synthetic_control"])
-    plan.sweeps, plan.widths, plan.width_learning_rate = False, (16, 64), "scaled"
-    control = SyntheticControl(plan, str(tmp_path))
-    assert list(control.studies) == [Condition(0.0, 1.0, width=16), Condition(0.0, 1.0, width=64)]
-    runs = {c.width: s.config_for("joint_all", None, 0, "") for c, s in control.studies.items()}
+    config = configs.get_study("study_control")
+    config.control.sweeps, config.control.widths, config.control.width_learning_rate = False, [16, 64], "scaled"
+    plan = control_plan(config)
+    assert [condition for condition, _, _ in plan] == [Condition(0.0, 1.0, width=16), Condition(0.0, 1.0, width=64)]
+    runs = {c.width: run_config(s, ["en", "lo"], PlannedRun("joint_all", None, 0), "") for c, s, _ in plan}
     # study_control: d=32 at 5e-3.
     assert {w: (c.model.hidden_dim, c.trainer.learning_rate) for w, c in runs.items()} == {
         16: (16, pytest.approx(1e-2)), 64: (64, pytest.approx(2.5e-3))}
-    assert control.learning_rate() == pytest.approx(5e-3)
-    # The default keeps the experiment's rate at every width; a user's override is the base of the scaling.
-    same = SyntheticControl(dataclasses.replace(plan, width_learning_rate="same"), str(tmp_path / "same"))
-    assert [s.base.trainer.learning_rate for s in same.studies.values()] == [pytest.approx(5e-3)] * 2
-    scaled = SyntheticControl(dataclasses.replace(plan, overrides={"trainer": {"learning_rate": 4e-3}}),
-                              str(tmp_path / "override"))
-    assert [s.base.trainer.learning_rate for s in scaled.studies.values()] == [pytest.approx(8e-3), pytest.approx(2e-3)]
-    with pytest.raises(ValueError, match="no condition to run"):
-        ControlPlan(sweeps=False).conditions()
-    with pytest.raises(ValueError, match="width_learning_rate='halved'"):
-        ControlPlan(width_learning_rate="halved").conditions()
+    assert learning_rate(config) == pytest.approx(5e-3)
+    # "same" keeps the run config's rate at every width; a user's override is the base of the scaling.
+    config.control.width_learning_rate = "same"
+    assert [s.run.trainer.learning_rate for _, s, _ in control_plan(config)] == [pytest.approx(5e-3)] * 2
+    config.control.width_learning_rate = "scaled"
+    config = hyperparams.override_params_dict(config, "run.trainer.learning_rate=4e-3", is_strict=True)
+    assert [s.run.trainer.learning_rate for _, s, _ in control_plan(config)] == [
+        pytest.approx(8e-3), pytest.approx(2e-3)]
+    config.control.widths = []
+    with pytest.raises(ValueError, match="field control.sweeps: no condition to run"):
+        configs.validate_study(config)
+    config.control.widths, config.control.width_learning_rate = [16], "halved"
+    with pytest.raises(ValueError, match="field control.width_learning_rate: 'halved' is not one of"):
+        configs.validate_study(config)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tf_metaling.training.capacity_curve import capacity_table, interference_by_capacity, plot_capacity_curve
+from tf_metaling.study.capacity_curve import capacity_table, interference_by_capacity, plot_capacity_curve
 
 GROUPS = {"high": ["en", "fr"], "low": ["sw"]}
 # held-out loss per seed; the joint models get relatively better with width
@@ -41,7 +41,7 @@ def test_differences_are_paired_by_seed_with_a_t_interval():
     assert estimate.value == pytest.approx(differences.mean())
     mean = differences.mean()
     assert (estimate.low, estimate.high) == pytest.approx((mean - half, mean + half))
-    assert estimate.n == 3 and estimate.method == "seeds-t"
+    assert estimate.n == 3 and estimate.method == "t" and estimate.unit == "seeds"
     # identical differences: the interval is the point itself
     fr = estimates[128]["joint_pair"]["fr"]
     assert fr.value == pytest.approx(0.0) and fr.low == pytest.approx(0.0) and fr.includes(0.0)

@@ -18,9 +18,10 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 def test_experiments_command_prints_no_tensorflow_log_lines(tmp_path):
     corpus = write_corpus_directory(str(tmp_path / "corpus"), text_lines=60, task_sentences=20, ner=False,
                                     pos_languages=())
-    command = [sys.executable, "-m", "trainers.experiments", "--preset=tiny", f"--corpus={corpus}",
+    command = [sys.executable, "-m", "trainers.experiments", "--experiment=study_tiny", f"--corpus={corpus}",
                "--variants=joint_all", f"--output_dir={tmp_path / 'study'}",
-               "--params_override=trainer.train_steps=4,trainer.checkpoint_interval=4,trainer.eval_interval=4"]
+               "--params_override=run.trainer.train_steps=4,run.trainer.checkpoint_interval=4,"
+               "run.trainer.eval_interval=4"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "GRPC_", "ABSL_"))}
     result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=900, env=environment)
     output = result.stdout + result.stderr

@@ -28,11 +28,11 @@ The sample a CI is computed from:
 
 - two or more seeds: per seed, the effect averaged over the claim's
   languages; the mean and the one-sample t interval of those differences
-  (`scipy.stats.ttest_1samp`);
+  (`tf_metaling.estimates.t_estimate`);
 - one seed with per-example records (``records``: the study's
   ``results["records"][metric]``, ratio records of `tf_metaling.estimates`):
   a percentile bootstrap over the test examples, each run's examples
-  resampled independently (`scipy.stats.bootstrap`, 1000 resamples);
+  resampled independently (`tf_metaling.estimates.ratio_difference_estimate`);
 - one seed without records: the t interval over the claim's languages
   (``n`` languages), when it has two or more.
 
@@ -46,11 +46,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
+import textwrap
+
 import numpy as np
-from scipy import stats
 
 from tf_metaling.configs.variants import VARIANT_NAMES as TITLES
-from tf_metaling.estimates import BOOTSTRAP_RESAMPLES, CONFIDENCE
+from tf_metaling.estimates import CONFIDENCE, Estimate, ratio_difference_estimate, t_estimate, worse_by
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
@@ -69,39 +70,37 @@ CLAIMS = {
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """One claim's verdict.
+    """One claim's verdict: its status, the `Estimate` of its effect (None when not tested), in words.
 
-    ``effect`` is in the metric's units, positive when the claim holds;
-    ``low``/``high`` its 95% CI (None without one); ``n`` the size of the
-    sample the CI comes from and ``unit`` what it counts (seeds, languages,
-    examples); ``languages`` the languages the effect averages over.
+    The effect is in the metric's units, positive when the claim holds;
+    ``languages`` are the languages it averages over.
     """
 
     claim: str
     status: str
-    effect: Optional[float]
-    low: Optional[float]
-    high: Optional[float]
-    n: int
-    unit: str
-    method: str
+    estimate: Optional[Estimate]
     languages: tuple
-    p_value: Optional[float]
     sentence: str
 
+    @property
+    def effect(self) -> Optional[float]:
+        return self.estimate.value if self.estimate else None
+
+    @property
+    def low(self) -> Optional[float]:
+        return self.estimate.low if self.estimate else None
+
+    @property
+    def high(self) -> Optional[float]:
+        return self.estimate.high if self.estimate else None
+
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "languages": list(self.languages), "title": CLAIMS[self.claim]}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Interval:
-    effect: float
-    low: Optional[float]
-    high: Optional[float]
-    n: int
-    unit: str
-    method: str
-    p_value: Optional[float] = None
+        estimate = self.estimate.as_dict() if self.estimate else {}
+        return {"claim": self.claim, "status": self.status, "effect": self.effect, "low": self.low,
+                "high": self.high, "n": estimate.get("n", 0), "unit": estimate.get("unit", ""),
+                "method": self.estimate.describe() if self.estimate else "none",
+                "p_value": estimate.get("p_value"), "languages": list(self.languages),
+                "sentence": self.sentence, "title": CLAIMS[self.claim]}
 
 
 def status_of(low: Optional[float], high: Optional[float]) -> str:
@@ -109,26 +108,6 @@ def status_of(low: Optional[float], high: Optional[float]) -> str:
     if low is None or high is None or low <= 0.0 <= high:
         return INCONCLUSIVE
     return SUPPORTED if low > 0.0 else CONTRADICTED
-
-
-def t_interval(differences: Sequence[float], unit: str, confidence: float = CONFIDENCE) -> _Interval:
-    """Mean and one-sample t interval of paired differences (no interval for one value)."""
-    values = np.asarray(differences, dtype=float)
-    mean = float(values.mean())
-    if values.size < 2:
-        return _Interval(mean, None, None, int(values.size), unit, "none")
-    if np.allclose(values, values[0]):  # no spread: every resample of the data gives the mean
-        return _Interval(mean, mean, mean, int(values.size), unit, f"t over {values.size} {unit}")
-    test = stats.ttest_1samp(values, 0.0)
-    interval = test.confidence_interval(confidence)
-    return _Interval(mean, float(interval.low), float(interval.high), int(values.size), unit,
-                     f"t over {values.size} {unit}", float(test.pvalue))
-
-
-def _worse(a, b, higher_is_better: bool):
-    """How much worse `a` is than `b` (> 0: `a` worse), whatever the metric's direction."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return b - a if higher_is_better else a - b
 
 
 def _per_seed_lists(values, variant, language):
@@ -173,44 +152,21 @@ def _single_record(records, variant, code):
 
 
 def bootstrap_interval(records, worse_variant, better_variant, languages, higher_is_better: bool,
-                       seed: int = 0) -> Optional[_Interval]:
+                       seed: int = 0) -> Optional[Estimate]:
     """One seed: bootstrap CI of the language-averaged effect over each run's test examples.
 
     None unless every language has the records of both variants (never a CI of a partial average).
     """
-    examples = []
+    pairs = []
     for code in languages:
         a = _single_record(records, worse_variant, code)
         b = _single_record(records, better_variant, code)
         if a is None or b is None:
             return None
-        examples += [a, b]
-    if not examples:
+        pairs.append((a, b))
+    if not pairs:
         return None
-
-    def ratio(pairs):
-        total = pairs[:, 1].sum()
-        return pairs[:, 0].sum() / total if total else 0.0
-
-    def statistic(*indices):
-        runs = [pairs[np.asarray(i, dtype=int)] for pairs, i in zip(examples, indices)]
-        return float(np.mean([_worse(ratio(runs[k]), ratio(runs[k + 1]), higher_is_better)
-                              for k in range(0, len(runs), 2)]))
-
-    whole = statistic(*[np.arange(len(pairs)) for pairs in examples])
-    sizes = [len(pairs) for pairs in examples]
-    if min(sizes) < 2:
-        return _Interval(whole, None, None, sum(sizes), "examples", "none")
-    result = stats.bootstrap(
-        tuple(np.arange(size) for size in sizes), statistic, paired=False, vectorized=False,
-        n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if not (np.isfinite(low) and np.isfinite(high)):  # every resample equal: the CI is the value
-        low = high = whole
-    return _Interval(whole, low, high, sum(sizes), "examples",
-                     f"bootstrap over {sum(sizes)} test examples (one seed)")
+    return ratio_difference_estimate(pairs, higher_is_better, seed)
 
 
 def difference_interval(values, worse_variant, better_variant, languages, higher_is_better: bool,
@@ -225,34 +181,33 @@ def difference_interval(values, worse_variant, better_variant, languages, higher
         raise ValueError(f"verdicts: {worse_variant} vs {better_variant}: languages have different seed "
                          f"counts {sorted(seeds)}.")
     if seeds.pop() >= 2:
-        per_seed = np.mean([_worse(a, b, higher_is_better) for a, b in pairs.values()], axis=0)
-        return t_interval(per_seed, "seeds"), used
+        per_seed = np.mean([worse_by(a, b, higher_is_better) for a, b in pairs.values()], axis=0)
+        return t_estimate(per_seed, "seeds"), used
     if records is not None:
         interval = bootstrap_interval(records, worse_variant, better_variant, used, higher_is_better)
         if interval is not None:
             return interval, used
-    per_language = [float(_worse(a[0], b[0], higher_is_better)) for a, b in pairs.values()]
-    return t_interval(per_language, "languages"), used
+    per_language = [float(worse_by(a[0], b[0], higher_is_better)) for a, b in pairs.values()]
+    return t_estimate(per_language, "languages"), used
 
 
-def _describe(effect_text, interval: Optional[_Interval]) -> str:
+def _describe(effect_text, interval: Optional[Estimate]) -> str:
     if interval is None:
         return ""
-    text = f"{effect_text} by {interval.effect:.3f}"
+    text = f"{effect_text} by {interval.value:.3f}"
     if interval.low is None:
         return text + f" (no CI: n={interval.n})"
-    return text + f" (95% CI {interval.low:.3f} to {interval.high:.3f}; {interval.method})"
+    return text + f" (95% CI {interval.low:.3f} to {interval.high:.3f}; {interval.describe()})"
 
 
 def _verdict(claim, interval, used, effect_text, reason_if_missing) -> Verdict:
     if interval is None:
         status = NOT_TESTED
         sentence = f"({claim}) {CLAIMS[claim]}: {NOT_TESTED} ({reason_if_missing})."
-        return Verdict(claim, status, None, None, None, 0, "", "none", (), None, sentence)
+        return Verdict(claim, status, None, (), sentence)
     status = status_of(interval.low, interval.high)
     sentence = f"({claim}) {CLAIMS[claim]}: {status}; {_describe(effect_text, interval)}."
-    return Verdict(claim, status, interval.effect, interval.low, interval.high, interval.n, interval.unit,
-                   interval.method, used, interval.p_value, sentence)
+    return Verdict(claim, status, interval, tuple(used), sentence)
 
 
 def _languages(values, *variants) -> list:
@@ -275,11 +230,10 @@ def _existential(claim, values, worse_variant, better_variant, languages, higher
     intervals = {}
     for code, (a, b) in pairs.items():
         if len(a) >= 2:
-            intervals[code] = t_interval(_worse(a, b, higher_is_better), "seeds", confidence)
+            intervals[code] = t_estimate(worse_by(a, b, higher_is_better), "seeds", confidence)
         else:
             boot = bootstrap_interval(records, worse_variant, better_variant, [code], higher_is_better)
-            intervals[code] = boot or _Interval(float(_worse(a[0], b[0], higher_is_better)), None, None, 1,
-                                                "seeds", "none")
+            intervals[code] = boot or Estimate(float(worse_by(a[0], b[0], higher_is_better)), n=1, unit="seeds")
     statuses = {code: status_of(i.low, i.high) for code, i in intervals.items()}
     if any(s == SUPPORTED for s in statuses.values()):
         status = SUPPORTED
@@ -289,14 +243,13 @@ def _existential(claim, values, worse_variant, better_variant, languages, higher
         code = max(intervals, key=lambda c: intervals[c].high)
     else:
         status = INCONCLUSIVE
-        code = max(intervals, key=lambda c: intervals[c].effect)
+        code = max(intervals, key=lambda c: intervals[c].value)
     chosen = intervals[code]
     where = "largest" if status == SUPPORTED else "closest to holding"
     scope = (f"in {code}, the language where it is {where}"
              f" ({len(pairs)} languages, Bonferroni-corrected CIs)")
     sentence = f"({claim}) {CLAIMS[claim]}: {status}; {_describe(effect_text, chosen)} {scope}."
-    return Verdict(claim, status, chosen.effect, chosen.low, chosen.high, chosen.n, chosen.unit,
-                   chosen.method, (code,), chosen.p_value, sentence)
+    return Verdict(claim, status, chosen, (code,), sentence)
 
 
 def claim_verdicts(
@@ -373,8 +326,6 @@ def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged
     """
     lines = ["Verdicts on the paper's claims (95% CIs; positive effect = the claim's direction):", ""]
     if not_converged:
-        import textwrap
-
         lines[1:1] = ["", textwrap.fill(f"Caution: {len(not_converged)} run(s) did not converge "
                                     f"({', '.join(not_converged)}); the verdicts that use them are about "
                                     "under-trained models.", width)]
@@ -402,8 +353,6 @@ def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sectio
     the sentence says so beside the counts, so that one such verdict among many
     is read as a lead, not a finding.
     """
-    import textwrap
-
     tests = {}
     for section, verdicts in sections.items():
         for verdict in verdicts:

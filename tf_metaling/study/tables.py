@@ -17,6 +17,7 @@ from typing import Optional
 
 from tf_metaling.configs.variants import VARIANT_TITLES
 from tf_metaling.estimates import Estimate, example_estimate, seeds_estimate
+from tf_metaling.training.convergence import ConvergenceRule
 
 # metric key prefix -> (title, digits, higher is better)
 METRICS = {
@@ -126,10 +127,7 @@ def format_table(results: dict, metric: str) -> str:
             rows.append(cells)
     if not rows:
         return ""
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    lines = [wrap(title), "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines = [wrap(title)] + markdown_table(header, rows)
     notes = []
     if len(seeds) >= 2:
         notes.append(f"± = half-width of the 95% CI: t interval over {len(seeds)} seeds.")
@@ -145,6 +143,14 @@ def format_table(results: dict, metric: str) -> str:
     for reason, number in used_reasons.items():
         notes.append(f"-[{number}]: {REASONS.get(reason, reason)}.")
     return "\n".join(lines + [wrap(note) for note in notes])
+
+
+def markdown_table(header, rows) -> list[str]:
+    """A Markdown table's lines, every column padded to its widest cell."""
+    widths = [max(len(str(r[i])) for r in list(rows) + [header]) for i in range(len(header))]
+    return (["| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+            + ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows])
 
 
 def wrap(text: str, width: int = 100) -> str:
@@ -178,8 +184,6 @@ def unconverged_runs(results: dict) -> list:
 
 def convergence_table(results: dict) -> str:
     """One row per trained run: steps, how it stopped, the last window's improvement and the verdict."""
-    from tf_metaling.training.convergence import ConvergenceRule
-
     runs = results.get("runs") or {}
     if not runs:
         return ""
@@ -194,14 +198,10 @@ def convergence_table(results: dict) -> str:
                      f"best (step {best})" if best else "last",
                      "-" if improvement is None else f"{improvement:.1%}", verdict["label"]])
     converged = sum(run["convergence"]["converged"] for run in runs.values())
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = [wrap(f"Convergence of the runs: {converged} of {len(runs)} converged. {ConvergenceRule().describe()} "
                   "improvement: relative drop of the best held-out loss over that window. A figure from a run that "
                   "did not converge is a figure of an under-trained model. weights: the run's final weights, its last "
-                  "or (trainer.restore_best) those of its best evaluation."),
-             "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+                  "or (trainer.restore_best) those of its best evaluation.")] + markdown_table(header, rows)
     return "\n".join(lines)
 
 

@@ -8,17 +8,18 @@ import os
 import pytest
 
 from tf_metaling.data.errors import DataFormatError
-from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan
+from tf_metaling.study.comparison_study import ComparisonStudy
 
 from ..data.corpus_directory_fixtures import upos, write, write_corpus_directory
+from ..helpers import study_config
 
 
-def _plan(root, **changes):
-    settings = dict(experiment="study_tiny", variants=("mono", "joint_all"), seeds=(0,), corpus_dir=root,
-                    retrieval_pairs=30, classification_train=60, tagging_steps=6,
-                    overrides={"trainer": {"train_steps": 6, "checkpoint_interval": 6, "eval_interval": 6}})
-    settings.update(changes)
-    return StudyPlan(**settings)
+def _plan(root, languages=()):
+    return study_config("study_tiny", {
+        "variants": ["mono", "joint_all"], "seeds": [0],
+        "evaluation": {"retrieval_pairs": 30, "classification_train": 60, "tagging_steps": 6},
+        "run": {"data": {"corpus": "directory", "corpus_dir": os.path.abspath(root), "languages": list(languages)},
+                "trainer": {"train_steps": 6, "checkpoint_interval": 6, "eval_interval": 6}}})
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_study_runs_end_to_end_on_a_corpus_directory(tmp_path):
     output_dir = str(tmp_path / "study")
     log = io.StringIO()
     study = ComparisonStudy(_plan(root), output_dir, log=log)
-    assert study.languages == ["en", "sw"] and set(study.tagging) == {"pos"}
+    assert study.languages == ["en", "sw"] and set(study.tasks.tagging) == {"pos"}
     report = study.report(study.run())
     with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as file:
         results = json.load(file)
@@ -41,7 +42,7 @@ def test_study_runs_end_to_end_on_a_corpus_directory(tmp_path):
     assert set(records["tagging:pos"]) == {"mono", "joint_all", "scratch"}
     for variant in ("mono", "joint_all", "scratch"):
         assert set(records["tagging:pos"][variant]) == {"sw"}
-    task = study.tagging["pos"]
+    task = study.tasks.tagging["pos"]
     for code in ("sw",):
         tags = [upos(word) for sentence in task.test[code] for word in sentence.words]
         majority = collections.Counter(upos(w) for s in task.train[code] for w in s.words).most_common(1)[0][0]
@@ -63,10 +64,10 @@ def test_study_runs_end_to_end_on_a_corpus_directory(tmp_path):
     assert "done in" in log.getvalue() and "to go" in log.getvalue()
 
 
-def _expect_error(tmp_path, root, error, match, **plan):
+def _expect_error(tmp_path, root, error, match, languages=()):
     output_dir = tmp_path / "study"
     with pytest.raises(error, match=match):
-        ComparisonStudy(_plan(str(root), **plan), str(output_dir), log=io.StringIO())
+        ComparisonStudy(_plan(str(root), languages), str(output_dir), log=io.StringIO())
     assert not output_dir.exists()  # nothing written
 
 

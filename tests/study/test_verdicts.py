@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tf_metaling.training.verdicts import (
+from tf_metaling.estimates import Estimate, t_estimate
+from tf_metaling.study.verdicts import (
     CONTRADICTED,
     INCONCLUSIVE,
     NOT_TESTED,
@@ -15,7 +16,6 @@ from tf_metaling.training.verdicts import (
     claim_verdicts,
     format_verdicts,
     status_of,
-    t_interval,
     verdict_tally,
 )
 
@@ -56,13 +56,14 @@ def test_status_follows_the_ci():
     assert status_of(None, None) == INCONCLUSIVE
 
 
-def test_t_interval_is_scipys_one_sample_t():
-    interval = t_interval([1.0, 2.0, 3.0], "seeds")
+def test_t_estimate_is_scipys_one_sample_t():
+    interval = t_estimate([1.0, 2.0, 3.0], "seeds")
     half = stats.t.ppf(0.975, df=2) * stats.sem([1.0, 2.0, 3.0])
-    assert interval.effect == pytest.approx(2.0)
+    assert interval.value == pytest.approx(2.0)
     assert (interval.low, interval.high) == pytest.approx((2.0 - half, 2.0 + half))
     assert interval.p_value == pytest.approx(stats.ttest_1samp([1.0, 2.0, 3.0], 0.0).pvalue)
-    assert t_interval([0.5], "seeds").low is None
+    assert interval.describe() == "t over 3 seeds"
+    assert t_estimate([0.5], "seeds").low is None
 
 
 @pytest.mark.parametrize("higher_is_better", [False, True], ids=["loss", "accuracy"])
@@ -77,8 +78,8 @@ def test_each_claim_gets_the_right_sign_or_inconclusive(claim, higher_is_better)
         expected_mean = share * float(np.mean(effect))
         assert verdict.status == expected, (claim, effect, verdict.sentence)
         assert verdict.effect == pytest.approx(expected_mean)
-        assert verdict.n == 3 and verdict.unit == "seeds"
-        reference = t_interval(share * np.asarray(effect), "seeds")
+        assert verdict.estimate.n == 3 and verdict.estimate.unit == "seeds"
+        reference = t_estimate(share * np.asarray(effect), "seeds")
         assert (verdict.low, verdict.high) == pytest.approx((reference.low, reference.high))
         assert verdict.sentence.startswith(f"({claim}) ") and expected in verdict.sentence
 
@@ -130,7 +131,7 @@ def test_one_seed_uses_a_bootstrap_over_examples():
         values["joint_all"] = {c: [float(np.mean(v))] for c, v in joint.items()}
         records["joint_all"] = {c: {0: _ratio_record(v)} for c, v in joint.items()}
         verdict = _verdict(claim_verdicts(values, GROUPS, False, records=records), "a")
-        assert verdict.unit == "examples" and verdict.n == 4 * 60
+        assert verdict.estimate.unit == "examples" and verdict.estimate.n == 4 * 60
         assert verdict.effect == pytest.approx(shift)
         assert verdict.status == (SUPPORTED if shift else INCONCLUSIVE), verdict.sentence
 
@@ -139,7 +140,7 @@ def test_one_seed_without_records_uses_the_languages_as_the_sample():
     values = {"mono": {c: [BASE[c]] for c in LANGUAGES}, "joint_all": {c: [BASE[c] + 0.2] for c in LANGUAGES}}
     values["joint_all"]["fr"] = [BASE["fr"] + 0.25]
     verdict = _verdict(claim_verdicts(values, GROUPS, False), "a")
-    assert verdict.unit == "languages" and verdict.n == 2
+    assert verdict.estimate.unit == "languages" and verdict.estimate.n == 2
     assert verdict.effect == pytest.approx(0.225)
     assert verdict.status == INCONCLUSIVE  # two languages: t(1) interval is wide, includes 0 here
     single = {"mono": {"en": [3.0]}, "joint_all": {"en": [3.2]}}
@@ -166,12 +167,12 @@ def test_records_missing_for_a_language_fall_back_to_the_languages_not_a_partial
     values = {"mono": {"en": [3.0], "fr": [3.2]}, "joint_all": {"en": [3.3], "fr": [3.4]}}
     records = {"mono": {"en": {0: _ratio_record([3.0] * 5)}}, "joint_all": {"en": {0: _ratio_record([3.3] * 5)}}}
     verdict = _verdict(claim_verdicts(values, GROUPS, False, records=records), "a")
-    assert verdict.unit == "languages" and verdict.languages == ("en", "fr")
+    assert verdict.estimate.unit == "languages" and verdict.languages == ("en", "fr")
     assert verdict.effect == pytest.approx(0.25)
 
 
 def test_the_verdicts_say_which_runs_did_not_converge():
-    from tf_metaling.training.verdicts import format_verdicts
+    from tf_metaling.study.verdicts import format_verdicts
 
     text = format_verdicts([], not_converged=["joint_all/seed0", "joint_all_ls/seed0"])
     assert "Caution: 2 run(s) did not converge (joint_all/seed0, joint_all_ls/seed0)" in text
@@ -179,7 +180,7 @@ def test_the_verdicts_say_which_runs_did_not_converge():
 
 
 def _fixed(claim, status, effect=None, low=None, high=None):
-    return Verdict(claim, status, effect, low, high, 3, "seeds", "t", ("lo",), None, f"({claim}) ...")
+    return Verdict(claim, status, Estimate(effect, low, high, "t", 3, "seeds"), ("lo",), f"({claim}) ...")
 
 
 def test_the_tally_counts_distinct_tests_and_the_chance_expectation():

@@ -12,9 +12,12 @@ from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints
 from tf_metaling.data.corpora import build_builtin_corpus
 from tf_metaling.models.multilingual_model import SENTENCE_LOGITS
-from tf_metaling.training.comparison_study import RESULTS_FILE, ComparisonStudy, StudyPlan, run_name
+from tf_metaling.study.comparison_study import ComparisonStudy
+from tf_metaling.study.plan import run_name
+from tf_metaling.study.study_directory import RESULTS_FILE
 
 from ..data.corpus_fixtures import write_fake_packages
+from ..helpers import study_config
 
 pytest.importorskip("keras_hub")
 
@@ -37,14 +40,14 @@ def setting(tmp_path_factory):
     return cache_dir, str(preset)
 
 
-def _study(setting, output_dir, **plan):
+def _study(setting, output_dir, name="study_pretrained_demo", **changes):
     cache_dir, preset = setting
-    overrides = {**TINY, "data": {**TINY["data"], "cache_dir": cache_dir}}
-    plan = StudyPlan(**{"experiment": "study_pretrained_demo", "variants": ("joint_all_ls", "joint_all_meta_ls"),
-                        "seeds": (0,), "languages": ("en", "ar"), "retrieval_pairs": 8, "init_preset": preset,
-                        "overrides": overrides, **plan})
+    run = {**TINY, "data": {**TINY["data"], "cache_dir": cache_dir, "languages": ["en", "ar"]},
+           "finetune": {"init_preset": preset}}
+    config = study_config(name, {"variants": ["joint_all_ls", "joint_all_meta_ls"], "seeds": [0], "run": run,
+                                 "evaluation": {"retrieval_pairs": 8}, **changes})
     log = io.StringIO()
-    return ComparisonStudy(plan, output_dir, log=log), log
+    return ComparisonStudy(config, output_dir, log=log), log
 
 
 def test_finetuning_comparison_scores_the_finetuned_classifier_in_every_language(setting, tmp_path):
@@ -63,7 +66,7 @@ def test_finetuning_comparison_scores_the_finetuned_classifier_in_every_language
     run_dir = os.path.join(output_dir, "runs", run_name("joint_all_meta_ls", None, 0))
     model = checkpoints.restore_model(run_dir)
     tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(run_dir))
-    task = study.classification["revelation_period"]
+    task = study.tasks.classification["revelation_period"]
     for code in ("en", "ar"):
         examples = task.test[code]
         inputs = {**tokenizer.encode(tf.constant([e.text for e in examples]), 16),
@@ -86,9 +89,9 @@ def test_finetuning_comparison_scores_the_finetuned_classifier_in_every_language
 
 def test_finetuning_comparison_refuses_variants_and_tasks_it_cannot_run(setting, tmp_path):
     with pytest.raises(ValueError, match="fine-tuned as one model of all languages"):
-        _study(setting, str(tmp_path / "a"), variants=("mono", "joint_all_ls"))
-    with pytest.raises(ValueError, match="StudyPlan.finetune_task='nope'"):
-        _study(setting, str(tmp_path / "b"), finetune_task="nope")
-    with pytest.raises(ValueError, match="needs a sentence_classification experiment"):
-        _study(setting, str(tmp_path / "c"), experiment="study_tiny")
+        _study(setting, str(tmp_path / "a"), variants=["mono", "joint_all_ls"])
+    with pytest.raises(ValueError, match="evaluation.finetune_task='nope'"):
+        _study(setting, str(tmp_path / "b"), evaluation={"finetune_task": "nope"})
+    with pytest.raises(ValueError, match="field run.task: fine-tuning a pretrained encoder"):
+        _study(setting, str(tmp_path / "c"), name="study_tiny")
     assert not os.path.exists(tmp_path / "a")

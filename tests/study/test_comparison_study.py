@@ -7,10 +7,13 @@ import os
 import pytest
 
 from tf_metaling.data.corpora import build_builtin_corpus
-from tf_metaling.training import comparison_study
-from tf_metaling.training.comparison_study import ComparisonStudy, StudyPlan, run_name
+from tf_metaling.study import comparison_study
+from tf_metaling.study.comparison_study import ComparisonStudy
+from tf_metaling.study.plan import PlannedRun, run_name
+from tf_metaling.study.study_directory import RESULTS_FILE, ConfigurationChangedError
 
 from ..data.corpus_fixtures import write_fake_packages
+from ..helpers import study_config
 
 # A study_small run shrunk to seconds; the corpus is the fake built-in corpus.
 TINY = {
@@ -32,12 +35,17 @@ def corpus_cache(tmp_path_factory):
     return cache_dir
 
 
-def _study(corpus_cache, output_dir):
-    overrides = {**TINY, "data": {**TINY["data"], "cache_dir": corpus_cache}}
-    plan = StudyPlan(variants=("mono", "joint_all"), seeds=(0,), languages=("en", "ar"),
-                     retrieval_pairs=8, classification_train=16, overrides=overrides)
+def _config(corpus_cache, **changes):
+    run = {**TINY, "data": {**TINY["data"], "cache_dir": corpus_cache, "languages": ["en", "ar"]}}
+    return study_config("study_small", {"variants": ["mono", "joint_all"], "seeds": [0], "run": run,
+                                        "evaluation": {"retrieval_pairs": 8, "classification_train": 16},
+                                        **changes})
+
+
+def _study(corpus_cache, output_dir, allow_config_change=False, **changes):
     log = io.StringIO()
-    return ComparisonStudy(plan, output_dir, log=log), log
+    return ComparisonStudy(_config(corpus_cache, **changes), output_dir, log=log,
+                           allow_config_change=allow_config_change), log
 
 
 def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cache, tmp_path, monkeypatch):
@@ -56,15 +64,14 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     assert trained == names
     # The per-language budget: the two-language run trains twice a Mono run's steps.
     for name, steps in zip(names, (4, 4, 8)):
-        with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
+        with open(os.path.join(output_dir, "runs", name, RESULTS_FILE)) as file:
             assert json.load(file)["step"] == steps
     assert set(first["records"]["mlm_loss"]) == {"mono", "joint_all"}
     assert set(first["records"]["mlm_loss"]["joint_all"]) == {"en", "ar"}
 
     # Two worker processes train the same runs to the same figures (each run is seeded; only
     # the threads per process differ, so sums may round differently in the last digits).
-    parallel, log = _study(corpus_cache, str(tmp_path / "parallel"))
-    parallel.plan.workers = 2
+    parallel, log = _study(corpus_cache, str(tmp_path / "parallel"), workers=2)
     in_parallel = parallel.run()
     assert "3 runs on 2 worker processes" in log.getvalue() and log.getvalue().count("done in") == 3
     for variant, languages in first["records"]["mlm_loss"].items():
@@ -81,7 +88,7 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     assert log.getvalue().count("finished earlier, skipped") == 3
 
     # A run that never finished (no results file) is the only one trained again.
-    os.remove(os.path.join(output_dir, "runs", names[1], comparison_study.RESULTS_FILE))
+    os.remove(os.path.join(output_dir, "runs", names[1], RESULTS_FILE))
     third, log = _study(corpus_cache, output_dir)
     resumed = third.run()
     assert trained == [names[1]]
@@ -90,13 +97,16 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
     loss = resumed["records"]["mlm_loss"]["mono"]["ar"]["0"]["value"]
     assert loss == pytest.approx(first["records"]["mlm_loss"]["mono"]["ar"]["0"]["value"], rel=1e-6)
 
-    # Another evaluation setting re-evaluates the trained runs (restored at their last step; no step more).
-    changed, log = _study(corpus_cache, output_dir)
-    changed.plan.retrieval_pairs = 6
+    # Another evaluation setting re-evaluates the trained runs (restored at their last step; no step more),
+    # once the changed configuration is allowed into the directory.
+    evaluation = {"retrieval_pairs": 6, "classification_train": 16}
+    with pytest.raises(ConfigurationChangedError, match=r"evaluation.retrieval_pairs: 8 -> 6"):
+        _study(corpus_cache, output_dir, evaluation=evaluation)[0].run()
+    changed, log = _study(corpus_cache, output_dir, allow_config_change=True, evaluation=evaluation)
     changed.run()
     assert log.getvalue().count("finished earlier, skipped") == 0
     for name, steps in zip(names, (4, 4, 8)):
-        with open(os.path.join(output_dir, "runs", name, comparison_study.RESULTS_FILE)) as file:
+        with open(os.path.join(output_dir, "runs", name, RESULTS_FILE)) as file:
             results = json.load(file)
         assert results["step"] == steps and results["evaluation"]["retrieval_pairs"] == 6
 
@@ -119,28 +129,25 @@ def test_runner_skips_finished_runs_and_retrains_only_the_missing_one(corpus_cac
 
 def test_budgets_scale_steps_and_intervals_or_keep_them(corpus_cache, tmp_path):
     study, _ = _study(corpus_cache, str(tmp_path / "study"))
-    vocab = study.shared_vocabulary()
-    mono = study.config_for("mono", "ar", 0, vocab).trainer
-    pair = study.config_for("joint_pair", "ar", 0, vocab).trainer
-    joint = study.config_for("joint_all", None, 0, vocab).trainer
+    mono = study.run_config(PlannedRun("mono", "ar", 0)).trainer
+    pair = study.run_config(PlannedRun("joint_pair", "ar", 0)).trainer
+    joint = study.run_config(PlannedRun("joint_all", None, 0)).trainer
     assert (mono.train_steps, pair.train_steps, joint.train_steps) == (4, 8, 8)
     assert (joint.checkpoint_interval, joint.eval_interval) == (8, 8)
     assert joint.steps_per_loop == mono.steps_per_loop == 2  # loop and summary cadence unchanged
 
-    study.plan.budget = "total"
-    assert study.config_for("joint_all", None, 0, vocab).trainer.train_steps == 4
-    with pytest.raises(ValueError, match="budget"):
-        ComparisonStudy(StudyPlan(budget="per_step", overrides=TINY), str(tmp_path / "other"))
+    study.config.budget = "total"
+    assert study.run_config(PlannedRun("joint_all", None, 0)).trainer.train_steps == 4
+    with pytest.raises(ValueError, match="field budget: 'per_step' is not one of"):
+        _study(corpus_cache, str(tmp_path / "other"), budget="per_step")
 
 
 def test_finished_run_with_another_config_is_refused_not_mixed_in(corpus_cache, tmp_path):
     output_dir = str(tmp_path / "study")
-    study, _ = _study(corpus_cache, output_dir)
-    study.plan.variants = ("mono",)
+    study, _ = _study(corpus_cache, output_dir, variants=["mono"])
     study.run()
-    changed, _ = _study(corpus_cache, output_dir)
-    changed.plan.variants = ("mono",)
-    changed.base.trainer.learning_rate = 0.5
+    changed, _ = _study(corpus_cache, output_dir, allow_config_change=True, variants=["mono"])
+    changed.config.run.trainer.learning_rate = 0.5
     with pytest.raises(ValueError, match=r"mono-en/seed0/config.yaml.*trainer.learning_rate"):
         changed.run()
 
@@ -159,8 +166,8 @@ def test_a_worker_ends_when_the_study_process_is_killed(tmp_path):
 import multiprocessing, os, time
 
 def work(path):
-    from tf_metaling.training import comparison_study
-    comparison_study._start_worker(1)  # the pool's initializer
+    from tf_metaling.study import runner
+    runner._start_worker(1)  # the pool's initializer
     with open(path + ".tmp", "w") as file:
         file.write(str(os.getpid()))
     os.rename(path + ".tmp", path)
