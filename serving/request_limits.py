@@ -50,9 +50,7 @@ class RequestLimits:
         30.0, "REST: 408 when a body has not arrived this long after its headers."
     )
     rest_max_connections: int = _limit(512, "REST: open connections beyond this get 503 and are closed.")
-    grpc_max_concurrent_rpcs: int = _limit(
-        256, "gRPC: calls beyond this in the server get RESOURCE_EXHAUSTED."
-    )
+    grpc_max_concurrent_rpcs: int = _limit(256, "gRPC: calls beyond this in the server get RESOURCE_EXHAUSTED.")
     grpc_max_concurrent_streams: int = _limit(100, "gRPC: most calls at once on one connection.")
     grpc_keepalive_time_seconds: float = _limit(60.0, "gRPC: ping a connection after this long without activity.")
     grpc_keepalive_timeout_seconds: float = _limit(
@@ -72,9 +70,8 @@ class RequestLimits:
             kind = (int,) if integral else (int, float)
             if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
                 expected = "a positive integer" if integral else "a positive number"
-                raise ValueError(
-                    f"RequestLimits.{field.name}={value!r}: expected {expected} ({field.metadata['meaning']})"
-                )
+                meaning = field.metadata["meaning"].rstrip(".")
+                raise ValueError(f"RequestLimits.{field.name}={value!r}: expected {expected} ({meaning}).")
             if not integral:
                 object.__setattr__(self, field.name, float(value))
 
@@ -108,8 +105,8 @@ class RequestLimits:
         """A REST body not complete `rest_body_timeout_seconds` after its headers."""
         return ServingError(
             grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"The request body did not arrive within this server's limit of {self.rest_body_timeout_seconds:g} "
-            "seconds (rest_body_timeout_seconds).",
+            "The request body did not arrive within this server's limit of "
+            f"{self.rest_body_timeout_seconds:g} seconds (rest_body_timeout_seconds).",
             http_status=408,
         )
 
@@ -126,12 +123,14 @@ def define_flags(flag_values) -> None:
     """One absl flag per limit: the field's name, default and meaning."""
     definers = {int: flags.DEFINE_integer, float: flags.DEFINE_float}
     for field in dataclasses.fields(RequestLimits):
-        definers[type(field.default)](field.name, field.default, field.metadata["meaning"], flag_values=flag_values)
+        define = definers[type(field.default)]
+        define(field.name, field.default, field.metadata["meaning"], flag_values=flag_values)
 
 
 def from_flags(flag_values) -> RequestLimits:
     """The `RequestLimits` that the flags of `define_flags` hold."""
-    return RequestLimits(**{field.name: getattr(flag_values, field.name) for field in dataclasses.fields(RequestLimits)})
+    names = [field.name for field in dataclasses.fields(RequestLimits)]
+    return RequestLimits(**{name: getattr(flag_values, name) for name in names})
 
 
 __all__ = ["RequestLimits", "define_flags", "from_flags"]
