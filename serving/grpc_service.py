@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (
 
 from serving.errors import ServingError, invalid_argument, one_line
 from serving.prediction_api import PredictionApi, internal_error
+from serving.request_limits import RequestLimits
 
 
 def model_spec_choice(spec) -> tuple:
@@ -159,24 +160,23 @@ def _serialized_examples(model_input) -> list:
 class GrpcService:
     """The gRPC server: both services on `host:port` (port 0: any free port).
 
-    The limits are gRPC core's own channel arguments, so slow, idle or dead
-    clients are handled below Python: a connection must finish its HTTP/2
-    handshake within `handshake_timeout_seconds`; idle connections are pinged
-    every `keepalive_time_seconds` and dropped when a ping is not answered within
-    `keepalive_timeout_seconds`, and closed after `max_connection_idle_seconds`
-    without calls; one connection carries at most `max_concurrent_streams` calls
-    at once; beyond `max_concurrent_rpcs` calls in the whole server a new call is
-    answered RESOURCE_EXHAUSTED at once instead of queueing.
+    The limits (a `RequestLimits`) are gRPC core's own channel arguments, so
+    oversize messages and slow, idle or dead clients are handled below Python: a
+    message over `max_request_bytes` is answered RESOURCE_EXHAUSTED; a connection
+    must finish its HTTP/2 handshake within `grpc_handshake_timeout_seconds`;
+    idle connections are pinged every `grpc_keepalive_time_seconds` and dropped
+    when a ping is not answered within `grpc_keepalive_timeout_seconds`, and
+    closed after `grpc_max_connection_idle_seconds` without calls; one connection
+    carries at most `grpc_max_concurrent_streams` calls at once; beyond
+    `grpc_max_concurrent_rpcs` calls in the whole server a new call is answered
+    RESOURCE_EXHAUSTED at once instead of queueing.
 
     Args:
         api: the `PredictionApi`.
         host, port: where to listen.
-        max_request_bytes: largest request message.
+        limits: the `RequestLimits`; its defaults when None.
         threads: worker threads that run calls.
         grace_seconds: how long `stop` lets in-flight calls finish.
-        max_concurrent_rpcs, max_concurrent_streams, keepalive_time_seconds,
-        keepalive_timeout_seconds, max_connection_idle_seconds,
-        handshake_timeout_seconds: see above.
     """
 
     def __init__(
@@ -184,38 +184,24 @@ class GrpcService:
         api: PredictionApi,
         host: str = "127.0.0.1",
         port: int = 8500,
-        max_request_bytes: int = 8 << 20,
+        limits: RequestLimits | None = None,
         threads: int = 64,
         grace_seconds: float = 10.0,
-        max_concurrent_rpcs: int = 256,
-        max_concurrent_streams: int = 100,
-        keepalive_time_seconds: float = 60.0,
-        keepalive_timeout_seconds: float = 20.0,
-        max_connection_idle_seconds: float = 300.0,
-        handshake_timeout_seconds: float = 10.0,
     ):
-        for name, value in (
-            ("max_concurrent_rpcs", max_concurrent_rpcs),
-            ("max_concurrent_streams", max_concurrent_streams),
-            ("keepalive_time_seconds", keepalive_time_seconds),
-            ("keepalive_timeout_seconds", keepalive_timeout_seconds),
-            ("max_connection_idle_seconds", max_connection_idle_seconds),
-            ("handshake_timeout_seconds", handshake_timeout_seconds),
-        ):
-            if value <= 0:
-                raise ValueError(f"GrpcService: {name}={value!r}: expected a positive number.")
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host
         self.port = port
-        self.max_request_bytes = int(max_request_bytes)
+        self.limits = limits = limits or RequestLimits()
         self.threads = threads
-        self.max_concurrent_rpcs = int(max_concurrent_rpcs)
-        self.max_concurrent_streams = int(max_concurrent_streams)
-        self.keepalive_time_seconds = float(keepalive_time_seconds)
-        self.keepalive_timeout_seconds = float(keepalive_timeout_seconds)
-        self.max_connection_idle_seconds = float(max_connection_idle_seconds)
-        self.handshake_timeout_seconds = float(handshake_timeout_seconds)
+        # The gRPC-side names of the limits this front end enforces.
+        self.max_request_bytes = limits.max_request_bytes
+        self.max_concurrent_rpcs = limits.grpc_max_concurrent_rpcs
+        self.max_concurrent_streams = limits.grpc_max_concurrent_streams
+        self.keepalive_time_seconds = limits.grpc_keepalive_time_seconds
+        self.keepalive_timeout_seconds = limits.grpc_keepalive_timeout_seconds
+        self.max_connection_idle_seconds = limits.grpc_max_connection_idle_seconds
+        self.handshake_timeout_seconds = limits.grpc_handshake_timeout_seconds
         self._server = None
 
     def channel_options(self) -> list:

@@ -27,6 +27,7 @@ from absl import logging
 
 from serving.batcher import BatchingOptions
 from serving.errors import ServingError, not_found, one_line
+from serving.request_limits import RequestLimits
 from serving.servable import Servable
 
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
@@ -125,7 +126,7 @@ class ModelManager:
         configs: `ModelConfig`s (names must be unique).
         poll_seconds: how often the base paths are scanned (0: only by `poll`).
         batching: `BatchingOptions` or None.
-        max_request_batch_size: per-request example limit, passed to servables.
+        limits: the `RequestLimits` passed to servables; its defaults when None.
         unload_timeout_seconds: how long `stop` waits for in-flight requests.
     """
 
@@ -134,7 +135,7 @@ class ModelManager:
         configs: list,
         poll_seconds: float = 1.0,
         batching: BatchingOptions | None = None,
-        max_request_batch_size: int = 1024,
+        limits: RequestLimits | None = None,
         unload_timeout_seconds: float = 30.0,
     ):
         names = [config.name for config in configs]
@@ -143,7 +144,7 @@ class ModelManager:
         self.configs = {config.name: config for config in configs}
         self.poll_seconds = float(poll_seconds)
         self.batching = batching
-        self.max_request_batch_size = max_request_batch_size
+        self.limits = limits or RequestLimits()
         self.unload_timeout_seconds = unload_timeout_seconds
         self._entries = {name: {} for name in self.configs}
         self._lock = threading.Condition()
@@ -232,7 +233,7 @@ class ModelManager:
         fingerprint = _fingerprint(entry.path)
         servable = None
         try:
-            servable = Servable(name, entry.version, entry.path, self.batching, self.max_request_batch_size)
+            servable = Servable(name, entry.version, entry.path, self.batching, self.limits)
             records = servable.warm_up()
         except Exception as error:  # noqa: BLE001 - a bad version is reported, not fatal
             if servable is not None:

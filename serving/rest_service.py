@@ -11,11 +11,12 @@ a body that is not JSON, 408 for a body that does not arrive in time). The
 event loop only moves bytes: parsing, running the model and writing JSON happen
 on a thread pool, where concurrent requests can also meet in the batcher.
 
-Slow or idle clients cannot hold the server: a connection must deliver a
-request's complete headers within `header_timeout_seconds` of opening or of its
-previous answer (aiohttp's keep-alive timer, which a trickle of bytes does not
-reset), its body within `body_timeout_seconds`, and beyond `max_connections`
-open connections a new one is answered 503 and closed.
+Slow or idle clients cannot hold the server (the limits are a `RequestLimits`):
+a connection must deliver a request's complete headers within
+`rest_header_timeout_seconds` of opening or of its previous answer (aiohttp's
+keep-alive timer, which a trickle of bytes does not reset), its body within
+`rest_body_timeout_seconds`, and beyond `rest_max_connections` open connections
+a new one is answered 503 and closed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from google.protobuf import json_format
 from serving import tensor_json
 from serving.errors import ServingError, invalid_argument, not_found, one_line
 from serving.prediction_api import PredictionApi, internal_error
+from serving.request_limits import RequestLimits
 
 _PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
@@ -53,16 +55,10 @@ class RestService:
     Args:
         api: the `PredictionApi`.
         host, port: where to listen (port 0: any free port; see `port` after `start`).
-        max_request_bytes: bodies over this size get 413.
+        limits: the `RequestLimits` (body size, JSON depth, header and body
+            timeouts, open connections); its defaults when None.
         threads: worker threads that run requests.
         grace_seconds: how long `stop` waits for in-flight requests.
-        max_json_depth: JSON bodies nested deeper than this (arrays and objects) get 400.
-        header_timeout_seconds: a connection that has not sent a request's complete
-            headers this long after opening or after its previous answer is closed
-            (idle keep-alive connections too).
-        body_timeout_seconds: a request body that has not fully arrived this long
-            after its headers gets 408 and the connection is closed.
-        max_connections: open connections beyond this are answered 503 and closed.
     """
 
     def __init__(
@@ -70,32 +66,22 @@ class RestService:
         api: PredictionApi,
         host: str = "127.0.0.1",
         port: int = 8501,
-        max_request_bytes: int = 8 << 20,
+        limits: RequestLimits | None = None,
         threads: int = 64,
         grace_seconds: float = 10.0,
-        max_json_depth: int = 64,
-        header_timeout_seconds: float = 10.0,
-        body_timeout_seconds: float = 30.0,
-        max_connections: int = 512,
     ):
-        for name, value in (
-            ("max_json_depth", max_json_depth),
-            ("header_timeout_seconds", header_timeout_seconds),
-            ("body_timeout_seconds", body_timeout_seconds),
-            ("max_connections", max_connections),
-        ):
-            if value <= 0:
-                raise ValueError(f"RestService: {name}={value!r}: expected a positive number.")
         self.api = api
         self.grace_seconds = float(grace_seconds)
         self.host = host
         self.port = port
-        self.max_request_bytes = int(max_request_bytes)
+        self.limits = limits = limits or RequestLimits()
         self.threads = threads
-        self.max_json_depth = int(max_json_depth)
-        self.header_timeout_seconds = float(header_timeout_seconds)
-        self.body_timeout_seconds = float(body_timeout_seconds)
-        self.max_connections = int(max_connections)
+        # The REST-side names of the limits this front end enforces.
+        self.max_request_bytes = limits.max_request_bytes
+        self.max_json_depth = limits.max_json_depth
+        self.header_timeout_seconds = limits.rest_header_timeout_seconds
+        self.body_timeout_seconds = limits.rest_body_timeout_seconds
+        self.max_connections = limits.rest_max_connections
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="rest")
         self._loop = None
         self._runner = None
@@ -140,7 +126,7 @@ class RestService:
             lingering_time=2.0,
         )
         await self._runner.setup()
-        site = _LimitedTCPSite(self._runner, self.host, self.port, max_connections=self.max_connections)
+        site = _LimitedTCPSite(self._runner, self.host, self.port, self.limits)
         await site.start()
         self.port = site.bound_port
 
@@ -162,19 +148,14 @@ class RestService:
         method, path = request.method, request.path
         try:
             if request.content_length is not None and request.content_length > self.max_request_bytes:
-                raise _too_large(request.content_length, self.max_request_bytes)
+                raise self.limits.too_large(request.content_length)
             try:
                 async with asyncio.timeout(self.body_timeout_seconds):
                     body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                raise _too_large(None, self.max_request_bytes) from None
+                raise self.limits.too_large(None) from None
             except TimeoutError:
-                raise ServingError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"The request body did not arrive within this server's limit of "
-                    f"{self.body_timeout_seconds:g} seconds.",
-                    http_status=408,
-                ) from None
+                raise self.limits.body_too_late() from None
             content_type = request.headers.get("Content-Type")
             loop = asyncio.get_running_loop()
             payload = await loop.run_in_executor(self._executor, self._dispatch, method, path, body, content_type)
@@ -209,7 +190,7 @@ class RestService:
             return _proto_json(response)
         if method == "POST" and verb in _VERBS and subresource is None:
             _check_content_type(content_type)
-            document = _parse_json(body, self.max_json_depth)
+            document = _parse_json(body, self.limits)
             if verb == "predict":
                 return self._predict(name, version, label, document)
             if verb == "classify":
@@ -237,15 +218,6 @@ class RestService:
         signature_name, examples = tensor_json.parse_classify_body(document)
         _, _, classes, scores = self.api.classify(name, version, label, signature_name, examples)
         return _dumps({"result": tensor_json.classification_result(classes, scores)})
-
-
-def _too_large(size, limit) -> ServingError:
-    described = f"{size} bytes" if size is not None else "The request body"
-    return ServingError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"{described} is over this server's limit of {limit} bytes per request.",
-        http_status=413,
-    )
 
 
 def _check_content_type(header: str | None) -> None:
@@ -276,14 +248,12 @@ def json_nesting_depth(body: bytes) -> int:
     return int(np.cumsum(steps).max()) if steps.size else 0
 
 
-def _parse_json(body: bytes, max_depth: int):
+def _parse_json(body: bytes, limits: RequestLimits):
     # Python's JSON parser recurses once per level; a deep body would reach the
     # interpreter's recursion limit (a RecursionError), so the depth is checked first.
+    max_depth = limits.max_json_depth
     if body.count(b"[") + body.count(b"{") > max_depth and (depth := json_nesting_depth(body)) > max_depth:
-        raise invalid_argument(
-            f"JSON Parse error: the body nests arrays/objects {depth} levels deep; "
-            f"this server's limit is {max_depth} levels (--max_json_depth)."
-        )
+        raise limits.too_deep(depth)
     try:
         return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -293,7 +263,7 @@ def _parse_json(body: bytes, max_depth: int):
     except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error}") from None
     except RecursionError:
-        raise invalid_argument(f"JSON Parse error: the body nests too deeply (limit {max_depth} levels).") from None
+        raise limits.too_deep(None) from None
 
 
 def _dumps(document) -> bytes:
@@ -316,11 +286,11 @@ def _error_response(error: ServingError) -> web.Response:
 
 
 class _LimitedTCPSite(web.TCPSite):
-    """aiohttp's TCP site, answering 503 to connections beyond `max_connections` open ones."""
+    """aiohttp's TCP site, answering 503 to connections beyond `rest_max_connections` open ones."""
 
-    def __init__(self, runner, host, port, max_connections: int):
+    def __init__(self, runner, host, port, limits: RequestLimits):
         super().__init__(runner, host, port, reuse_address=True)
-        self.max_connections = max_connections
+        self.limits = limits
         self.refused = 0
 
     @property
@@ -332,9 +302,9 @@ class _LimitedTCPSite(web.TCPSite):
         server = self._runner.server
 
         def protocol():
-            if len(server.connections) >= self.max_connections:
+            if len(server.connections) >= self.limits.rest_max_connections:
                 self.refused += 1
-                return _Refuse(self.max_connections)
+                return _Refuse(self.limits.too_many_connections())
             return server()
 
         self._server = await asyncio.get_running_loop().create_server(
@@ -345,13 +315,11 @@ class _LimitedTCPSite(web.TCPSite):
 class _Refuse(asyncio.Protocol):
     """Answers one 503 with a JSON error and closes (the connection limit is reached)."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
+    def __init__(self, message: str):
+        self.message = message
 
     def connection_made(self, transport):
-        body = json.dumps(
-            {"error": f"This server has its limit of {self.limit} open connections; retry later."}
-        ).encode("utf-8")
+        body = json.dumps({"error": self.message}).encode("utf-8")
         transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")

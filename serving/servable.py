@@ -23,6 +23,7 @@ import tensorflow as tf
 from serving import op_check, warmup
 from serving.batcher import BatchingOptions, DynamicBatcher
 from serving.errors import from_tensorflow_error, invalid_argument
+from serving.request_limits import RequestLimits
 
 DEFAULT_SIGNATURE = "serving_default"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -92,7 +93,8 @@ class Servable:
         version: the integer version.
         path: the version directory.
         batching: `BatchingOptions` to batch concurrent requests, or None.
-        max_request_batch_size: requests with more examples are rejected.
+        limits: the `RequestLimits` (requests over its `max_request_batch_size`
+            examples are rejected); its defaults when None.
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class Servable:
         version: int,
         path: str,
         batching: BatchingOptions | None = None,
-        max_request_batch_size: int = 1024,
+        limits: RequestLimits | None = None,
     ):
         # Text signatures use tensorflow-text ops, which must be registered before loading.
         import tensorflow_text  # noqa: F401
@@ -109,7 +111,7 @@ class Servable:
         self.model_name = model_name
         self.version = int(version)
         self.path = path
-        self.max_request_batch_size = int(max_request_batch_size)
+        self.limits = limits or RequestLimits()
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(
                 f"{path} has no saved_model.pb: not a complete SavedModel version directory "
@@ -209,11 +211,8 @@ class Servable:
             size = sizes.pop()
             if size == 0:
                 raise invalid_argument("Empty batch: the request has no examples.")
-            if size > self.max_request_batch_size:
-                raise invalid_argument(
-                    f"Batch of {size} examples is over this server's limit of {self.max_request_batch_size} "
-                    "examples per request."
-                )
+            if size > self.limits.max_request_batch_size:
+                raise self.limits.too_many_examples(size)
 
     def classify(self, signature_name: str | None, serialized_examples: list) -> tuple:
         """Runs a Classify-API signature on serialized tf.Examples; returns (classes, scores) arrays."""

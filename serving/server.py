@@ -11,7 +11,9 @@ requests), optionally batches concurrent requests, rejects bodies over
 logs one line per failed request, and on SIGTERM/SIGINT stops accepting, lets
 in-flight requests finish (``--grace_seconds``) and unloads the models. Slow,
 idle or too many clients are cut off by the ``--rest_*`` and ``--grpc_*``
-limits (header/body timeouts, connection and call limits, keepalive).
+limits (header/body timeouts, connection and call limits, keepalive). Every
+request and connection limit is a field of `RequestLimits`, and its flag is
+generated from that field.
 
 The real `tensorflow_model_server` serves the same exports; see BUILD.md.
 """
@@ -24,10 +26,12 @@ import threading
 
 from absl import logging
 
+from serving import request_limits
 from serving.batcher import BatchingOptions
 from serving.grpc_service import GrpcService
 from serving.model_manager import ModelConfig, ModelManager, read_model_config_file
 from serving.prediction_api import PredictionApi
+from serving.request_limits import RequestLimits
 from serving.rest_service import RestService
 
 DEFAULT_HOST = "127.0.0.1"
@@ -42,14 +46,11 @@ class ModelServer:
         grpc_port, rest_port: ports; 0 picks a free port, None disables that front end.
         poll_seconds: base-path scan interval (0: no watching).
         batching: `BatchingOptions` to enable dynamic batching.
-        max_request_bytes: largest accepted request body / message.
-        max_request_batch_size: most examples per request.
+        limits: the `RequestLimits` of both front ends and the servables (body
+            size, examples per request, JSON depth, timeouts, connection and call
+            limits); its defaults when None.
         threads: worker threads per front end.
         grace_seconds: how long `stop` lets in-flight requests finish.
-        rest_options: keyword arguments of `RestService` (max_json_depth,
-            header_timeout_seconds, body_timeout_seconds, max_connections).
-        grpc_options: keyword arguments of `GrpcService` (max_concurrent_rpcs,
-            max_concurrent_streams, keepalive and handshake timeouts).
 
     Example:
     >>> server = ModelServer([ModelConfig("metaling", "/tmp/exports/metaling")], grpc_port=0, rest_port=0)
@@ -65,27 +66,21 @@ class ModelServer:
         rest_port: int | None = 8501,
         poll_seconds: float = 1.0,
         batching: BatchingOptions | None = None,
-        max_request_bytes: int = 8 << 20,
-        max_request_batch_size: int = 1024,
+        limits: RequestLimits | None = None,
         threads: int = 64,
         grace_seconds: float = 10.0,
-        rest_options: dict | None = None,
-        grpc_options: dict | None = None,
     ):
         if grpc_port is None and rest_port is None:
             raise ValueError("Enable at least one of the gRPC and REST front ends.")
-        self.manager = ModelManager(models, poll_seconds, batching, max_request_batch_size)
+        self.limits = limits = limits or RequestLimits()
+        self.manager = ModelManager(models, poll_seconds, batching, limits)
         self.api = PredictionApi(self.manager)
         self.host = host
         self._grpc = (
-            GrpcService(self.api, host, grpc_port, max_request_bytes, threads, grace_seconds, **(grpc_options or {}))
-            if grpc_port is not None
-            else None
+            GrpcService(self.api, host, grpc_port, limits, threads, grace_seconds) if grpc_port is not None else None
         )
         self._rest = (
-            RestService(self.api, host, rest_port, max_request_bytes, threads, grace_seconds, **(rest_options or {}))
-            if rest_port is not None
-            else None
+            RestService(self.api, host, rest_port, limits, threads, grace_seconds) if rest_port is not None else None
         )
         self._stopped = threading.Event()
         self._finished = threading.Event()
@@ -160,50 +155,9 @@ def define_flags(flag_values=None):
     flags.DEFINE_integer(
         "max_enqueued_batches", 64, "Queue limit (in batches) before RESOURCE_EXHAUSTED.", flag_values=values
     )
-    flags.DEFINE_integer("max_request_bytes", 8 << 20, "Largest request body / gRPC message.", flag_values=values)
-    flags.DEFINE_integer("max_request_batch_size", 1024, "Most examples in one request.", flag_values=values)
     flags.DEFINE_integer("threads", 64, "Worker threads per front end.", flag_values=values)
     flags.DEFINE_float("grace_seconds", 10.0, "How long shutdown waits for in-flight requests.", flag_values=values)
-    flags.DEFINE_integer(
-        "max_json_depth", 64, "REST: JSON bodies nested deeper than this get 400.", flag_values=values
-    )
-    flags.DEFINE_float(
-        "rest_header_timeout_seconds",
-        10.0,
-        "REST: close a connection whose request headers are not complete this long after it opened or "
-        "answered (also the idle keep-alive timeout).",
-        flag_values=values,
-    )
-    flags.DEFINE_float(
-        "rest_body_timeout_seconds", 30.0, "REST: 408 when a body has not arrived this long after its headers.",
-        flag_values=values,
-    )
-    flags.DEFINE_integer(
-        "rest_max_connections", 512, "REST: open connections beyond this get 503 and are closed.", flag_values=values
-    )
-    flags.DEFINE_integer(
-        "grpc_max_concurrent_rpcs", 256, "gRPC: calls beyond this in the server get RESOURCE_EXHAUSTED.",
-        flag_values=values,
-    )
-    flags.DEFINE_integer(
-        "grpc_max_concurrent_streams", 100, "gRPC: most calls at once on one connection.", flag_values=values
-    )
-    flags.DEFINE_float(
-        "grpc_keepalive_time_seconds", 60.0, "gRPC: ping a connection after this long without activity.",
-        flag_values=values,
-    )
-    flags.DEFINE_float(
-        "grpc_keepalive_timeout_seconds", 20.0, "gRPC: drop a connection whose ping is not answered in this time.",
-        flag_values=values,
-    )
-    flags.DEFINE_float(
-        "grpc_max_connection_idle_seconds", 300.0, "gRPC: close a connection without calls for this long.",
-        flag_values=values,
-    )
-    flags.DEFINE_float(
-        "grpc_handshake_timeout_seconds", 10.0, "gRPC: close a connection whose HTTP/2 handshake takes longer.",
-        flag_values=values,
-    )
+    request_limits.define_flags(values)
 
 
 def server_from_flags(flags_values) -> ModelServer:
@@ -228,24 +182,9 @@ def server_from_flags(flags_values) -> ModelServer:
         rest_port=None if flags_values.rest_api_port < 0 else flags_values.rest_api_port,
         poll_seconds=flags_values.file_system_poll_wait_seconds,
         batching=batching,
-        max_request_bytes=flags_values.max_request_bytes,
-        max_request_batch_size=flags_values.max_request_batch_size,
+        limits=request_limits.from_flags(flags_values),
         threads=flags_values.threads,
         grace_seconds=flags_values.grace_seconds,
-        rest_options={
-            "max_json_depth": flags_values.max_json_depth,
-            "header_timeout_seconds": flags_values.rest_header_timeout_seconds,
-            "body_timeout_seconds": flags_values.rest_body_timeout_seconds,
-            "max_connections": flags_values.rest_max_connections,
-        },
-        grpc_options={
-            "max_concurrent_rpcs": flags_values.grpc_max_concurrent_rpcs,
-            "max_concurrent_streams": flags_values.grpc_max_concurrent_streams,
-            "keepalive_time_seconds": flags_values.grpc_keepalive_time_seconds,
-            "keepalive_timeout_seconds": flags_values.grpc_keepalive_timeout_seconds,
-            "max_connection_idle_seconds": flags_values.grpc_max_connection_idle_seconds,
-            "handshake_timeout_seconds": flags_values.grpc_handshake_timeout_seconds,
-        },
     )
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from serving.export import export_model
 from serving.model_manager import ModelConfig
+from serving.request_limits import RequestLimits
 from serving.server import ModelServer
 from tests.helpers import tiny_model
 from tests.serving import fixtures
@@ -87,8 +88,7 @@ def server(text_export, ids_export, export_base):
         grpc_port=0,
         rest_port=0,
         poll_seconds=0,
-        max_request_bytes=MAX_REQUEST_BYTES,
-        max_request_batch_size=MAX_REQUEST_BATCH_SIZE,
+        limits=RequestLimits(max_request_bytes=MAX_REQUEST_BYTES, max_request_batch_size=MAX_REQUEST_BATCH_SIZE),
     ).start()
     yield running
     running.stop()

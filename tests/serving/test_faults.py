@@ -17,6 +17,7 @@ import pytest
 from benchmarks import faults
 from serving.batcher import BatchingOptions
 from serving.model_manager import AVAILABLE, END, ModelConfig, ModelManager
+from serving.request_limits import RequestLimits
 from serving.server import ModelServer
 from tests.serving import fixtures
 from tests.serving.conftest import TEXT_MODEL
@@ -36,9 +37,9 @@ def test_faults_short_form(text_export, tmp_path):
         rest_port=0,
         poll_seconds=0.1,
         batching=BatchingOptions(max_batch_size=4, max_enqueued_batches=2),
-        max_request_bytes=MAX_REQUEST_BYTES,
-        rest_options={"header_timeout_seconds": 0.5},
-        grpc_options={"handshake_timeout_seconds": 0.5},
+        limits=RequestLimits(
+            max_request_bytes=MAX_REQUEST_BYTES, rest_header_timeout_seconds=0.5, grpc_handshake_timeout_seconds=0.5
+        ),
     ).start()
     target = faults.Target(server.rest_port, server.grpc_port, str(base), TEXT_MODEL)
     # The hot swap's good version is a copy of the same export: same answers as version 1.

@@ -1,12 +1,15 @@
 """Limits against malformed, slow, idle and too many clients: each answered clearly, the server goes on.
 
-JSON depth, Content-Type and UTF-8 go to the session server (the real model);
-the connection-level limits run on front ends of their own with short timeouts
-over a stand-in API (no model needed to hold a connection open).
+JSON depth, Content-Type, UTF-8 and the limits both protocols share (bytes and
+examples per request, from the session server's one `RequestLimits`) go to the
+session server (the real model); the connection-level limits run on front ends
+of their own with short timeouts over a stand-in API (no model needed to hold a
+connection open).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -16,8 +19,11 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
+from serving.client import GrpcClient, RestClient, ServerError
 from serving.grpc_service import GrpcService
+from serving.request_limits import RequestLimits
 from serving.rest_service import RestService, json_nesting_depth
+from tests.serving.conftest import TEXT_MODEL
 from tests.serving.test_bad_inputs import _check_valid_request_still_works, _embed_body
 from tests.serving.test_server_e2e import raw_request
 
@@ -110,8 +116,8 @@ class _StatusApi:
 @pytest.fixture
 def limited_rest():
     service = RestService(
-        _StatusApi(), port=0, threads=4, grace_seconds=1, header_timeout_seconds=0.5,
-        body_timeout_seconds=0.5, max_connections=3,
+        _StatusApi(), port=0, threads=4, grace_seconds=1,
+        limits=RequestLimits(rest_header_timeout_seconds=0.5, rest_body_timeout_seconds=0.5, rest_max_connections=3),
     )
     service.start()
     yield service
@@ -173,7 +179,10 @@ def test_connections_beyond_the_limit_get_503(limited_rest):
 @pytest.fixture
 def limited_grpc():
     api = _StatusApi()
-    service = GrpcService(api, port=0, threads=4, grace_seconds=1, max_concurrent_rpcs=1, handshake_timeout_seconds=0.5)
+    service = GrpcService(
+        api, port=0, threads=4, grace_seconds=1,
+        limits=RequestLimits(grpc_max_concurrent_rpcs=1, grpc_handshake_timeout_seconds=0.5),
+    )
     service.start()
     yield service, api
     service.stop()
@@ -212,14 +221,15 @@ def test_grpc_connection_without_handshake_is_closed(limited_grpc):
 
 def test_grpc_options_are_core_channel_arguments():
     options = dict(
-        GrpcService(None, keepalive_time_seconds=30, max_concurrent_streams=7, handshake_timeout_seconds=2)
-        .channel_options()
+        GrpcService(None, limits=RequestLimits(
+            grpc_keepalive_time_seconds=30, grpc_max_concurrent_streams=7, grpc_handshake_timeout_seconds=2
+        )).channel_options()
     )
     assert options["grpc.keepalive_time_ms"] == 30000
     assert options["grpc.max_concurrent_streams"] == 7
     assert options["grpc.server_handshake_timeout_ms"] == 2000
     with pytest.raises(ValueError, match="max_connections"):
-        RestService(None, max_connections=0)
+        RestService(None, limits=RequestLimits(rest_max_connections=0))
 
 
 def test_limit_flags_reach_both_front_ends(tmp_path):
@@ -255,3 +265,79 @@ def test_limit_flags_reach_both_front_ends(tmp_path):
         grpc_service.max_connection_idle_seconds,
         grpc_service.handshake_timeout_seconds,
     ) == (5, 8.0, 2.0, 30.0, 1.5)
+
+
+# ---------------------------------------------------------------------- one RequestLimits for REST and gRPC
+def _rest_and_grpc_errors(server, texts) -> tuple:
+    """The REST and the gRPC error answers to the same `embed` request."""
+    errors = []
+    for client in (
+        RestClient(f"127.0.0.1:{server.rest_port}", TEXT_MODEL),
+        GrpcClient(f"127.0.0.1:{server.grpc_port}", TEXT_MODEL),
+    ):
+        try:
+            with pytest.raises(ServerError) as raised:
+                client.predict_text("embed", texts, "en")
+        finally:
+            client.close()
+        errors.append(raised.value)
+    return tuple(errors)
+
+
+def test_rest_and_grpc_reject_the_same_oversize_request_at_the_same_limit(server, rest, grpc_client, loaded_text):
+    limits = server.limits
+    rest_error, grpc_error = _rest_and_grpc_errors(server, ["x" * limits.max_request_bytes])
+    assert rest_error.status == 413
+    assert rest_error.message.endswith(
+        f"bytes is over this server's limit of {limits.max_request_bytes} bytes per request (max_request_bytes)."
+    )
+    # gRPC core enforces the message size before Python sees the message, in its own words.
+    assert grpc_error.status == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert grpc_error.message.startswith("SERVER: Received message larger than max (")
+    assert grpc_error.message.endswith(f" vs. {limits.max_request_bytes})")
+    _check_valid_request_still_works(rest, grpc_client, loaded_text)
+
+
+def test_rest_and_grpc_reject_too_many_examples_with_the_same_words(server, rest, grpc_client, loaded_text):
+    limits = server.limits
+    size = limits.max_request_batch_size + 1
+    rest_error, grpc_error = _rest_and_grpc_errors(server, ["x"] * size)
+    assert (rest_error.status, grpc_error.status) == (400, grpc.StatusCode.INVALID_ARGUMENT)
+    expected = (
+        f"Batch of {size} examples is over this server's limit of {limits.max_request_batch_size} "
+        "examples per request (max_request_batch_size)."
+    )
+    assert rest_error.message == grpc_error.message == expected
+    _check_valid_request_still_works(rest, grpc_client, loaded_text)
+
+
+LIMIT_FIELDS = [field.name for field in dataclasses.fields(RequestLimits)]
+
+
+@pytest.mark.parametrize("name", LIMIT_FIELDS)
+@pytest.mark.parametrize("value", [0, -1, "8", True, None])
+def test_invalid_limit_raises_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=rf"^RequestLimits\.{name}={value!r}: expected a positive"):
+        RequestLimits(**{name: value})
+
+
+def test_limit_types():
+    with pytest.raises(ValueError, match=r"RequestLimits\.max_request_batch_size=1\.5: expected a positive integer"):
+        RequestLimits(max_request_batch_size=1.5)
+    limits = RequestLimits(rest_body_timeout_seconds=2)
+    assert limits.rest_body_timeout_seconds == 2.0 and isinstance(limits.rest_body_timeout_seconds, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_request_bytes = 1
+
+
+def test_every_limit_is_a_flag_with_the_fields_default():
+    from absl import flags
+
+    from serving import request_limits
+
+    values = flags.FlagValues()
+    request_limits.define_flags(values)
+    values(["tf-metaling-server", "--max_request_bytes=1000", "--rest_body_timeout_seconds=2.5"])
+    for field in dataclasses.fields(RequestLimits):
+        assert (values[field.name].default, values[field.name].help) == (field.default, field.metadata["meaning"])
+    assert request_limits.from_flags(values) == RequestLimits(max_request_bytes=1000, rest_body_timeout_seconds=2.5)
