@@ -45,38 +45,58 @@ PRESET_NAMES = {"tiny": "study_tiny", "demo": "study_demo", "small": "study_smal
                 "synthetic_control": "study_control"}
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", None, "A registered study (--list_experiments); default study_small.")
-flags.DEFINE_bool("list_experiments", False, "Print every registered name, what it is and its size, and exit.")
-flags.DEFINE_multi_string("config_file", [], "YAML study config file(s), applied in order (e.g. a study.yaml).")
-flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides of the study.")
-flags.DEFINE_string("output_dir", None, "Directory of the study (study.yaml, runs, tables, report).")
-flags.DEFINE_bool("allow_config_change", False,
-                  "Continue in an output_dir whose study.yaml holds another configuration.")
-flags.DEFINE_string("preset", None, f"Earlier name of --experiment: {sorted(PRESET_NAMES)}.")
-flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: the study_control_quick study.")
-# Shorthands: each sets one field of the study (help text says which).
-flags.DEFINE_list("variants", None, f"variants: a subset of {list(configs.VARIANTS)}.")
-flags.DEFINE_list("seeds", None, "seeds.")
-flags.DEFINE_integer("workers", None, "workers: runs trained at once, each in its own process.", lower_bound=1)
-flags.DEFINE_list("languages", None, "run.data.languages (default: the study's, or every language of --corpus).")
-flags.DEFINE_string("ls_kind", None, "ls_kind: the LS kind of +LS and +Meta LS (adapter, ffn, attention, ...).")
-flags.DEFINE_enum("budget", None, ["per_language", "total"],
-                  "budget: per_language (a run over n languages trains n x the steps) or total.")
-flags.DEFINE_string(
-    "corpus", None,
-    "Your corpus directory: run.data.corpus_dir (DIR/text/<code>.txt[.gz] required; DIR/pos, ner, nli, parallel "
-    "optional; docs/corpus.md); for the synthetic control, its source text (control.source, --pivot's language).")
-flags.DEFINE_string("init_preset", None,
-                    "run.finetune.init_preset of a fine-tuning study: a keras-hub preset directory or `builtin`.")
-flags.DEFINE_string("pivot", None, "pivot: JointPair partner, retrieval target, classification training language; "
-                                   "for the synthetic control with --corpus, the corpus language it derives from.")
-flags.DEFINE_enum("treatments_in", None, ["base", "all"], "control.treatments_in (synthetic control).")
-flags.DEFINE_list("widths", None, "control.widths: hidden sizes of the capacity curve (synthetic control).")
-flags.DEFINE_enum("width_learning_rate", None, ["same", "scaled"],
-                  "control.width_learning_rate (synthetic control).")
-flags.DEFINE_bool("sweeps", None, "control.sweeps; --nosweeps runs the capacity curve's widths only.")
-flags.DEFINE_string("synthetic_source", None, "control.source: 'toy', 'builtin:en' or 'directory:DIR:CODE'.")
-flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and warnings.")
+
+
+def define_flags(values: flags.FlagValues = FLAGS) -> None:
+    """The command's flags, defined in `values` (the process's FLAGS, or a test's own FlagValues)."""
+    define = {"flag_values": values}
+    flags.DEFINE_string("experiment", None, "A registered study (--list_experiments); default study_small.", **define)
+    flags.DEFINE_bool("list_experiments", False, "Print every registered name, what it is and its size; exit.",
+                      **define)
+    flags.DEFINE_multi_string("config_file", [], "YAML study config file(s), applied in order (e.g. a study.yaml).",
+                              **define)
+    flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides of the study.",
+                        **define)
+    flags.DEFINE_string("output_dir", None, "Directory of the study (study.yaml, runs, tables, report).", **define)
+    flags.DEFINE_bool("allow_config_change", False,
+                      "Continue in an output_dir whose study.yaml holds another configuration.", **define)
+    flags.DEFINE_string("preset", None, f"Earlier name of --experiment: {sorted(PRESET_NAMES)}.", **define)
+    flags.DEFINE_bool("quick", False, "With --preset=synthetic_control: the study_control_quick study.", **define)
+    # Shorthands: each sets one field of the study (its help says which).
+    flags.DEFINE_list("variants", None, f"variants: a subset of {list(configs.VARIANTS)}.", **define)
+    flags.DEFINE_list("seeds", None, "seeds.", **define)
+    flags.DEFINE_integer("workers", None, "workers: runs trained at once, each in its own process.",
+                         lower_bound=1, **define)
+    flags.DEFINE_list("languages", None, "run.data.languages (default: the study's, or every language of "
+                                         "--corpus).", **define)
+    flags.DEFINE_string("ls_kind", None, "ls_kind: the LS kind of +LS and +Meta LS (adapter, ffn, attention, "
+                                         "layer_norm).", **define)
+    flags.DEFINE_enum("budget", None, ["per_language", "total"],
+                      "budget: per_language (a run over n languages trains n x the steps) or total.", **define)
+    flags.DEFINE_string(
+        "corpus", None,
+        "Your corpus directory: run.data.corpus_dir (DIR/text/<code>.txt[.gz] required; DIR/pos, ner, nli, "
+        "parallel optional; docs/corpus.md); for the synthetic control, its source text (control.source, the "
+        "--pivot language).", **define)
+    flags.DEFINE_string("init_preset", None, "run.finetune.init_preset of a fine-tuning study: a keras-hub "
+                                             "preset directory, a Hugging Face directory, or `builtin`.", **define)
+    flags.DEFINE_string("pivot", None, "pivot: JointPair partner, retrieval target, classification training "
+                                       "language; for the synthetic control with --corpus, the corpus language it "
+                                       "derives from.", **define)
+    flags.DEFINE_enum("treatments_in", None, ["base", "all"], "control.treatments_in (synthetic control).",
+                      **define)
+    flags.DEFINE_list("widths", None, "control.widths: hidden sizes of the capacity curve (synthetic control).",
+                      **define)
+    flags.DEFINE_enum("width_learning_rate", None, ["same", "scaled"],
+                      "control.width_learning_rate (synthetic control).", **define)
+    flags.DEFINE_bool("sweeps", None, "control.sweeps; --nosweeps runs the capacity curve's widths only.",
+                      **define)
+    flags.DEFINE_string("synthetic_source", None, "control.source: 'toy', 'builtin:en' or 'directory:DIR:CODE'.",
+                        **define)
+    flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and warnings.", **define)
+
+
+define_flags()
 
 
 def list_experiments() -> str:
@@ -94,13 +114,15 @@ def list_experiments() -> str:
     return "\n".join(lines)
 
 
-def _shorthands(config: configs.StudyConfig) -> dict:
+SHORTHANDS = ("variants", "seeds", "workers", "languages", "ls_kind", "budget", "corpus", "init_preset", "pivot",
+              "treatments_in", "widths", "width_learning_rate", "sweeps", "synthetic_source")
+
+
+def _shorthands(config: configs.StudyConfig, values: flags.FlagValues) -> dict:
     """The shorthand flags given, as overrides of `config`; a flag the study cannot use raises UsageError."""
     name = config.name or "(from --config_file)"
     control = config.control.enabled
-    given = {flag: getattr(FLAGS, flag) for flag in (
-        "variants", "seeds", "workers", "languages", "ls_kind", "budget", "corpus", "init_preset", "pivot",
-        "treatments_in", "widths", "width_learning_rate", "sweeps", "synthetic_source") if FLAGS[flag].present}
+    given = {flag: getattr(values, flag) for flag in SHORTHANDS if values[flag].present}
 
     def refuse(flag, why):
         raise app.UsageError(f"--{flag}: study {name} {why}.")
@@ -129,7 +151,7 @@ def _shorthands(config: configs.StudyConfig) -> dict:
             if control:
                 if "synthetic_source" in given:
                     refuse(flag, "takes its source text from --corpus or --synthetic_source, not both")
-                overrides.setdefault("control", {})["source"] = f"directory:{directory}:{FLAGS.pivot or 'en'}"
+                overrides.setdefault("control", {})["source"] = f"directory:{directory}:{values.pivot or 'en'}"
             else:
                 data = run.setdefault("data", {})
                 data.update(corpus="directory", corpus_dir=directory)
@@ -148,32 +170,32 @@ def _shorthands(config: configs.StudyConfig) -> dict:
     return overrides
 
 
-def resolve_study() -> configs.StudyConfig:
+def resolve_study(values: flags.FlagValues = FLAGS) -> configs.StudyConfig:
     """The study the flags describe: registered -> --config_file -> --params_override -> shorthands."""
-    name = FLAGS.experiment
-    if FLAGS.preset:
+    name = values.experiment
+    if values.preset:
         if name:
             raise app.UsageError("--preset is the earlier name of --experiment: give one of them.")
-        if FLAGS.preset not in PRESET_NAMES:
-            raise app.UsageError(f"--preset={FLAGS.preset}: unknown; the studies are --list_experiments.")
-        name = "study_control_quick" if FLAGS.preset == "synthetic_control" and FLAGS.quick else \
-            PRESET_NAMES[FLAGS.preset]
-        print(f"--preset={FLAGS.preset} is now --experiment={name}", file=sys.stderr)
-    elif FLAGS.quick:
+        if values.preset not in PRESET_NAMES:
+            raise app.UsageError(f"--preset={values.preset}: unknown; the studies are --list_experiments.")
+        name = "study_control_quick" if values.preset == "synthetic_control" and values.quick else \
+            PRESET_NAMES[values.preset]
+        print(f"--preset={values.preset} is now --experiment={name}", file=sys.stderr)
+    elif values.quick:
         raise app.UsageError("--quick goes with --preset=synthetic_control; the quick control is "
                              "--experiment=study_control_quick.")
     try:
-        if name or not FLAGS.config_file:
+        if name or not values.config_file:
             config = configs.get_study(name or "study_small")
         else:  # a saved study.yaml holds every field
             config = configs.StudyConfig()
-        for path in FLAGS.config_file:
+        for path in values.config_file:
             config = hyperparams.override_params_dict(config, path, is_strict=True)
-        if FLAGS.params_override:
-            config = hyperparams.override_params_dict(config, FLAGS.params_override, is_strict=True)
+        if values.params_override:
+            config = hyperparams.override_params_dict(config, values.params_override, is_strict=True)
     except KeyError as error:
         raise app.UsageError(_explain(error)) from None
-    overrides = _shorthands(config)
+    overrides = _shorthands(config, values)
     if overrides:
         config = hyperparams.override_params_dict(config, overrides, is_strict=True)
     try:
