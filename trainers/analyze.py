@@ -20,13 +20,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A trainer's model_dir.")
-flags.DEFINE_string("output_dir", None, "Report directory (default: model_dir/report).")
-flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix (default: the newest).")
-flags.DEFINE_float("keep_fraction", 0.1, "Share of each layer group kept in a language's sub-network.")
-flags.DEFINE_integer("batches_per_language", None, "Held-out batches per language (default: the config's).")
-flags.DEFINE_string("results", None, "A comparison study's results.json, for per-variant deltas.")
-flags.mark_flag_as_required("model_dir")
+
+
+def define_flags(flag_values=None):
+    """The analysis command's flags on `flag_values` (default: absl's global FLAGS)."""
+    values = flag_values if flag_values is not None else flags.FLAGS
+    define = {"flag_values": values}
+    flags.DEFINE_string("model_dir", None, "A trainer's model_dir.", **define)
+    flags.DEFINE_string("output_dir", None, "Report directory (default: model_dir/report).", **define)
+    flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix (default: the newest).", **define)
+    flags.DEFINE_float("keep_fraction", 0.1, "Share of each layer group kept in a language's sub-network.",
+                       **define)
+    flags.DEFINE_integer("batches_per_language", None, "Held-out batches per language (default: the config's).",
+                         **define)
+    flags.DEFINE_string("results", None, "A comparison study's results.json, for per-variant deltas.", **define)
+    flags.mark_flag_as_required("model_dir", flag_values=values)
 
 
 def main(argv):
@@ -78,6 +86,7 @@ def main(argv):
 
 
 def run():
+    define_flags()
     app.run(main)
 
 

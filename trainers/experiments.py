@@ -47,8 +47,9 @@ PRESET_NAMES = {"tiny": "study_tiny", "demo": "study_demo", "small": "study_smal
 FLAGS = flags.FLAGS
 
 
-def define_flags(values: flags.FlagValues = FLAGS) -> None:
-    """The command's flags, defined in `values` (the process's FLAGS, or a test's own FlagValues)."""
+def define_flags(flag_values=None) -> None:
+    """The command's flags, defined on `flag_values` (default: absl's global FLAGS)."""
+    values = flag_values if flag_values is not None else FLAGS
     define = {"flag_values": values}
     flags.DEFINE_string("experiment", None, "A registered study (--list_experiments); default study_small.", **define)
     flags.DEFINE_bool("list_experiments", False, "Print every registered name, what it is and its size; exit.",
@@ -94,9 +95,6 @@ def define_flags(values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_string("synthetic_source", None, "control.source: 'toy', 'builtin:en' or 'directory:DIR:CODE'.",
                         **define)
     flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and warnings.", **define)
-
-
-define_flags()
 
 
 def list_experiments() -> str:
@@ -230,6 +228,7 @@ def main(argv):
 
 
 def run():
+    define_flags()
     app.run(main)
 
 

@@ -40,12 +40,18 @@ def main(argv):
         print(f"{name}: {metrics[name]}")
 
 
-def run():
-    flags_common.define_flags()
+def define_flags(flag_values=None):
+    """The fine-tuning trainer's flags on `flag_values` (default: absl's global FLAGS)."""
+    values = flag_values if flag_values is not None else flags.FLAGS
+    flags_common.define_flags(values)
     flags.DEFINE_string(
         "init_preset", None, "A keras-hub preset directory to start from, or `builtin` (the built-in 4-bit "
-        "multilingual-e5-small; overrides finetune.init_preset)."
+        "multilingual-e5-small; overrides finetune.init_preset).", flag_values=values
     )
+
+
+def run():
+    define_flags()
     app.run(main)
 
 

@@ -7,29 +7,35 @@ registered preset (--experiment) -> --config_file (YAML, repeatable) ->
 
 from __future__ import annotations
 
-from absl import flags
+from absl import app, flags
 from official.modeling import hyperparams
 
 from tf_metaling import configs
 
 
-def define_flags():
-    flags.DEFINE_string("experiment", "small", f"Registered preset: {sorted(configs.EXPERIMENTS)}.")
-    flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run.")
-    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, summaries and the resolved config.")
-    flags.DEFINE_multi_string("config_file", [], "YAML config file(s), applied in order.")
-    flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides.")
-    flags.DEFINE_enum(
-        "strategy", None, list(configs.STRATEGIES), "Distribution strategy (overrides runtime.distribution_strategy)."
-    )
-    flags.DEFINE_string("tpu", None, "TPU name or address (with --strategy=tpu).")
-    flags.DEFINE_list("languages", None, "Language codes (overrides data.languages).")
-    flags.DEFINE_integer("seed", None, "Random seed (overrides runtime.seed).")
-    flags.mark_flag_as_required("model_dir")
+def define_flags(flag_values=None):
+    """The trainers' common flags, defined on `flag_values` (default: absl's global FLAGS)."""
+    values = flag_values if flag_values is not None else flags.FLAGS
+    define = {"flag_values": values}
+    flags.DEFINE_string("experiment", "small", "A registered run, or a study (one run of its configuration): "
+                        f"{sorted(configs.EXPERIMENTS)}.", **define)
+    flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run.", **define)
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, summaries and the resolved config.", **define)
+    flags.DEFINE_multi_string("config_file", [], "YAML config file(s), applied in order.", **define)
+    flags.DEFINE_string("params_override", "", "YAML string or comma-separated a.b=value overrides.", **define)
+    flags.DEFINE_enum("strategy", None, list(configs.STRATEGIES),
+                      "Distribution strategy (overrides runtime.distribution_strategy).", **define)
+    flags.DEFINE_string("tpu", None, "TPU name or address (with --strategy=tpu).", **define)
+    flags.DEFINE_list("languages", None, "Language codes (overrides data.languages).", **define)
+    flags.DEFINE_integer("seed", None, "Random seed (overrides runtime.seed).", **define)
+    flags.mark_flag_as_required("model_dir", flag_values=values)
 
 
 def resolve_config(flag_values, init_preset=None) -> configs.ExperimentConfig:
-    config = configs.get_experiment(flag_values.experiment)
+    try:
+        config = configs.get_experiment(flag_values.experiment)
+    except KeyError as error:
+        raise app.UsageError(str(error.args[0])) from None
     for path in flag_values.config_file:
         config = hyperparams.override_params_dict(config, path, is_strict=True)
     if flag_values.params_override:

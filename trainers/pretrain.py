@@ -37,8 +37,11 @@ def main(argv):
         print(f"{name}: {metrics[name]}")
 
 
+define_flags = flags_common.define_flags
+
+
 def run():
-    flags_common.define_flags()
+    define_flags()
     app.run(main)
 
 
