@@ -33,8 +33,8 @@ demo: $(STAMP)
 		--text "praise be to [MASK] , the lord of the worlds" --language en
 	$(PY) -m trainers.experiments --experiment=study_pretrained_demo --output_dir=$(DEMO_DIR)/pretrained
 
-# The paper's comparison at the `small` preset: 7 languages, 3 seeds, two runs at a time (one
-# seed took 15 minutes on the slower 2-core machine; three took 31m12s on the faster: BUILD.md).
+# The paper's comparison, study_small: 7 languages, 3 seeds, two runs at a time (its time on
+# 2 cores: python -m trainers.experiments --list_experiments; figures: docs/results.md).
 reproduce: $(STAMP)
 	$(PY) -m trainers.experiments --experiment=study_small --workers=2 --output_dir=$(STUDY_DIR)
 

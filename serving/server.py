@@ -15,7 +15,7 @@ limits (header/body timeouts, connection and call limits, keepalive). Every
 request and connection limit is a field of `RequestLimits`, and its flag is
 generated from that field.
 
-The real `tensorflow_model_server` serves the same exports; see BUILD.md.
+The real `tensorflow_model_server` serves the same exports; see docs/serving.md.
 """
 
 from __future__ import annotations

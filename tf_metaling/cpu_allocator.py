@@ -11,7 +11,7 @@ GPUs, keeps the memory and reuses it
 run (seed 0, 1200 steps, two runs at once on 2 cores, as the study's two
 workers): 5.1-5.4 million page faults and 78-82 s with ``malloc``, 0.18 million
 and 62-65 s with the pooling allocator, the same learning curve to the last
-digit (BUILD.md, "The synthetic control").
+digit (docs/results.md; `benchmarks/cpu_allocator.py` repeats the comparison).
 
 The allocator is chosen once a process, when TensorFlow creates its CPU device
 (the first tensor), so `use_pooled_cpu_allocator` runs first in the trainers'
