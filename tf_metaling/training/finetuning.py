@@ -143,7 +143,7 @@ BUILTIN_PRESET = "builtin"
 
 
 def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
-    """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset directory."""
+    """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset or Hugging Face directory."""
     from tf_metaling.languages import LanguageVocabulary
     from tf_metaling.models import MultilingualEncoder, pretrained
 
@@ -154,9 +154,8 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     info = pretrained.read_preset(preset_dir)
     tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
     tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
-    backbone = pretrained.load_backbone(info.directory)
     model = config.model
-    encoder_config = pretrained.encoder_config_from_backbone(backbone, tokenizer.pad_id)
+    encoder_config = dict(info.encoder_config)
     encoder_config.update(
         language_specific=model.language_specific,
         language_specific_layers=list(model.language_specific_layers) or None,
@@ -181,7 +180,7 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
         return MultilingualEncoder(languages=languages, **encoder_config)
 
     def initialize(model):
-        pretrained.assign_backbone_weights(model.encoder, backbone)
+        pretrained.assign_encoder_weights(model.encoder, pretrained.read_pretrained_weights(info))
 
     return tokenizer, languages, build_encoder, initialize
 
