@@ -185,6 +185,39 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     return tokenizer, languages, build_encoder, initialize
 
 
+def _with_language_layers(initialize, paths, languages):
+    """`initialize` followed by loading the language-layers files `paths` (finetune.language_layers).
+
+    The files are read and checked against the languages now, before any
+    training; against the base model once it holds its weights.
+    """
+    from tf_metaling.models.language_modules import load_language_module, read_language_module
+
+    for path in paths:
+        try:
+            manifest, _ = read_language_module(path)
+        except ValueError as error:
+            raise ValueError(f"config field finetune.language_layers: {error}") from None
+        missing = [code for code in manifest["languages"] if code not in languages]
+        if missing:
+            raise ValueError(
+                f"config field finetune.language_layers: {path} holds languages {missing}, which the model "
+                f"does not have ({list(languages.codes)}); add them to data.languages (a preset start) or "
+                "load fewer languages."
+            )
+
+    def initialize_and_load(model):
+        if initialize is not None:
+            initialize(model)
+        for path in paths:
+            try:  # every language is in the model (checked above): loaded in place
+                load_language_module(model, path)
+            except ValueError as error:
+                raise ValueError(f"config field finetune.language_layers: {error}") from None
+
+    return initialize_and_load
+
+
 def run_finetuning(
     config: ExperimentConfig,
     model_dir: str,
@@ -217,6 +250,8 @@ def run_finetuning(
     languages.check([config.finetune.train_language], where="config field finetune.train_language")
     if config.finetune.from_scratch:
         initialize = None  # the no-pretraining baseline: the start's architecture, random weights
+    if config.finetune.language_layers:
+        initialize = _with_language_layers(initialize, list(config.finetune.language_layers), languages)
     if task_data is not None:
         labels, train, evaluation, *meta = task_data
         train, tagging, meta_examples = list(train), config.task == "token_classification", dict(*meta)
