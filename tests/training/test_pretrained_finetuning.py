@@ -101,9 +101,9 @@ def test_language_layers_are_loaded_before_fine_tuning(preset, tmp_path):
     path = save_language_module(stage_one, "de", str(tmp_path / "de.npz"), provenance={"stage": 1})
     config.finetune.language_layers = [path]
     model_dir = str(tmp_path / "with_layers")
-    metrics = run_finetuning(config, model_dir, "train_and_eval")
-    assert metrics["step"] == 2
+    run_finetuning(config, model_dir, "train")
     model = _trained_model(model_dir)
+    assert checkpoints.latest_checkpoint(model_dir).endswith("ckpt-2")
     saved = {variable_key(v): v.numpy() for v in language_specific_variables(stage_one)}
     for variable in language_specific_variables(model.encoder):
         np.testing.assert_array_equal(variable.numpy()[1], saved[variable_key(variable)][1])  # de: the file's
