@@ -317,11 +317,16 @@ def _rewrite(path, edit):
             r"model\.safetensors: tensor 'encoder\.layer\.0\.intermediate\.dense\.bias' has shape \[15\], expected \[16\]",
         ),
         (
+            lambda p: _rewrite(p, lambda t: t.update({"encoder.layer.2.output.dense.bias": np.ones(8, np.float32)})),
+            r"model\.safetensors: tensor 'encoder\.layer\.2\.output\.dense\.bias' is not part of the encoder "
+            r".*config\.json describes",
+        ),
+        (
             lambda p: _rewrite(p, lambda t: t.update({"embeddings.LayerNorm.weight": np.ones(8, np.int32)})),
             r"model\.safetensors: tensor 'embeddings\.LayerNorm\.weight' has dtype I32",
         ),
     ],
-    ids=["truncated", "garbage", "too_short", "tensor_missing", "wrong_shape", "wrong_dtype"],
+    ids=["truncated", "garbage", "too_short", "tensor_missing", "wrong_shape", "extra_layer", "wrong_dtype"],
 )
 def test_broken_safetensors_fail_naming_file_and_tensor_before_building(
     good_directory, monkeypatch, damage, message

@@ -188,6 +188,15 @@ def read_hugging_face_directory(directory, config_path, config) -> PresetInfo:
         safetensors_file.check_tensors(entries, expected, where)
     except safetensors_file.SafetensorsError as error:
         raise PresetError(str(error)) from None
+    # An encoder tensor the config does not account for (a layer more, relative-position
+    # embeddings) means the file computes something else: refused, not ignored.
+    encoder_parts = (f"{prefix}embeddings.", f"{prefix}encoder.")
+    for name, entry in sorted(entries.items()):
+        if name.startswith(encoder_parts) and name not in expected and not name.endswith(".position_ids"):
+            raise PresetError(
+                f"{entry.path}: tensor {name!r} is not part of the encoder {config_path} describes; "
+                "weights and config do not belong together."
+            )
     encoder_config = {
         "vocabulary_size": sizes["vocab_size"],
         "hidden_dim": sizes["hidden_size"],
