@@ -86,6 +86,31 @@ def restore_model(model_dir: str, checkpoint_path: str | None = None):
     return model
 
 
+CONFIG_YAML_FILE = "config.yaml"
+
+
+def save_language_layers(model_dir: str, languages, path: str, checkpoint_path: str | None = None) -> str:
+    """Writes the LS layers of `languages` of a trained model_dir to a language-layers file; returns its path.
+
+    The file's provenance names the run: the model_dir, the checkpoint (and its step), and the
+    resolved experiment config (``config.yaml``) when the trainers wrote one. See
+    `tf_metaling.models.language_modules` for the format and `finetune.language_layers` for loading.
+    """
+    from tf_metaling.models.language_modules import save_language_module
+
+    checkpoint_path = checkpoint_path or latest_checkpoint(model_dir)
+    model = restore_model(model_dir, checkpoint_path)
+    provenance = {"model_dir": os.path.abspath(model_dir), "checkpoint": os.path.abspath(checkpoint_path)}
+    step = os.path.basename(checkpoint_path).rpartition("-")[2]
+    if step.isdigit():
+        provenance["step"] = int(step)
+    config_path = os.path.join(model_dir, CONFIG_YAML_FILE)
+    if os.path.exists(config_path):
+        with open(config_path, encoding="utf-8") as file:
+            provenance["experiment_config"] = file.read()
+    return save_language_module(model, languages, path, provenance=provenance)
+
+
 def vocab_path(model_dir: str) -> str | None:
     """The tokenizer file of a model_dir: vocab.txt (WordPiece) or sentencepiece.model."""
     for name in (VOCAB_FILE, SENTENCEPIECE_FILE):

@@ -3,12 +3,16 @@
     python -m trainers.finetune --experiment=zero_shot_classification --model_dir=/tmp/cls \
         --params_override="finetune.init_model_dir=/tmp/pretrained"
 
-or from a keras-hub preset directory (a converted BERT / XLM-R; see
+or from a keras-hub preset or Hugging Face directory (a converted BERT / XLM-R; see
 tf_metaling.models.pretrained), here with +Meta LS, training adapters and head:
 
     python -m trainers.finetune --experiment=zero_shot_classification --model_dir=/tmp/cls \
         --init_preset=/path/to/preset \
         --params_override="finetune.train_weights=language_specific_and_heads,meta.enabled=true,data.batching=one_language"
+
+Language layers trained elsewhere on the same base (e.g. each language's adapters trained by
+masked LM on its own text, as in MAD-X) are loaded with --language_layers=sw.npz,te.npz
+(`finetune.language_layers`); the file's base model must be the start's.
 
 Trains on `finetune.train_language` (English by default) and evaluates every
 language of the task: the other languages' accuracy is zero-shot transfer.
@@ -34,7 +38,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    config = flags_common.resolve_config(FLAGS, init_preset=FLAGS.init_preset)
+    config = flags_common.resolve_config(FLAGS, init_preset=FLAGS.init_preset, language_layers=FLAGS.language_layers)
     metrics = run_finetuning(config, FLAGS.model_dir, FLAGS.mode)
     for name in sorted(metrics):
         print(f"{name}: {metrics[name]}")
@@ -47,6 +51,10 @@ def define_flags(flag_values=None):
     flags.DEFINE_string(
         "init_preset", None, "A keras-hub preset directory to start from, or `builtin` (the built-in 4-bit "
         "multilingual-e5-small; overrides finetune.init_preset).", flag_values=values
+    )
+    flags.DEFINE_list(
+        "language_layers", None, "Language-layer files (.npz, tf_metaling.models.language_modules) to load "
+        "after the encoder holds its start weights (overrides finetune.language_layers).", flag_values=values
     )
 
 

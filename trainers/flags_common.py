@@ -2,7 +2,7 @@
 
 registered preset (--experiment) -> --config_file (YAML, repeatable) ->
 --params_override (YAML string or "a.b=1,c.d=x") -> shorthands (--languages,
---seed, --strategy, finetune's --init_preset) -> validate -> lock.
+--seed, --strategy, finetune's --init_preset and --language_layers) -> validate -> lock.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def define_flags(flag_values=None):
     flags.mark_flag_as_required("model_dir", flag_values=values)
 
 
-def resolve_config(flag_values, init_preset=None) -> configs.ExperimentConfig:
+def resolve_config(flag_values, init_preset=None, language_layers=None) -> configs.ExperimentConfig:
     try:
         config = configs.get_experiment(flag_values.experiment)
     except KeyError as error:
@@ -51,6 +51,8 @@ def resolve_config(flag_values, init_preset=None) -> configs.ExperimentConfig:
         shorthands.setdefault("runtime", {})["tpu"] = flag_values.tpu
     if init_preset:  # trainers.finetune's --init_preset
         shorthands.setdefault("finetune", {}).update(init_preset=init_preset, init_model_dir="")
+    if language_layers:  # trainers.finetune's --language_layers
+        shorthands.setdefault("finetune", {})["language_layers"] = list(language_layers)
     if shorthands:
         config = hyperparams.override_params_dict(config, shorthands, is_strict=True)
     configs.validate(config)

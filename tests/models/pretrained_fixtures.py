@@ -8,6 +8,7 @@ changes the outputs visibly.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -41,6 +42,7 @@ def bert_vocabulary() -> list:
     return list(dict.fromkeys(vocabulary))
 
 
+@functools.lru_cache(maxsize=None)
 def sentencepiece_proto(vocab_size=96) -> bytes:
     """A tiny unigram SentencePiece model with XLM-R's first pieces (<unk>, <s>, </s>)."""
     import sentencepiece
@@ -140,13 +142,112 @@ def write_hugging_face_bert(directory, backbone, vocabulary) -> str:
         "intermediate_size": backbone.intermediate_dim,
         "max_position_embeddings": backbone.max_sequence_length,
         "type_vocab_size": 2,
-        "hidden_act": "gelu",
+        "hidden_act": "gelu_new",  # keras-hub's BertBackbone computes the tanh GELU
         "layer_norm_eps": 1e-12,
     }
     with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as file:
         json.dump(config, file)
     with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as file:
-        json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True}, file)
+        # keras-hub's BertTokenizer(lowercase=True) keeps accents; Hugging Face's would strip them by default.
+        json.dump({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "strip_accents": False}, file)
     with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as file:
         file.write("".join(token + "\n" for token in vocabulary))
+    return os.fspath(directory)
+
+
+# ------------------------------------------------------------------ Hugging Face directories from numpy
+HF_SIZES = {"hidden_size": 8, "num_attention_heads": 2, "intermediate_size": 16, "num_hidden_layers": 2}
+
+
+def hugging_face_config(model_type="bert", **fields) -> dict:
+    """A config.json for a tiny BERT or XLM-R (XLM-R: 2 offset rows + 16 positions, one token type)."""
+    if model_type == "bert":
+        config = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": len(bert_vocabulary()),
+                  "max_position_embeddings": 16, "type_vocab_size": 2, "pad_token_id": 0}  # fmt: skip
+    else:
+        config = {"model_type": "xlm-roberta", "architectures": ["XLMRobertaModel"],
+                  "vocab_size": sentencepiece_vocabulary_size(), "max_position_embeddings": 18,
+                  "type_vocab_size": 1, "pad_token_id": 1}  # fmt: skip
+    config.update(HF_SIZES, hidden_act="gelu", layer_norm_eps=1e-12, position_embedding_type="absolute")
+    config.update(fields)
+    return config
+
+
+def sentencepiece_vocabulary_size() -> int:
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(sentencepiece_proto())
+    return processor.GetPieceSize() + 2  # fairseq ids: <pad> inserted, <mask> appended
+
+
+def random_hugging_face_tensors(config, seed=0, prefix="", norm=("weight", "bias"), masked_lm=False) -> dict:
+    """Random weights under Hugging Face's names ([out, in] Linear weights), scaled so every one matters."""
+    rng = np.random.RandomState(seed)
+    d, inner = config["hidden_size"], config["intermediate_size"]
+
+    def normal(*shape):
+        return rng.normal(scale=0.3, size=shape).astype(np.float32)
+
+    def layer_norm(name):
+        return {f"{name}.{norm[0]}": 1.0 + normal(d), f"{name}.{norm[1]}": normal(d)}
+
+    tensors = {
+        f"{prefix}embeddings.word_embeddings.weight": normal(config["vocab_size"], d),
+        f"{prefix}embeddings.position_embeddings.weight": normal(config["max_position_embeddings"], d),
+        f"{prefix}embeddings.token_type_embeddings.weight": normal(config["type_vocab_size"], d),
+        f"{prefix}embeddings.position_ids": np.arange(config["max_position_embeddings"], dtype=np.int64)[None],
+        **layer_norm(f"{prefix}embeddings.LayerNorm"),
+    }
+    for i in range(config["num_hidden_layers"]):
+        layer = f"{prefix}encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            tensors[f"{layer}{name}.weight"], tensors[f"{layer}{name}.bias"] = normal(d, d), normal(d)
+        tensors[f"{layer}intermediate.dense.weight"], tensors[f"{layer}intermediate.dense.bias"] = normal(inner, d), normal(inner)
+        tensors[f"{layer}output.dense.weight"], tensors[f"{layer}output.dense.bias"] = normal(d, inner), normal(d)
+        tensors.update(layer_norm(f"{layer}attention.output.LayerNorm"))
+        tensors.update(layer_norm(f"{layer}output.LayerNorm"))
+    if masked_lm:
+        head = "cls.predictions" if config["model_type"] == "bert" else "lm_head"
+        transform = f"{head}.transform" if config["model_type"] == "bert" else head
+        tensors[f"{transform}.dense.weight"], tensors[f"{transform}.dense.bias"] = normal(d, d), normal(d)
+        tensors.update(layer_norm(f"{transform}.LayerNorm" if config["model_type"] == "bert" else f"{head}.layer_norm"))
+        tensors[f"{head}.bias"] = normal(config["vocab_size"])
+    return tensors
+
+
+def write_hugging_face_directory(directory, config, tensors, tokenizer_config=None, shards=1, dtype=None) -> str:
+    """config.json, the weights (model.safetensors, or `shards` files + index) and the tokenizer files.
+
+    `tokenizer_config` None writes no tokenizer_config.json; `dtype` converts
+    the float tensors (e.g. float16) before writing.
+    """
+    from safetensors.numpy import save_file
+
+    os.makedirs(directory, exist_ok=True)
+    tensors = {name: np.ascontiguousarray(value if dtype is None or value.dtype.kind != "f" else value.astype(dtype))
+               for name, value in tensors.items()}  # fmt: skip
+    if shards == 1:
+        save_file(tensors, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+    else:
+        names = sorted(tensors)
+        weight_map = {}
+        for shard in range(shards):
+            file_name = f"model-{shard + 1:05d}-of-{shards:05d}.safetensors"
+            part = names[shard::shards]
+            save_file({name: tensors[name] for name in part}, os.path.join(directory, file_name))
+            weight_map.update({name: file_name for name in part})
+        with open(os.path.join(directory, "model.safetensors.index.json"), "w", encoding="utf-8") as file:
+            json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, file)
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as file:
+        json.dump(config, file)
+    if tokenizer_config is not None:
+        with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as file:
+            json.dump(tokenizer_config, file)
+    if config["model_type"] == "xlm-roberta" or "XLMRoberta" in (tokenizer_config or {}).get("tokenizer_class", ""):
+        with open(os.path.join(directory, "sentencepiece.bpe.model"), "wb") as file:
+            file.write(sentencepiece_proto())
+    else:
+        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as file:
+            file.write("".join(token + "\n" for token in bert_vocabulary()))
     return os.fspath(directory)

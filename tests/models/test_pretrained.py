@@ -281,3 +281,32 @@ def test_vocabulary_that_does_not_match_the_embeddings_fails(presets, tmp_path):
 def test_not_a_directory_fails(tmp_path):
     with pytest.raises(PresetError, match="not a directory"):
         read_preset(tmp_path / "nowhere")
+
+
+def test_keras_hub_arguments_are_checked(presets, tmp_path):
+    directory = _copy(presets["bert"], tmp_path)
+    _edit_json(directory / "config.json", lambda c: c["config"].update(layer_norm_epsilon=1e-5))
+    with pytest.raises(PresetError, match=r"config\.json: config\.layer_norm_epsilon=1e-05 is not an argument of "
+                                          r"keras_hub>BertBackbone that tf_metaling converts"):  # fmt: skip
+        read_preset(directory)
+    heads = _copy(presets["bert"], tmp_path, "heads")
+    _edit_json(heads / "config.json", lambda c: c["config"].update(num_heads=3))
+    with pytest.raises(PresetError, match=r"config\.json: config\.hidden_dim=8 is not divisible by config\.num_heads=3"):
+        read_preset(heads)
+
+
+def test_a_presets_stated_activation_is_honoured(presets, tmp_path):
+    """tf_metaling_encoder.json states a function the keras-hub class cannot (the built-in e5's exact GELU)."""
+    directory = _copy(presets["bert"], tmp_path)
+    (directory / "tf_metaling_encoder.json").write_text(json.dumps({"activation": "relu", "note": "trained so"}))
+    encoder = load_pretrained_encoder(directory, fixtures.LANGUAGES)
+    assert encoder.activation == "relu"
+    inputs, language_ids = _mixed_batch(presets["bert"])
+    backbone_output = _keras_hub_output(load_backbone(directory), inputs)  # the backbone cannot: tanh GELU
+    assert np.abs(encoder({**inputs, "language_ids": language_ids}).numpy() - backbone_output).max() > 1e-2
+    (directory / "tf_metaling_encoder.json").write_text(json.dumps({"activation": "gelu_10"}))
+    with pytest.raises(PresetError, match=r"tf_metaling_encoder\.json: field activation='gelu_10'; expected one of"):
+        read_preset(directory)
+    (directory / "tf_metaling_encoder.json").write_text(json.dumps({"layer_norm_epsilon": 1e-5}))
+    with pytest.raises(PresetError, match=r"tf_metaling_encoder\.json: field 'layer_norm_epsilon' is not one of"):
+        read_preset(directory)

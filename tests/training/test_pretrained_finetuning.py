@@ -9,7 +9,8 @@ from official.modeling import hyperparams
 
 from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints, configs
-from tf_metaling.models import partition_variables
+from tf_metaling.models import partition_variables, save_language_module
+from tf_metaling.models.partition import language_specific_variables, variable_key
 from tf_metaling.models.pretrained import load_keras_hub_tokenizer, load_pretrained_encoder
 from tf_metaling.training.finetuning import run_finetuning
 
@@ -86,6 +87,41 @@ def test_finetuning_trains_adapters_and_head_only(preset, finetuned):
         elif "down_kernel" not in key:  # shared weights stay the pretrained ones
             np.testing.assert_array_equal(trained[key], variable.numpy(), err_msg=key)
     assert any(moved)  # the adapters trained
+
+
+def test_language_layers_are_loaded_before_fine_tuning(preset, tmp_path):
+    """finetune.language_layers: a file saved on the same base is loaded (here frozen: heads only train)."""
+    config = _config(preset, tmp_path, finetune={"train_weights": "heads"},
+                     trainer={"train_steps": 2, "eval_interval": 2, "checkpoint_interval": 2})
+    stage_one = load_pretrained_encoder(preset, ["en", "de"], language_specific="adapter", adapter_dim=4,
+                                        adapter_activation=config.model.adapter_activation)  # fmt: skip
+    rng = np.random.RandomState(0)
+    for variable in partition_variables(stage_one).language:  # "trained" German adapters
+        variable.assign(rng.normal(scale=0.1, size=variable.shape).astype("float32"))
+    path = save_language_module(stage_one, "de", str(tmp_path / "de.npz"), provenance={"stage": 1})
+    config.finetune.language_layers = [path]
+    model_dir = str(tmp_path / "with_layers")
+    run_finetuning(config, model_dir, "train")
+    model = _trained_model(model_dir)
+    assert checkpoints.latest_checkpoint(model_dir).endswith("ckpt-2")
+    saved = {variable_key(v): v.numpy() for v in language_specific_variables(stage_one)}
+    for variable in language_specific_variables(model.encoder):
+        np.testing.assert_array_equal(variable.numpy()[1], saved[variable_key(variable)][1])  # de: the file's
+        if variable_key(variable).endswith(("up_kernel", "up_bias")):
+            np.testing.assert_array_equal(variable.numpy()[0], 0.0)  # en: the identity it started as
+
+
+def test_language_layers_of_another_base_are_refused(preset, tmp_path):
+    other = load_pretrained_encoder(fixtures.write_xlm_roberta_preset(tmp_path / "other", seed=7), ["en", "de"],
+                                    language_specific="adapter", adapter_dim=4)  # fmt: skip
+    path = save_language_module(other, "de", str(tmp_path / "de.npz"))
+    config = _config(preset, tmp_path, finetune={"language_layers": [path]})
+    with pytest.raises(ValueError, match=r"config field finetune\.language_layers: .*de\.npz: these language "
+                                         r"layers were saved from a different base model"):  # fmt: skip
+        run_finetuning(config, str(tmp_path / "refused"), "train")
+    config = _config(preset, tmp_path, finetune={"language_layers": [path]}, data={"languages": ["en"]})
+    with pytest.raises(ValueError, match=r"de\.npz holds languages \['de'\], which the model does not have"):
+        run_finetuning(config, str(tmp_path / "missing"), "train")
 
 
 @pytest.mark.slow

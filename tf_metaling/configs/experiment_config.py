@@ -137,11 +137,15 @@ class FinetuneConfig(hyperparams.Config):
 
     init_model_dir: str = ""  # pretrained model_dir whose encoder weights start the run
     from_scratch: bool = False  # the architecture and tokenizer of the start, random weights (baseline)
-    # Or a keras-hub preset directory (BERT / XLM-R; tf_metaling.models.pretrained): the
+    # Or a keras-hub preset or Hugging Face directory (BERT / XLM-R; tf_metaling.models.pretrained): the
     # encoder's sizes, weights and tokenizer come from it; model.language_specific,
     # language_specific_layers, adapter_dim, adapter_activation, dropout, attention_dropout and
     # data.languages still apply. Set one of init_model_dir / init_preset.
     init_preset: str = ""  # or "builtin": the built-in 4-bit multilingual-e5-small (models/builtin_encoder.py)
+    # Language-layer files (tf_metaling.models.language_modules.save_language_module) loaded after
+    # the encoder holds its start weights: each file's languages replace the model's (they must be
+    # among the model's languages) and its base model must be the start's (checked, else refused).
+    language_layers: List[str] = dataclasses.field(default_factory=list)
     # Which weights train: "all", "language_specific_and_heads" (e.g. adapters + head) or "heads".
     train_weights: str = "all"
     # meta.enabled: the meta step's held-out batches are labelled examples of every language:

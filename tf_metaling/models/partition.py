@@ -52,12 +52,8 @@ class VariablePartition:
         return sum(int(tf.size(v)) // self.num_languages for v in self.language)
 
 
-def partition_variables(model) -> VariablePartition:
-    """Splits ``model.trainable_variables`` into shared and language-specific sets.
-
-    Works for any Keras layer or model containing `LanguageRoutedLayer`s (the
-    encoder, a `MultilingualModel`, or a user's functional model).
-    """
+def _routed_variables(model) -> tuple[dict, int]:
+    """``({id: variable}, L)`` of every language-specific variable, trainable or frozen."""
     if not model.built:
         raise ValueError(f"{model.name!r} must be built before its variables can be partitioned.")
     routed = {}
@@ -73,6 +69,31 @@ def partition_variables(model) -> VariablePartition:
             f"{model.name!r} mixes language-specific layers with different language "
             f"counts {sorted(num_languages)}."
         )
+    return routed, (num_languages.pop() if num_languages else 0)
+
+
+def language_specific_variables(model) -> tuple:
+    """Every stacked ``[L, ...]`` language-specific variable of `model`, frozen ones too, in ``model.weights`` order."""
+    routed, _ = _routed_variables(model)
+    return tuple(variable for variable in model.weights if id(variable) in routed)
+
+
+def variable_key(variable) -> str:
+    """A variable's path without its outermost layer's name: equal across models of one layout.
+
+    Inner names are fixed by the layers (``block_0/adapter_ffn/up_kernel``);
+    only the outermost is auto-numbered (``multilingual_encoder_3``).
+    """
+    return variable.path.split("/", 1)[-1]
+
+
+def partition_variables(model) -> VariablePartition:
+    """Splits ``model.trainable_variables`` into shared and language-specific sets.
+
+    Works for any Keras layer or model containing `LanguageRoutedLayer`s (the
+    encoder, a `MultilingualModel`, or a user's functional model).
+    """
+    routed, num_languages = _routed_variables(model)
     shared, language, shared_positions, language_positions = [], [], [], []
     for position, variable in enumerate(model.trainable_variables):
         if id(variable) in routed:
@@ -86,7 +107,7 @@ def partition_variables(model) -> VariablePartition:
         language=tuple(language),
         shared_positions=tuple(shared_positions),
         language_positions=tuple(language_positions),
-        num_languages=num_languages.pop() if num_languages else 0,
+        num_languages=num_languages,
     )
 
 

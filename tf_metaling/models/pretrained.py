@@ -1,111 +1,110 @@
-"""Pretrained encoders: keras-hub BERT / XLM-RoBERTa presets converted into `MultilingualEncoder`.
+"""Pretrained encoders: keras-hub presets and Hugging Face directories converted into `MultilingualEncoder`.
 
-A preset directory (keras-hub's `save_to_preset` layout, or a local Hugging
-Face directory that keras-hub converts offline) is read with
-``keras_hub.models.Backbone.from_preset(DIR)``; its weights are copied into a
-`MultilingualEncoder` of the same shapes: token, position and segment
-embeddings, the embedding layer norm, and every block's attention, feed-forward
-and (post-LN) layer norms in order. The keras-hub layers are not wrapped: the
-meta step differentiates twice through the encoder, and Keras's
-`LayerNormalization` has wrong second derivatives on TensorFlow, so the
-converted model runs entirely on the project's own layers.
+Two directory formats are read, both offline:
+
+- a keras-hub preset (``save_to_preset``: ``config.json`` naming a
+  ``BertBackbone`` or ``XLMRobertaBackbone``, ``model.weights.h5``,
+  ``tokenizer.json`` and its vocabulary asset); the backbone is built by
+  keras-hub and its weights copied;
+- a Hugging Face directory (``config.json`` with ``model_type`` ``bert`` or
+  ``xlm-roberta``, ``model.safetensors`` or a sharded
+  ``model.safetensors.index.json``, and the tokenizer files); its
+  ``config.json`` is read field by field and its tensors are read with numpy
+  (`safetensors_file`), without keras-hub.
+
+Every field that changes what the network computes is either honoured or
+refused with an error naming the file, the field and its value, never
+approximated: `HF_FIELDS` and `HF_ACTIVATIONS` say how each Hugging Face field
+maps (``hidden_act``, ``layer_norm_eps``, ``position_embedding_type``,
+``type_vocab_size``, XLM-R's position offset, sizes and head counts); a
+keras-hub config's arguments are checked against what the backbone class
+takes, and a preset may carry `ENCODER_OVERRIDES_FILE` when its keras-hub
+class cannot express the function its weights were trained with (the built-in
+e5 encoder: exact GELU in a ``BertBackbone``). `read_preset` checks a
+directory completely (config, tokenizer files, and for safetensors every
+header, tensor name, shape and dtype against the config) before anything is
+built.
+
+Weights go through one layout: ``{key: array}`` keyed like the encoder's own
+variables (``"block_0/attention/qkv_kernel"``, the variable path without the
+encoder's name; ``"masked_lm_head/..."`` for a masked-LM head), produced from a
+keras-hub backbone (`backbone_weights`) or from safetensors tensors, and
+copied by `assign_encoder_weights`. The keras-hub layers are never wrapped:
+the meta step differentiates twice through the encoder, and Keras's
+`LayerNormalization` has wrong second derivatives on TensorFlow.
 
 Language-specific layers added to a converted encoder start as the identity:
 adapters get a zero up-projection, and LS attention, feed-forward and layer
-norms start as copies of the pretrained shared weights in every language's row,
-so the converted model computes the pretrained function until it is trained.
+norms start as copies of the pretrained shared weights in every language's
+row, so the converted model computes the pretrained function until trained.
 
-The preset's tokenizer becomes the project's in-graph tokenizer
-(`load_pretrained_tokenizer`): WordPiece for BERT's, SentencePiece with
-fairseq ids for XLM-R's. The tokenizer class is read from the preset, not
-inferred from the backbone, so a BERT backbone with an XLM-R vocabulary
-(multilingual-e5) works, and the encoder's padding id is the tokenizer's.
-
-Every problem with a directory (unsupported architecture, missing file,
-vocabulary with more ids than the embedding matrix has rows) is reported by
-`read_preset` before anything is built, naming the file.
+The tokenizer becomes the project's in-graph tokenizer
+(`load_pretrained_tokenizer`): WordPiece with BERT's pretokenisation, or
+SentencePiece with fairseq ids for XLM-R's vocabulary (also inside a BERT, as
+multilingual-e5). Hugging Face tokenizer settings absent from
+``tokenizer_config.json`` (or the whole file) take Hugging Face's defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 
 import numpy as np
 
 from tf_metaling.languages import as_vocabulary
+from tf_metaling.layers.activations import FEED_FORWARD_ACTIVATIONS
+from tf_metaling.models.checkpoint_directory import (
+    CONFIG_FILE,
+    FAIRSEQ_PAD_ID,
+    PresetError,
+    PresetInfo,
+    config_field,
+    read_json,
+    require_file,
+    wordpiece_pad_id,
+)
+from tf_metaling.models.hugging_face_checkpoint import (
+    HF_ACTIVATIONS,
+    HF_FIELDS,
+    hugging_face_weights,
+    read_hugging_face_directory,
+)
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.multilingual_model import MultilingualModel
-from tf_metaling.models.partition import partition_variables
+from tf_metaling.models.partition import language_specific_variables, variable_key
 
+# ---------------------------------------------------------------- keras-hub presets
 # keras-hub registered names -> the project's name for the architecture.
 BACKBONES = {"keras_hub>BertBackbone": "bert", "keras_hub>XLMRobertaBackbone": "xlm_roberta"}
-# Hugging Face `model_type` values keras-hub converts to those backbones.
-HF_MODEL_TYPES = {"bert": "bert", "xlm-roberta": "xlm_roberta"}
+# The arguments of those backbones (keras-hub 0.32); any other config field is refused.
+KERAS_HUB_ARGUMENTS = {
+    "bert": {"vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout",
+             "max_sequence_length", "num_segments", "dtype", "name", "trainable"},
+    "xlm_roberta": {"vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout",
+                    "max_sequence_length", "dtype", "name", "trainable"},
+}  # fmt: skip
+# What the backbone classes fix in code (keras-hub 0.32): block activation and layer-norm epsilon.
+BLOCK_ACTIVATION = {"bert": "gelu_approximate", "xlm_roberta": "gelu"}
+BLOCK_EPSILON = {"bert": 1e-12, "xlm_roberta": 1e-5}
+KERAS_HUB_SEGMENTS = 2  # BertBackbone's default num_segments
 # keras-hub tokenizer registered names -> (kind, vocabulary asset).
 TOKENIZERS = {
     "keras_hub>BertTokenizer": ("wordpiece", os.path.join("assets", "tokenizer", "vocabulary.txt")),
     "keras_hub>XLMRobertaTokenizer": ("sentencepiece", os.path.join("assets", "tokenizer", "vocabulary.spm")),
 }
 MASKED_LM_TASKS = ("keras_hub>BertMaskedLM", "keras_hub>XLMRobertaMaskedLM")
-# Activations of the backbones' blocks and of their masked-LM heads (keras-hub 0.32).
-BLOCK_ACTIVATION = {"bert": "gelu_approximate", "xlm_roberta": "gelu"}
+# keras-hub's MaskedLMHead of both tasks: exact GELU, epsilon 1e-5.
 MASKED_LM_ACTIVATION = "gelu"
+MASKED_LM_EPSILON = 1e-5
+# A preset's own statement of what its keras-hub class cannot say (e.g. e5's exact GELU in a
+# BertBackbone): {"activation": "<name>", "note": "..."}; honoured by the conversion.
+ENCODER_OVERRIDES_FILE = "tf_metaling_encoder.json"
+ENCODER_OVERRIDES = ("activation",)
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 TOKENIZER_FILE = "tokenizer.json"
 TASK_FILE = "task.json"
 TASK_WEIGHTS_FILE = "task.weights.h5"
-HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-HF_WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
-HF_WORDPIECE_FILE = "vocab.txt"
-HF_SENTENCEPIECE_FILE = "sentencepiece.bpe.model"
-
-
-class PresetError(ValueError):
-    """A preset directory that cannot be converted; the message names the file."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PresetInfo:
-    """What `read_preset` found in a preset directory.
-
-    Attributes:
-        directory: the preset directory.
-        format: ``"keras_hub"`` or ``"transformers"`` (a Hugging Face directory).
-        architecture: ``"bert"`` or ``"xlm_roberta"``.
-        tokenizer_kind: ``"wordpiece"`` or ``"sentencepiece"``.
-        vocabulary_file: the tokenizer's vocabulary file.
-        vocabulary_size: the backbone's embedding rows (>= the tokenizer's ids).
-        has_masked_lm: the preset holds a masked-LM task (keras-hub format only).
-    """
-
-    directory: str
-    format: str
-    architecture: str
-    tokenizer_kind: str
-    vocabulary_file: str
-    vocabulary_size: int
-    has_masked_lm: bool
-
-
-def _read_json(path):
-    if not os.path.isfile(path):
-        raise PresetError(f"{path}: missing; a preset directory needs it.")
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PresetError(f"{path}: not readable JSON ({error}).") from None
-
-
-def _require_file(directory, name, why):
-    path = os.path.join(directory, name)
-    if not os.path.isfile(path):
-        raise PresetError(f"{path}: missing; {why}.")
-    return path
 
 
 def _wordpiece_size(path):
@@ -126,74 +125,23 @@ def _sentencepiece_size(path):
 
 
 def read_preset(preset_dir) -> PresetInfo:
-    """Checks a preset directory without building anything; raises `PresetError` naming the file."""
+    """Checks a checkpoint directory without building anything; raises `PresetError` naming the file."""
     directory = os.fspath(preset_dir)
     if not os.path.isdir(directory):
-        raise PresetError(f"{directory}: not a directory; expected a keras-hub preset directory.")
+        raise PresetError(
+            f"{directory}: not a directory; expected a keras-hub preset or Hugging Face directory."
+        )
     config_path = os.path.join(directory, CONFIG_FILE)
-    config = _read_json(config_path)
+    config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise PresetError(f"{config_path}: not a JSON object.")
     if "model_type" in config:
-        return _read_transformers_preset(directory, config_path, config)
-    name = config.get("registered_name")
-    if name not in BACKBONES:
-        raise PresetError(
-            f"{config_path}: backbone {name or config.get('class_name')!r} is not supported; "
-            f"supported: {sorted(BACKBONES)}."
-        )
-    architecture = BACKBONES[name]
-    try:
-        vocabulary_size = int(config["config"]["vocabulary_size"])
-    except (KeyError, TypeError, ValueError):
-        raise PresetError(f"{config_path}: no config.vocabulary_size.") from None
-    _require_file(directory, WEIGHTS_FILE, "it holds the backbone's weights")
-    tokenizer_path = os.path.join(directory, TOKENIZER_FILE)
-    tokenizer_config = _read_json(tokenizer_path)
-    tokenizer_name = tokenizer_config.get("registered_name")
-    if tokenizer_name not in TOKENIZERS:
-        raise PresetError(
-            f"{tokenizer_path}: tokenizer {tokenizer_name!r} is not supported; supported: {sorted(TOKENIZERS)}."
-        )
-    kind, asset = TOKENIZERS[tokenizer_name]
-    vocabulary_file = _require_file(directory, asset, f"{tokenizer_name} reads its vocabulary from it")
-    has_masked_lm = False
-    task_path = os.path.join(directory, TASK_FILE)
-    if os.path.exists(task_path):
-        has_masked_lm = _read_json(task_path).get("registered_name") in MASKED_LM_TASKS
-        if has_masked_lm:
-            _require_file(directory, TASK_WEIGHTS_FILE, f"{TASK_FILE} names a masked-LM task")
-    return _checked(PresetInfo(directory, "keras_hub", architecture, kind, vocabulary_file,
-                               vocabulary_size, has_masked_lm), config_path)
-
-
-def _read_transformers_preset(directory, config_path, config):
-    model_type = config["model_type"]
-    if model_type not in HF_MODEL_TYPES:
-        raise PresetError(
-            f"{config_path}: model_type {model_type!r} is not supported; supported: {sorted(HF_MODEL_TYPES)}."
-        )
-    if not any(os.path.isfile(os.path.join(directory, name)) for name in HF_WEIGHTS_FILES):
-        raise PresetError(
-            f"{os.path.join(directory, HF_WEIGHTS_FILES[0])}: missing; a Hugging Face directory needs "
-            "its weights as safetensors."
-        )
-    tokenizer_config = _read_json(os.path.join(directory, HF_TOKENIZER_CONFIG_FILE))
-    sentencepiece = model_type == "xlm-roberta" or "XLMRoberta" in tokenizer_config.get("tokenizer_class", "")
-    vocabulary_file = _require_file(
-        directory,
-        HF_SENTENCEPIECE_FILE if sentencepiece else HF_WORDPIECE_FILE,
-        "the tokenizer reads its vocabulary from it",
+        info = read_hugging_face_directory(directory, config_path, config)
+    else:
+        info = _read_keras_hub_preset(directory, config_path, config)
+    size = (_sentencepiece_size if info.tokenizer_kind == "sentencepiece" else _wordpiece_size)(
+        info.vocabulary_file
     )
-    try:
-        vocabulary_size = int(config["vocab_size"])
-    except (KeyError, TypeError, ValueError):
-        raise PresetError(f"{config_path}: no vocab_size.") from None
-    info = PresetInfo(directory, "transformers", HF_MODEL_TYPES[model_type],
-                      "sentencepiece" if sentencepiece else "wordpiece", vocabulary_file, vocabulary_size, False)
-    return _checked(info, config_path)
-
-
-def _checked(info: PresetInfo, config_path) -> PresetInfo:
-    size = (_sentencepiece_size if info.tokenizer_kind == "sentencepiece" else _wordpiece_size)(info.vocabulary_file)
     # More rows than ids is allowed (checkpoints pad their embedding matrices); ids beyond
     # the rows would index past the matrix.
     if size > info.vocabulary_size:
@@ -204,6 +152,231 @@ def _checked(info: PresetInfo, config_path) -> PresetInfo:
     return info
 
 
+# ---------------------------------------------------------------- keras-hub: config
+def _read_keras_hub_preset(directory, config_path, config) -> PresetInfo:
+    name = config.get("registered_name")
+    if name not in BACKBONES:
+        raise PresetError(
+            f"{config_path}: backbone {name or config.get('class_name')!r} is not supported; "
+            f"supported: {sorted(BACKBONES)}."
+        )
+    architecture = BACKBONES[name]
+    arguments = config.get("config")
+    if not isinstance(arguments, dict):
+        raise PresetError(f'{config_path}: no "config" object with the backbone\'s arguments.')
+    unknown = sorted(set(arguments) - KERAS_HUB_ARGUMENTS[architecture])
+    if unknown:
+        raise PresetError(
+            f"{config_path}: config.{unknown[0]}={arguments[unknown[0]]!r} is not an argument of {name} that "
+            f"tf_metaling converts (it knows {sorted(KERAS_HUB_ARGUMENTS[architecture])}); refused rather than ignored."
+        )
+    where = f"{config_path} (config)"
+    sizes = {
+        key: config_field(where, arguments, key, int, minimum=1)
+        for key in (
+            "vocabulary_size",
+            "num_layers",
+            "num_heads",
+            "hidden_dim",
+            "intermediate_dim",
+            "max_sequence_length",
+        )
+    }
+    if sizes["hidden_dim"] % sizes["num_heads"]:
+        raise PresetError(
+            f"{config_path}: config.hidden_dim={sizes['hidden_dim']} is not divisible by "
+            f"config.num_heads={sizes['num_heads']}."
+        )
+    dropout = float(config_field(where, arguments, "dropout", (int, float), default=0.1, minimum=0))
+    segments = None
+    if architecture == "bert":
+        segments = config_field(where, arguments, "num_segments", int, default=KERAS_HUB_SEGMENTS, minimum=1)
+    activation = BLOCK_ACTIVATION[architecture]
+    overrides_path = os.path.join(directory, ENCODER_OVERRIDES_FILE)
+    overrides = read_json(overrides_path, required=False)
+    if overrides is not None:
+        if not isinstance(overrides, dict):
+            raise PresetError(f"{overrides_path}: not a JSON object.")
+        unknown = sorted(set(overrides) - set(ENCODER_OVERRIDES) - {"note"})
+        if unknown:
+            raise PresetError(
+                f"{overrides_path}: field {unknown[0]!r} is not one of {list(ENCODER_OVERRIDES)}."
+            )
+        if "activation" in overrides:
+            activation = overrides["activation"]
+            if activation not in FEED_FORWARD_ACTIVATIONS:
+                raise PresetError(
+                    f"{overrides_path}: field activation={activation!r}; expected one of "
+                    f"{list(FEED_FORWARD_ACTIVATIONS)}."
+                )
+    require_file(directory, WEIGHTS_FILE, "it holds the backbone's weights")
+    tokenizer_path = os.path.join(directory, TOKENIZER_FILE)
+    tokenizer_config = read_json(tokenizer_path)
+    tokenizer_name = tokenizer_config.get("registered_name") if isinstance(tokenizer_config, dict) else None
+    if tokenizer_name not in TOKENIZERS:
+        raise PresetError(
+            f"{tokenizer_path}: tokenizer {tokenizer_name!r} is not supported; supported: {sorted(TOKENIZERS)}."
+        )
+    kind, asset = TOKENIZERS[tokenizer_name]
+    vocabulary_file = require_file(directory, asset, f"{tokenizer_name} reads its vocabulary from it")
+    has_masked_lm = False
+    task_path = os.path.join(directory, TASK_FILE)
+    if os.path.exists(task_path):
+        has_masked_lm = read_json(task_path).get("registered_name") in MASKED_LM_TASKS
+        if has_masked_lm:
+            require_file(directory, TASK_WEIGHTS_FILE, f"{TASK_FILE} names a masked-LM task")
+    # keras-hub's XLMRobertaTokenizer pads with <pad>=1, its BertTokenizer with [PAD].
+    pad_token_id = FAIRSEQ_PAD_ID if kind == "sentencepiece" else wordpiece_pad_id(vocabulary_file)
+    encoder_config = {
+        "vocabulary_size": sizes["vocabulary_size"],
+        "hidden_dim": sizes["hidden_dim"],
+        "num_layers": sizes["num_layers"],
+        "num_heads": sizes["num_heads"],
+        "intermediate_dim": sizes["intermediate_dim"],
+        "max_sequence_length": sizes["max_sequence_length"],
+        "dropout": dropout,
+        "attention_dropout": dropout,
+        "activation": activation,
+        "normalize_first": False,
+        "language_embedding": False,
+        "layer_norm_epsilon": BLOCK_EPSILON[architecture],
+        "num_segments": segments,
+        "pad_token_id": pad_token_id,
+    }
+    return PresetInfo(directory, "keras_hub", architecture, kind, vocabulary_file, sizes["vocabulary_size"],
+                      has_masked_lm, encoder_config, MASKED_LM_ACTIVATION, MASKED_LM_EPSILON)  # fmt: skip
+
+
+# ---------------------------------------------------------------- weights
+def _embedding_layers(backbone, architecture):
+    """The token, position and (BERT) segment embedding variables of a keras-hub backbone."""
+    if architecture == "bert":
+        return (
+            backbone.get_layer("token_embedding").embeddings,
+            backbone.get_layer("position_embedding").position_embeddings,
+            backbone.get_layer("segment_embedding").embeddings,
+        )
+    embeddings = backbone.get_layer("embeddings")
+    return embeddings.token_embedding.embeddings, embeddings.position_embedding.position_embeddings, None
+
+
+def backbone_weights(backbone) -> dict:
+    """``{encoder variable key: array}`` from a keras-hub `BertBackbone` / `XLMRobertaBackbone`."""
+    architecture = _architecture(backbone)
+    hidden = int(backbone.hidden_dim)
+    tokens, positions, segments = _embedding_layers(backbone, architecture)
+    norm = backbone.get_layer("embeddings_layer_norm")
+    weights = {
+        "embedding/token_embeddings": tokens.numpy(),
+        "embedding/position_embeddings": positions.numpy(),
+        "embedding/embedding_norm/gamma": norm.gamma.numpy(),
+        "embedding/embedding_norm/beta": norm.beta.numpy(),
+    }
+    if segments is not None:
+        weights["embedding/segment_embeddings"] = segments.numpy()
+    for index in range(backbone.num_layers):
+        source = backbone.get_layer(f"transformer_layer_{index}")
+        attention = source._self_attention_layer
+        projections = (attention.query_dense, attention.key_dense, attention.value_dense)
+        block = f"block_{index}"
+        # [d, heads, head_dim] -> [d, d]: column h * head_dim + j, as the project's attention splits heads.
+        weights[f"{block}/attention/qkv_kernel"] = np.concatenate(
+            [p.kernel.numpy().reshape(hidden, hidden) for p in projections], axis=1
+        )
+        weights[f"{block}/attention/qkv_bias"] = np.concatenate(
+            [p.bias.numpy().reshape(hidden) for p in projections]
+        )
+        weights[f"{block}/attention/output_kernel"] = attention.output_dense.kernel.numpy().reshape(
+            hidden, hidden
+        )
+        weights[f"{block}/attention/output_bias"] = attention.output_dense.bias.numpy()
+        for target, norm_source in (("attention_norm", source._self_attention_layer_norm),
+                                    ("feed_forward_norm", source._feedforward_layer_norm)):  # fmt: skip
+            weights[f"{block}/{target}/gamma"] = norm_source.gamma.numpy()
+            weights[f"{block}/{target}/beta"] = norm_source.beta.numpy()
+        for target, dense in (("intermediate", source._feedforward_intermediate_dense),
+                              ("output", source._feedforward_output_dense)):  # fmt: skip
+            weights[f"{block}/feed_forward/{target}_kernel"] = dense.kernel.numpy()
+            weights[f"{block}/feed_forward/{target}_bias"] = dense.bias.numpy()
+    return weights
+
+
+def _masked_lm_task_weights(head) -> dict:
+    """``{"masked_lm_head/...": array}`` from a keras-hub `MaskedLMHead`."""
+    return {
+        "masked_lm_head/transform_kernel": head._intermediate_dense.kernel.numpy(),
+        "masked_lm_head/transform_bias": head._intermediate_dense.bias.numpy(),
+        "masked_lm_head/transform_norm/gamma": head._intermediate_layer_norm.gamma.numpy(),
+        "masked_lm_head/transform_norm/beta": head._intermediate_layer_norm.beta.numpy(),
+        "masked_lm_head/output_bias": head._bias.numpy(),
+    }
+
+
+def read_pretrained_weights(info: PresetInfo, masked_lm: bool = False) -> dict:
+    """``{encoder variable key: array}`` of a checked directory (plus ``masked_lm_head/...`` when asked and present).
+
+    A Hugging Face directory's tensors are read with numpy; a keras-hub
+    preset's backbone (or masked-LM task) is built by keras-hub and read.
+    """
+    if info.format == "transformers":
+        return hugging_face_weights(info, masked_lm)
+    import keras_hub
+
+    if masked_lm and info.has_masked_lm:
+        task = keras_hub.models.MaskedLM.from_preset(info.directory, preprocessor=None)
+        return {**backbone_weights(task.backbone), **_masked_lm_task_weights(task.get_layer("mlm_head"))}
+    return backbone_weights(keras_hub.models.Backbone.from_preset(info.directory))
+
+
+def assign_encoder_weights(encoder: MultilingualEncoder, weights: dict) -> MultilingualEncoder:
+    """Copies pretrained ``{key: array}`` (`read_pretrained_weights`, `backbone_weights`) into `encoder`.
+
+    Every encoder variable gets its value: shared ones as they are, language-
+    specific ones in every language's row. Adapters start as the identity
+    (zero up-projection; the down-projection keeps its random initialisation,
+    so the up-projection's first gradient is not zero). Positions are cut to
+    the encoder's `max_sequence_length`. Nothing is assigned unless every
+    shape fits; ``masked_lm_head/...`` entries are ignored here.
+    """
+    routed = {id(variable) for variable in language_specific_variables(encoder)}
+    plan = []
+    unused = {key for key in weights if not key.startswith("masked_lm_head/")}
+    for variable in encoder.weights:
+        key = variable_key(variable)
+        parts = key.split("/")
+        if len(parts) > 1 and parts[1] in ("adapter_attention", "adapter_ffn"):
+            if parts[-1] in ("up_kernel", "up_bias"):
+                plan.append((variable, np.zeros(variable.shape, variable.dtype)))
+            continue
+        if key not in weights:
+            raise PresetError(
+                f"{encoder.name}: no pretrained value for {key}; the checkpoint does not fit this encoder."
+            )
+        unused.discard(key)
+        value = np.asarray(weights[key])
+        if key == "embedding/position_embeddings":
+            if encoder.max_sequence_length > value.shape[0]:
+                raise PresetError(
+                    f"{encoder.name}: max_sequence_length={encoder.max_sequence_length} but the checkpoint has "
+                    f"{value.shape[0]} positions."
+                )
+            value = value[: encoder.max_sequence_length]
+        shape = tuple(variable.shape[1:]) if id(variable) in routed else tuple(variable.shape)
+        if value.shape != shape:
+            raise PresetError(
+                f"{encoder.name}: {key} has shape {shape}; the checkpoint's value has {value.shape}."
+            )
+        if id(variable) in routed:
+            value = np.broadcast_to(value, tuple(variable.shape))
+        plan.append((variable, value.astype(variable.dtype)))
+    if unused:
+        raise PresetError(f"{encoder.name}: the checkpoint's {sorted(unused)} have no place in this encoder.")
+    for variable, value in plan:
+        variable.assign(value)
+    return encoder
+
+
+# ---------------------------------------------------------------- keras-hub objects
 def load_backbone(preset_dir):
     """The keras-hub backbone of a checked preset directory (offline)."""
     import keras_hub
@@ -213,29 +386,55 @@ def load_backbone(preset_dir):
 
 
 def load_keras_hub_tokenizer(preset_dir):
-    """The preset's own keras-hub tokenizer (the reference the project's tokenizer matches)."""
+    """The keras-hub tokenizer with the directory's vocabulary and settings (the reference the project's matches).
+
+    For a Hugging Face directory it is built here with the settings
+    `read_preset` resolved (Hugging Face's defaults for absent fields).
+    """
     import keras_hub
 
-    read_preset(preset_dir)
-    return keras_hub.tokenizers.Tokenizer.from_preset(os.fspath(preset_dir))
+    info = read_preset(preset_dir)
+    if info.format == "keras_hub":
+        return keras_hub.tokenizers.Tokenizer.from_preset(os.fspath(preset_dir))
+    if info.tokenizer_kind == "sentencepiece":
+        return keras_hub.models.XLMRobertaTokenizer(proto=info.vocabulary_file)
+    options = info.tokenizer_options
+    special = options["special_tokens"]
+    if special != {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}:
+        raise PresetError(
+            f"{info.directory}: special tokens {special}; keras-hub's BertTokenizer has BERT's own."
+        )
+    return keras_hub.models.BertTokenizer(vocabulary=info.vocabulary_file, lowercase=options["lower_case"],
+                                          strip_accents=options["strip_accents"])  # fmt: skip
 
 
 def load_pretrained_tokenizer(preset_dir):
-    """The project's in-graph tokenizer with the preset's vocabulary and special tokens.
+    """The project's in-graph tokenizer with the directory's vocabulary and special tokens.
 
-    WordPiece presets give a `tf_metaling.data.tokenizer.Tokenizer` with
-    keras-hub's BERT pretokenisation; SentencePiece presets give a
+    WordPiece vocabularies give a `tf_metaling.data.tokenizer.Tokenizer` with
+    BERT's pretokenisation; SentencePiece ones give a
     `tf_metaling.data.sentencepiece_tokenizer.SentencePieceTokenizer` with
-    fairseq ids. Both produce the ids the preset's keras-hub tokenizer does.
+    fairseq ids. Both produce the ids the checkpoint's own tokenizer does.
     """
     from tf_metaling.data.sentencepiece_tokenizer import SentencePieceTokenizer
-    from tf_metaling.data.tokenizer import Tokenizer
+    from tf_metaling.data.tokenizer import Tokenizer, read_vocab_file
 
     info = read_preset(preset_dir)
     if info.tokenizer_kind == "sentencepiece":
         return SentencePieceTokenizer.from_file(info.vocabulary_file)
-    reference = load_keras_hub_tokenizer(preset_dir)
-    return Tokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
+    if info.format == "keras_hub":
+        reference = load_keras_hub_tokenizer(preset_dir)
+        return Tokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
+    options = info.tokenizer_options
+    return Tokenizer(
+        read_vocab_file(info.vocabulary_file, special_tokens=options["special_tokens"]),
+        lower_case=options["lower_case"],
+        normalization_form=None,
+        vocab_file=info.vocabulary_file,
+        special_tokens=options["special_tokens"],
+        pretokenization="bert",
+        strip_accents=options["strip_accents"],
+    )
 
 
 def _architecture(backbone) -> str:
@@ -251,19 +450,8 @@ def _architecture(backbone) -> str:
     )
 
 
-def _embedding_layers(backbone, architecture):
-    if architecture == "bert":
-        return (
-            backbone.get_layer("token_embedding").embeddings,
-            backbone.get_layer("position_embedding").position_embeddings,
-            backbone.get_layer("segment_embedding").embeddings,
-        )
-    embeddings = backbone.get_layer("embeddings")
-    return embeddings.token_embedding.embeddings, embeddings.position_embedding.position_embeddings, None
-
-
 def encoder_config_from_backbone(backbone, pad_token_id: int = 0) -> dict:
-    """The `MultilingualEncoder` arguments that reproduce `backbone`'s shapes and computation."""
+    """The `MultilingualEncoder` arguments that reproduce a keras-hub `backbone`'s shapes and computation."""
     architecture = _architecture(backbone)
     blocks = [backbone.get_layer(f"transformer_layer_{i}") for i in range(backbone.num_layers)]
     embedding_norm = backbone.get_layer("embeddings_layer_norm")
@@ -291,80 +479,23 @@ def encoder_config_from_backbone(backbone, pad_token_id: int = 0) -> dict:
     }
 
 
-def _assign(variable, value, routed: set):
-    """Assigns `value` to a shared variable, or to every language's row of a routed one."""
-    value = np.asarray(value, dtype=variable.dtype)
-    if id(variable) in routed:
-        value = np.broadcast_to(value, tuple(variable.shape))
-    if tuple(value.shape) != tuple(variable.shape):
-        raise PresetError(f"{variable.path}: shape {tuple(variable.shape)} cannot take {value.shape}.")
-    variable.assign(value)
+# ---------------------------------------------------------------- converted encoders and models
+# Arguments a checkpoint does not fix (the rest of `encoder_config` is its function).
+FREE_ENCODER_OPTIONS = ("dropout", "attention_dropout", "max_sequence_length", "initializer_range")
 
 
-def assign_backbone_weights(encoder: MultilingualEncoder, backbone) -> MultilingualEncoder:
-    """Copies `backbone`'s weights into `encoder` (built by `encoder_config_from_backbone`).
-
-    LS layers start as the identity: LS attention, feed-forward and layer norms
-    get the pretrained weights in every language's row; adapters get a zero
-    up-projection (their down-projection keeps its random initialisation, so
-    the up-projection's first gradient is not zero).
-    """
-    architecture = _architecture(backbone)
-    expected = encoder_config_from_backbone(backbone, encoder.pad_token_id)
-    for key in ("vocabulary_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "num_segments"):
-        if getattr(encoder, key) != expected[key]:
-            raise PresetError(f"{backbone.name}: {key}={expected[key]} but the encoder has {getattr(encoder, key)}.")
-    if encoder.max_sequence_length > expected["max_sequence_length"]:
-        raise PresetError(
-            f"{backbone.name}: max_sequence_length={expected['max_sequence_length']} but the encoder "
-            f"has {encoder.max_sequence_length}."
-        )
-    routed = {id(variable) for variable in partition_variables(encoder).language}
-    tokens, positions, segments = _embedding_layers(backbone, architecture)
-    embedding = encoder.embedding
-    _assign(embedding.token_embeddings, tokens.numpy(), routed)
-    _assign(embedding.position_embeddings, positions.numpy()[: encoder.max_sequence_length], routed)
-    if segments is not None:
-        _assign(embedding.segment_embeddings, segments.numpy(), routed)
-    norm = backbone.get_layer("embeddings_layer_norm")
-    _assign(embedding.norm.gamma, norm.gamma.numpy(), routed)
-    _assign(embedding.norm.beta, norm.beta.numpy(), routed)
-    hidden = encoder.hidden_dim
-    for index, block in enumerate(encoder.blocks):
-        source = backbone.get_layer(f"transformer_layer_{index}")
-        attention = source._self_attention_layer
-
-        def flat_kernel(dense):  # [d, heads, head_dim] -> [d, d], column h * head_dim + j
-            return dense.kernel.numpy().reshape(hidden, hidden)
-
-        def flat_bias(dense):
-            return dense.bias.numpy().reshape(hidden)
-
-        projections = (attention.query_dense, attention.key_dense, attention.value_dense)
-        _assign(block.attention.qkv_kernel, np.concatenate([flat_kernel(d) for d in projections], axis=1), routed)
-        _assign(block.attention.qkv_bias, np.concatenate([flat_bias(d) for d in projections]), routed)
-        _assign(block.attention.output_kernel, attention.output_dense.kernel.numpy().reshape(hidden, hidden), routed)
-        _assign(block.attention.output_bias, attention.output_dense.bias.numpy(), routed)
-        for norm_target, norm_source in (
-            (block.attention_norm, source._self_attention_layer_norm),
-            (block.feed_forward_norm, source._feedforward_layer_norm),
-        ):
-            _assign(norm_target.gamma, norm_source.gamma.numpy(), routed)
-            _assign(norm_target.beta, norm_source.beta.numpy(), routed)
-        ffn = block.feed_forward
-        _assign(ffn.intermediate_kernel, source._feedforward_intermediate_dense.kernel.numpy(), routed)
-        _assign(ffn.intermediate_bias, source._feedforward_intermediate_dense.bias.numpy(), routed)
-        _assign(ffn.output_kernel, source._feedforward_output_dense.kernel.numpy(), routed)
-        _assign(ffn.output_bias, source._feedforward_output_dense.bias.numpy(), routed)
-        for adapter in (block.attention_adapter, block.feed_forward_adapter):
-            if adapter is not None:
-                adapter.up_kernel.assign(np.zeros(adapter.up_kernel.shape, adapter.up_kernel.dtype))
-                adapter.up_bias.assign(np.zeros(adapter.up_bias.shape, adapter.up_bias.dtype))
-    return encoder
+def _encoder(config: dict, languages, encoder_options: dict) -> MultilingualEncoder:
+    fixed = set(config) - set(FREE_ENCODER_OPTIONS)
+    clashes = sorted(fixed & set(encoder_options))
+    if clashes:
+        raise ValueError(f"{clashes} are fixed by the checkpoint and cannot be overridden.")
+    config = {**config, **encoder_options}
+    config.setdefault("adapter_dim", 64)
+    return MultilingualEncoder(languages=as_vocabulary(languages), **config)
 
 
 def convert_backbone(backbone, languages, pad_token_id: int = 0, **encoder_options) -> MultilingualEncoder:
-    """A `MultilingualEncoder` with `backbone`'s shapes and weights.
+    """A `MultilingualEncoder` with a keras-hub `backbone`'s shapes, computation and weights.
 
     Args:
         backbone: a keras-hub `BertBackbone` or `XLMRobertaBackbone`.
@@ -376,32 +507,19 @@ def convert_backbone(backbone, languages, pad_token_id: int = 0, **encoder_optio
             ``attention_dropout``, ``max_sequence_length`` (<= the backbone's),
             ``dtype``, ``name``.
     """
-    config = encoder_config_from_backbone(backbone, pad_token_id)
-    fixed = set(config) - {"dropout", "attention_dropout", "max_sequence_length"}
-    clashes = sorted(fixed & set(encoder_options))
-    if clashes:
-        raise ValueError(f"convert_backbone: {clashes} are fixed by the backbone and cannot be overridden.")
-    config.update(encoder_options)
-    config.setdefault("adapter_dim", 64)
-    encoder = MultilingualEncoder(languages=as_vocabulary(languages), **config)
-    return assign_backbone_weights(encoder, backbone)
-
-
-def _pad_token_id(info: PresetInfo) -> int:
-    # fairseq ids pad with 1; BERT vocabularies put [PAD] wherever the file does.
-    if info.tokenizer_kind == "sentencepiece":
-        return 1
-    with open(info.vocabulary_file, encoding="utf-8") as file:
-        for index, line in enumerate(file):
-            if line.rstrip("\r\n") == "[PAD]":
-                return index
-    raise PresetError(f"{info.vocabulary_file}: no [PAD] token.")
+    encoder = _encoder(encoder_config_from_backbone(backbone, pad_token_id), languages, encoder_options)
+    return assign_encoder_weights(encoder, backbone_weights(backbone))
 
 
 def load_pretrained_encoder(preset_dir, languages, **encoder_options) -> MultilingualEncoder:
-    """Reads a preset directory and returns the converted `MultilingualEncoder` (see `convert_backbone`)."""
+    """Reads a checkpoint directory and returns the converted `MultilingualEncoder`.
+
+    The directory is checked completely (`read_preset`) and its weights read
+    before the encoder is built; `encoder_options` as in `convert_backbone`.
+    """
     info = read_preset(preset_dir)
-    return convert_backbone(load_backbone(info.directory), languages, _pad_token_id(info), **encoder_options)
+    weights = read_pretrained_weights(info)
+    return assign_encoder_weights(_encoder(info.encoder_config, languages, encoder_options), weights)
 
 
 def load_pretrained_model(
@@ -418,22 +536,14 @@ def load_pretrained_model(
     """A `MultilingualModel` on the converted encoder, with the task heads asked for.
 
     With ``masked_lm=True`` the model has the tied masked-LM head; when the
-    preset holds a keras-hub masked-LM task its head's weights (transform,
-    layer norm, output bias) are loaded, otherwise the head starts fresh.
+    directory holds one (a keras-hub masked-LM task, or a Hugging Face
+    ``BertForMaskedLM`` / ``XLMRobertaForMaskedLM``) its transform, layer norm
+    and output bias are loaded, otherwise the head starts fresh.
     Classification heads always start fresh.
     """
-    import keras_hub
-
     info = read_preset(preset_dir)
-    pad_token_id = _pad_token_id(info)
-    masked_lm_weights = None
-    if masked_lm and info.has_masked_lm:
-        task = keras_hub.models.MaskedLM.from_preset(info.directory, preprocessor=None)
-        backbone = task.backbone
-        masked_lm_weights = task.get_layer("mlm_head")
-    else:
-        backbone = load_backbone(info.directory)
-    encoder = convert_backbone(backbone, languages, pad_token_id, **encoder_options)
+    weights = read_pretrained_weights(info, masked_lm=masked_lm)
+    encoder = assign_encoder_weights(_encoder(info.encoder_config, languages, encoder_options), weights)
     model = MultilingualModel(
         encoder,
         masked_lm=masked_lm,
@@ -441,25 +551,27 @@ def load_pretrained_model(
         sentence_class_names=sentence_class_names,
         pooling=pooling,
         head_dropout=head_dropout,
-        masked_lm_activation=MASKED_LM_ACTIVATION if masked_lm else None,
-        masked_lm_layer_norm_epsilon=(
-            float(masked_lm_weights._intermediate_layer_norm.epsilon) if masked_lm_weights is not None else None
-        ),
+        masked_lm_activation=info.masked_lm_activation if masked_lm else None,
+        masked_lm_layer_norm_epsilon=info.masked_lm_layer_norm_epsilon
+        if masked_lm and info.has_masked_lm
+        else None,
     )
-    if masked_lm_weights is not None:
+    if masked_lm and info.has_masked_lm:
         head = model.masked_lm_head
-        head.transform_kernel.assign(masked_lm_weights._intermediate_dense.kernel.numpy())
-        head.transform_bias.assign(masked_lm_weights._intermediate_dense.bias.numpy())
-        head.norm.gamma.assign(masked_lm_weights._intermediate_layer_norm.gamma.numpy())
-        head.norm.beta.assign(masked_lm_weights._intermediate_layer_norm.beta.numpy())
-        head.output_bias.assign(masked_lm_weights._bias.numpy())
+        for variable in head.weights:
+            key = "masked_lm_head/" + variable.path.split("/", 1)[1]
+            variable.assign(np.asarray(weights[key], dtype=variable.dtype))
     return model
 
 
 __all__ = [
+    "ENCODER_OVERRIDES_FILE",
+    "HF_ACTIVATIONS",
+    "HF_FIELDS",
     "PresetError",
     "PresetInfo",
-    "assign_backbone_weights",
+    "assign_encoder_weights",
+    "backbone_weights",
     "convert_backbone",
     "encoder_config_from_backbone",
     "load_backbone",
@@ -468,4 +580,5 @@ __all__ = [
     "load_pretrained_model",
     "load_pretrained_tokenizer",
     "read_preset",
+    "read_pretrained_weights",
 ]

@@ -143,7 +143,7 @@ BUILTIN_PRESET = "builtin"
 
 
 def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
-    """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset directory."""
+    """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset or Hugging Face directory."""
     from tf_metaling.languages import LanguageVocabulary
     from tf_metaling.models import MultilingualEncoder, pretrained
 
@@ -154,9 +154,8 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     info = pretrained.read_preset(preset_dir)
     tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
     tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
-    backbone = pretrained.load_backbone(info.directory)
     model = config.model
-    encoder_config = pretrained.encoder_config_from_backbone(backbone, tokenizer.pad_id)
+    encoder_config = dict(info.encoder_config)
     encoder_config.update(
         language_specific=model.language_specific,
         language_specific_layers=list(model.language_specific_layers) or None,
@@ -181,9 +180,42 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
         return MultilingualEncoder(languages=languages, **encoder_config)
 
     def initialize(model):
-        pretrained.assign_backbone_weights(model.encoder, backbone)
+        pretrained.assign_encoder_weights(model.encoder, pretrained.read_pretrained_weights(info))
 
     return tokenizer, languages, build_encoder, initialize
+
+
+def _with_language_layers(initialize, paths, languages):
+    """`initialize` followed by loading the language-layers files `paths` (finetune.language_layers).
+
+    The files are read and checked against the languages now, before any
+    training; against the base model once it holds its weights.
+    """
+    from tf_metaling.models.language_modules import load_language_module, read_language_module
+
+    for path in paths:
+        try:
+            manifest, _ = read_language_module(path)
+        except ValueError as error:
+            raise ValueError(f"config field finetune.language_layers: {error}") from None
+        missing = [code for code in manifest["languages"] if code not in languages]
+        if missing:
+            raise ValueError(
+                f"config field finetune.language_layers: {path} holds languages {missing}, which the model "
+                f"does not have ({list(languages.codes)}); add them to data.languages (a preset start) or "
+                "load fewer languages."
+            )
+
+    def initialize_and_load(model):
+        if initialize is not None:
+            initialize(model)
+        for path in paths:
+            try:  # every language is in the model (checked above): loaded in place
+                load_language_module(model, path)
+            except ValueError as error:
+                raise ValueError(f"config field finetune.language_layers: {error}") from None
+
+    return initialize_and_load
 
 
 def run_finetuning(
@@ -218,6 +250,8 @@ def run_finetuning(
     languages.check([config.finetune.train_language], where="config field finetune.train_language")
     if config.finetune.from_scratch:
         initialize = None  # the no-pretraining baseline: the start's architecture, random weights
+    if config.finetune.language_layers:
+        initialize = _with_language_layers(initialize, list(config.finetune.language_layers), languages)
     if task_data is not None:
         labels, train, evaluation, *meta = task_data
         train, tagging, meta_examples = list(train), config.task == "token_classification", dict(*meta)
