@@ -151,6 +151,8 @@ def test_documented_command_names_what_exists(page, command):
         with open(os.path.join(REPOSITORY, "Makefile"), encoding="utf-8") as file:
             targets = set(re.findall(r"^([\w-]+):", file.read(), flags=re.M))
         assert all(a in targets or "=" in a for a in arguments), f"{where}: not a Makefile target"
+    elif program in ("python", ".venv/bin/python") and arguments[0] == "-c":  # a one-liner: it compiles
+        compile(arguments[1], where, "exec")
     elif program in ("python", ".venv/bin/python") and arguments[0] == "-m":
         _check_module(arguments[1], arguments[2:], where)
     elif program in ("python", ".venv/bin/python") and arguments[0].endswith(".py"):
