@@ -177,8 +177,11 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
     summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
     for claim in "abcdef":
         assert f"- ({claim}) " in summary
-    # The tally after the conditions' verdicts: how many tests, and how many chance alone would flag.
-    assert re.search(r"Across the 2 conditions, \d+ distinct tests of the claims", " ".join(summary.split()))
+    # Six steps converge nowhere: every comparison is withheld, and the tally says so.
+    flat = " ".join(summary.split())
+    assert "(a) negative interference hits high-resource languages: no verdict: 2 of 2 runs did not converge" in flat
+    assert re.search(r"Across the 2 conditions, no verdict: every comparison draws on a run that did not "
+                     r"converge \(\d+ withheld\)", flat)
     base, copy_condition = control_conditions(control.config)
     assert os.path.exists(tmp_path / "control" / base.name / "curves.png")
     table = open(tmp_path / "control" / base.name / "table.md", encoding="utf-8").read()

@@ -10,6 +10,7 @@ from tf_metaling.estimates import Estimate, t_estimate
 from tf_metaling.study.verdicts import (
     CONTRADICTED,
     INCONCLUSIVE,
+    NO_VERDICT,
     NOT_TESTED,
     SUPPORTED,
     Verdict,
@@ -171,12 +172,33 @@ def test_records_missing_for_a_language_fall_back_to_the_languages_not_a_partial
     assert verdict.effect == pytest.approx(0.25)
 
 
-def test_the_verdicts_say_which_runs_did_not_converge():
-    from tf_metaling.study.verdicts import format_verdicts
-
-    text = format_verdicts([], not_converged=["joint_all/seed0", "joint_all_ls/seed0"])
-    assert "Caution: 2 run(s) did not converge (joint_all/seed0, joint_all_ls/seed0)" in text
-    assert "Caution" not in format_verdicts([])
+def test_a_verdict_comes_only_from_runs_that_converged():
+    values = _figures(False, "joint_all", "mono", GROUPS["high"], CLEAR)
+    runs = {f"mono-{c}/seed{s}": True for c in LANGUAGES for s in range(3)}
+    runs.update({f"{v}/seed{s}": True for v in ("joint_all", "joint_all_ls", "joint_all_meta_ls") for s in range(3)})
+    runs.update({f"joint_pair-{c}/seed{s}": True for c in LANGUAGES for s in range(3)})
+    converged = claim_verdicts(values, GROUPS, higher_is_better=False, pivot="en", seeds=[0, 1, 2],
+                               convergence=runs)
+    assert _verdict(converged, "a").status == SUPPORTED
+    assert _verdict(converged, "a").runs == ("joint_all/seed0", "joint_all/seed1", "joint_all/seed2",
+                                             "mono-en/seed0", "mono-fr/seed0", "mono-en/seed1", "mono-fr/seed1",
+                                             "mono-en/seed2", "mono-fr/seed2")
+    runs["mono-fr/seed1"] = runs["joint_all/seed2"] = False
+    withheld = claim_verdicts(values, GROUPS, higher_is_better=False, pivot="en", seeds=[0, 1, 2],
+                              convergence=runs)
+    a = _verdict(withheld, "a")
+    assert a.status == NO_VERDICT and a.effect == pytest.approx(_verdict(converged, "a").effect)  # kept in JSON
+    assert a.sentence == ("(a) negative interference hits high-resource languages: no verdict: 2 of 9 runs did "
+                          "not converge (joint_all/seed2, mono-fr/seed1).")
+    assert _verdict(withheld, "e").status == _verdict(converged, "e").status  # (e) uses neither run
+    assert _verdict(withheld, "d").status == NO_VERDICT  # JointAll's seed 2
+    text = format_verdicts(withheld)
+    assert "- (a) negative interference hits high-resource languages: no verdict: 2 of 9 runs" in text
+    tally = " ".join(verdict_tally({"x": withheld}).split())
+    assert "comparisons were withheld: they draw on runs that did not converge" in tally
+    # Runs without a learning curve (unknown to the map) do not withhold a verdict.
+    assert _verdict(claim_verdicts(values, GROUPS, higher_is_better=False, seeds=[0, 1, 2], convergence={}),
+                    "a").status == SUPPORTED
 
 
 def _fixed(claim, status, effect=None, low=None, high=None):

@@ -69,7 +69,8 @@ def study_verdicts(study, results: dict) -> list:
     transfer = zero_shot[0] if zero_shot else None
     return claim_verdicts(
         tables.cell_values(results, "mlm_loss"), results["groups"], higher_is_better=False,
-        pivot=study.config.pivot, records=records["mlm_loss"],
+        pivot=study.config.pivot, records=records["mlm_loss"], seeds=results["seeds"],
+        convergence=tables.run_convergence(results),
         transfer_values=tables.cell_values(results, transfer) if transfer else None,
         transfer_records=records.get(transfer) if transfer else None,
         transfer_metric_name="zero-shot classification accuracy" if transfer and transfer != "retrieval"
@@ -122,7 +123,7 @@ def write_report(study, results: dict, log=None) -> dict:
         markdown += f"\n\nLearning curves: {curves}"
     verdicts = study_verdicts(study, results)
     if verdicts:
-        markdown += "\n\n" + format_verdicts(verdicts, not_converged=tables.unconverged_runs(results))
+        markdown += "\n\n" + format_verdicts(verdicts)
     table_path = checkpoints.atomic_write_text(os.path.join(study.output_dir, TABLE_FILE), markdown + "\n")
     summary = {metric: tables.effect_summary(results, metric) for metric in results["records"]}
     checkpoints.atomic_write_text(os.path.join(study.output_dir, RESULTS_FILE),

@@ -122,14 +122,13 @@ class SyntheticControl:
             if condition == base_condition(config):
                 capacity.setdefault(config.run.model.hidden_dim, {v: dict(rows_) for v, rows_ in values.items()})
                 capacity_records.setdefault(config.run.model.hidden_dim, results["records"].get("mlm_loss"))
-            pair_values = {**values, "joint_pair": values.get("joint_all", {})}
-            mlm_records = results["records"].get("mlm_loss", {})
             verdicts = claim_verdicts(
-                pair_values, results["groups"], higher_is_better=False, pivot=SOURCE,
-                records={**mlm_records, "joint_pair": mlm_records.get("joint_all", {})} if mlm_records else mlm_records,
+                values, results["groups"], higher_is_better=False, pivot=SOURCE,
+                records=results["records"].get("mlm_loss"), pair_variant="joint_all",
                 transfer_values=tables.cell_values(results, "classification:contains_word"),
                 transfer_records=results["records"].get("classification:contains_word"),
                 transfer_metric_name="zero-shot classification accuracy",
+                seeds=results["seeds"], convergence=tables.run_convergence(results),
             )
             everything[condition.name] = [v.as_dict() for v in verdicts]
             verdict_rows.append((condition, verdicts))
@@ -138,8 +137,7 @@ class SyntheticControl:
                                   "masked token (lower is better).")]
         lines += tables.markdown_table(header, rows) + ["* the CI includes 0: no interference can be claimed."]
         for condition, verdicts in verdict_rows:
-            lines += ["", f"### {condition.title}",
-                      format_verdicts(verdicts, not_converged=tables.unconverged_runs(collected[condition]))]
+            lines += ["", f"### {condition.title}", format_verdicts(verdicts)]
         tally = verdict_tally({condition.name: verdicts for condition, verdicts in verdict_rows}, what="conditions")
         if tally:
             lines += ["", tally]

@@ -176,10 +176,10 @@ def study_tables(results: dict) -> list[str]:
     return [table for table in (format_table(results, m) for m in ordered) if table]
 
 
-def unconverged_runs(results: dict) -> list:
-    """Names of the study's runs that `ConvergenceRule` judged not converged (for the verdicts' caution)."""
-    return [name for name, run in (results.get("runs") or {}).items()
-            if not run.get("convergence", {}).get("converged", True)]
+def run_convergence(results: dict) -> dict:
+    """``{run name: converged}`` of the study's trained runs, as `ConvergenceRule` judged them."""
+    return {name: bool(run.get("convergence", {}).get("converged", True))
+            for name, run in (results.get("runs") or {}).items()}
 
 
 def convergence_table(results: dict) -> str:

@@ -38,7 +38,11 @@ The sample a CI is computed from:
 
 A verdict is *supported* when the whole 95% CI lies above 0, *contradicted*
 when it lies below 0, *inconclusive (CI includes 0)* otherwise, and *not
-tested* when a variant or group it needs has no figures.
+tested* when a variant or group it needs has no figures. A verdict comes only
+from converged runs: given each run's convergence (``convergence``, by run
+name), a comparison that draws on a run that did not converge is *no verdict*,
+and its sentence says how many of its runs did not converge (its estimate is
+kept in the JSON, not stated as a finding).
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ import textwrap
 import numpy as np
 
 from tf_metaling.configs.variants import VARIANT_NAMES as TITLES
+from tf_metaling.study.plan import run_name
 from tf_metaling.estimates import CONFIDENCE, Estimate, ratio_difference_estimate, t_estimate, worse_by
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive (CI includes 0)"
 NOT_TESTED = "not tested"
+NO_VERDICT = "no verdict"  # some run the comparison draws on did not converge
 
 CLAIMS = {
     "a": "negative interference hits high-resource languages",
@@ -81,6 +87,7 @@ class Verdict:
     estimate: Optional[Estimate]
     languages: tuple
     sentence: str
+    runs: tuple = ()  # the runs the comparison draws on (run names), when known
 
     @property
     def effect(self) -> Optional[float]:
@@ -100,7 +107,7 @@ class Verdict:
                 "high": self.high, "n": estimate.get("n", 0), "unit": estimate.get("unit", ""),
                 "method": self.estimate.describe() if self.estimate else "none",
                 "p_value": estimate.get("p_value"), "languages": list(self.languages),
-                "sentence": self.sentence, "title": CLAIMS[self.claim]}
+                "sentence": self.sentence, "title": CLAIMS[self.claim], "runs": list(self.runs)}
 
 
 def status_of(low: Optional[float], high: Optional[float]) -> str:
@@ -252,6 +259,33 @@ def _existential(claim, values, worse_variant, better_variant, languages, higher
     return Verdict(claim, status, chosen, (code,), sentence)
 
 
+def _runs_of(variants, languages, seeds) -> tuple:
+    """The run names behind `variants`' figures of `languages` for `seeds` (Mono and JointPair: one per language)."""
+    names = []
+    for variant in variants:
+        for seed in seeds:
+            if variant in ("mono", "joint_pair"):
+                names += [run_name(variant, code, seed) for code in languages]
+            else:
+                names.append(run_name(variant, None, seed))
+    return tuple(dict.fromkeys(names))
+
+
+def _only_from_converged(verdict: Verdict, runs: tuple, convergence: Optional[Mapping[str, bool]]) -> Verdict:
+    """`verdict` as it stands if every run it draws on converged; else "no verdict", saying how many did not.
+
+    Runs `convergence` does not know (no learning curve was kept) do not withhold a verdict.
+    """
+    known = [name for name in runs if convergence is not None and name in convergence]
+    verdict = dataclasses.replace(verdict, runs=tuple(known))
+    failed = [name for name in known if not convergence[name]]
+    if verdict.status == NOT_TESTED or not failed:
+        return verdict
+    sentence = (f"({verdict.claim}) {CLAIMS[verdict.claim]}: {NO_VERDICT}: {len(failed)} of {len(known)} runs "
+                f"did not converge ({', '.join(failed)}).")
+    return dataclasses.replace(verdict, status=NO_VERDICT, sentence=sentence)
+
+
 def claim_verdicts(
     values: Mapping[str, Mapping[str, Sequence[float]]],
     groups: Mapping[str, Sequence[str]],
@@ -265,6 +299,9 @@ def claim_verdicts(
     transfer_metric_name: str = "zero-shot accuracy",
     transfer_records: Optional[Mapping] = None,
     transfer_reference: str = "joint_all_ls",
+    pair_variant: str = "joint_pair",
+    seeds: Sequence = (),
+    convergence: Optional[Mapping[str, bool]] = None,
 ) -> list:
     """The verdicts of claims (a)-(f), in order.
 
@@ -284,51 +321,53 @@ def claim_verdicts(
             transfer_metric_name: the zero-shot metric of claim (f), same
             shapes; without it (f) is "not tested".
         transfer_reference: the variant Meta LS is compared with in (f).
+        pair_variant: the variant whose figures claim (c) reads as JointPair's (with two
+            languages JointAll is JointPair: the synthetic control passes ``joint_all``).
+        seeds / convergence: the seeds of the per-seed values and ``{run name:
+            converged}``; with them a verdict drawing on a run that did not converge is
+            "no verdict".
     """
     high, low = list(groups.get("high", [])), list(groups.get("low", []))
     results = []
+
+    def add(verdict, variants, languages):
+        results.append(_only_from_converged(verdict, _runs_of(variants, languages, seeds), convergence))
+
     for claim, group, name in (("a", high, "high-resource"), ("b", low, "low-resource")):
         interval, used = difference_interval(values, "joint_all", "mono", group, higher_is_better, records)
-        results.append(_verdict(claim, interval, used,
-                                f"JointAll's {metric_name} is worse than Mono's on {name} languages",
-                                f"no {name} language has both JointAll and Mono figures"))
-    others = [c for c in _languages(values, "joint_pair", "mono") if c != pivot]
-    results.append(_existential("c", values, "joint_pair", "mono", others, higher_is_better, records,
-                                f"JointPair's {metric_name} is worse than Mono's"))
+        add(_verdict(claim, interval, used, f"JointAll's {metric_name} is worse than Mono's on {name} languages",
+                     f"no {name} language has both JointAll and Mono figures"), ("joint_all", "mono"), used)
+    pair_title = TITLES[pair_variant]
+    others = [c for c in _languages(values, pair_variant, "mono") if c != pivot]
+    add(_existential("c", values, pair_variant, "mono", others, higher_is_better, records,
+                     f"{pair_title}'s {metric_name} is worse than Mono's"), (pair_variant, "mono"), others)
     everyone = _languages(values, "joint_all", "joint_all_ls", "joint_all_meta_ls")
     for claim, worse_variant, better_variant in (("d", "joint_all", "joint_all_ls"),
                                                  ("e", "joint_all_ls", "joint_all_meta_ls")):
         interval, used = difference_interval(values, worse_variant, better_variant, everyone,
                                              higher_is_better, records)
-        results.append(_verdict(
-            claim, interval, used,
-            f"{TITLES[better_variant]}'s {metric_name} is better than {TITLES[worse_variant]}'s "
-            f"(mean over {len(used)} languages)",
-            f"no language has both {TITLES[worse_variant]} and {TITLES[better_variant]} figures"))
+        add(_verdict(claim, interval, used,
+                     f"{TITLES[better_variant]}'s {metric_name} is better than {TITLES[worse_variant]}'s "
+                     f"(mean over {len(used)} languages)",
+                     f"no language has both {TITLES[worse_variant]} and {TITLES[better_variant]} figures"),
+            (worse_variant, better_variant), used)
     transfer = transfer_values or {}
     reference = TITLES.get(transfer_reference, transfer_reference)
     targets = [c for c in _languages(transfer, transfer_reference, "joint_all_meta_ls") if c != pivot]
     interval, used = difference_interval(transfer, transfer_reference, "joint_all_meta_ls", targets,
                                          transfer_higher_is_better, transfer_records)
-    results.append(_verdict(
-        "f", interval, used,
-        f"JointAll+Meta LS's {transfer_metric_name} is better than {reference}'s"
-        f" (mean over {len(used)} target languages)",
-        f"no zero-shot figures of both {reference} and JointAll+Meta LS"))
+    add(_verdict("f", interval, used,
+                 f"JointAll+Meta LS's {transfer_metric_name} is better than {reference}'s"
+                 f" (mean over {len(used)} target languages)",
+                 f"no zero-shot figures of both {reference} and JointAll+Meta LS"),
+        (transfer_reference, "joint_all_meta_ls"), used)
     return results
 
 
-def format_verdicts(verdicts: Sequence[Verdict], width: int = 100, not_converged: Sequence[str] = ()) -> str:
-    """The report's closing section: one wrapped line per claim (Markdown list).
-
-    `not_converged` names the runs the verdicts draw on that did not converge:
-    the section then says so first, since their figures are under-trained models'.
-    """
-    lines = ["Verdicts on the paper's claims (95% CIs; positive effect = the claim's direction):", ""]
-    if not_converged:
-        lines[1:1] = ["", textwrap.fill(f"Caution: {len(not_converged)} run(s) did not converge "
-                                    f"({', '.join(not_converged)}); the verdicts that use them are about "
-                                    "under-trained models.", width)]
+def format_verdicts(verdicts: Sequence[Verdict], width: int = 100) -> str:
+    """The report's closing section: one wrapped line per claim (Markdown list)."""
+    lines = [textwrap.fill("Verdicts on the paper's claims (95% CIs; positive effect = the claim's direction; "
+                           "a verdict only from runs that converged):", width), ""]
     for verdict in verdicts:
         words, line = verdict.sentence.split(), "-"
         for word in words:
@@ -353,13 +392,17 @@ def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sectio
     the sentence says so beside the counts, so that one such verdict among many
     is read as a lead, not a finding.
     """
-    tests = {}
+    tests, withheld = {}, set()
     for section, verdicts in sections.items():
         for verdict in verdicts:
-            if verdict.status != NOT_TESTED:
-                tests.setdefault((section, verdict.effect, verdict.low, verdict.high), verdict.status)
+            key = (section, verdict.effect, verdict.low, verdict.high)
+            if verdict.status == NO_VERDICT:
+                withheld.add(key)
+            elif verdict.status != NOT_TESTED:
+                tests.setdefault(key, verdict.status)
     if not tests:
-        return ""
+        return textwrap.fill(f"Across the {len(sections)} {what}, no verdict: every comparison draws on a run "
+                             f"that did not converge ({len(withheld)} withheld).", width) if withheld else ""
     statuses = list(tests.values())
     counts = {status: statuses.count(status) for status in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
     chance = (1.0 - CONFIDENCE) * len(statuses)
@@ -371,4 +414,6 @@ def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sectio
         f"about {chance:.1f} of {len(statuses)} would be supported or contradicted by chance alone "
         f"({flagged} were); {what} that share runs (the same Mono baseline) do not even give "
         "independent tests. A lone supported or contradicted verdict among inconclusive ones is a lead "
-        "to rerun with more seeds, not a finding.", width)
+        "to rerun with more seeds, not a finding."
+        + (f" {len(withheld)} more comparisons were withheld: they draw on runs that did not converge."
+           if withheld else ""), width)
