@@ -21,6 +21,7 @@ import sys
 import urllib.parse
 
 import grpc
+from absl import app, flags
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
@@ -263,8 +264,6 @@ class GrpcClient:
 # ---------------------------------------------------------------------- command line
 def define_flags(flag_values=None):
     """Defines the client's flags on `flag_values` (default: absl's global FLAGS)."""
-    from absl import flags
-
     values = flag_values if flag_values is not None else flags.FLAGS
     flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "API to use.", flag_values=values)
     flags.DEFINE_string("server", "127.0.0.1:8501", "host:port of the server.", flag_values=values)
@@ -313,15 +312,11 @@ def query_from_flags(FLAGS) -> int:
 
 
 def main(argv):
-    from absl import flags
-
     del argv
     return query_from_flags(flags.FLAGS)
 
 
 def run():
-    from absl import app
-
     define_flags()
     app.run(main)
 

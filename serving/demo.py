@@ -15,6 +15,7 @@ if __name__ == "__main__":  # before TensorFlow loads: its own log lines only wi
 
     quiet_tensorflow_logs(verbose_requested())
 
+import argparse  # noqa: E402
 import os  # noqa: E402
 import tempfile
 
@@ -25,6 +26,7 @@ from serving.client import GrpcClient, RestClient
 from serving.export import LANGUAGES_FILE, export_model, export_model_dir
 from serving.model_manager import ModelConfig
 from serving.server import ModelServer
+from tf_metaling.languages import LanguageVocabulary
 
 DEFAULT_TEXT = "the [MASK] is shining today"
 
@@ -94,8 +96,6 @@ def export_and_query(
 
 
 def _first_language(servable) -> str:
-    from tf_metaling.languages import LanguageVocabulary
-
     with open(os.path.join(servable.path, LANGUAGES_FILE), encoding="utf-8") as file:
         return LanguageVocabulary.from_json(file.read()).codes[0]
 
@@ -122,8 +122,6 @@ def _text(value):
 
 
 def main(argv=None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Export a model_dir, serve it on loopback, answer one request.")
     parser.add_argument("model_dir")
     parser.add_argument("--export_base", default=None)

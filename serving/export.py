@@ -33,12 +33,16 @@ import shutil
 import tempfile
 
 import tensorflow as tf
+import yaml
+from absl import app, flags, logging
 from tensorflow.core.framework import types_pb2
 
 from serving import model_card, op_check, warmup
 from serving.servable import LANGUAGES_FILE
 from serving.signatures import ServingModule
 from tf_metaling import checkpoints
+from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
+from tf_metaling.data.synthetic import SYNTHETIC_LANGUAGES_FILE, SyntheticLanguages
 from tf_metaling.languages import LanguageVocabulary
 
 _VERSION_PATTERN = re.compile(r"^\d+$")
@@ -188,11 +192,6 @@ def synthetic_languages_of(model_dir: str, model, tokenizer):
         ValueError: before anything is written, when the model was trained on
             synthetic languages whose definitions cannot be recovered exactly.
     """
-    import yaml
-
-    from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
-    from tf_metaling.data.synthetic import SYNTHETIC_LANGUAGES_FILE, SyntheticLanguages
-
     recorded = SyntheticLanguages.load(model_dir)
     if recorded is not None:
         return recorded
@@ -259,8 +258,6 @@ def _set_method_names(export_dir: str, method_names: dict) -> None:
 # ---------------------------------------------------------------------- command line
 def define_flags(flag_values=None):
     """Defines the exporter's flags on `flag_values` (default: absl's global FLAGS)."""
-    from absl import flags
-
     values = flag_values if flag_values is not None else flags.FLAGS
     flags.DEFINE_string("model_dir", None, "A trainer's model_dir (model.json + checkpoints).", flag_values=values)
     flags.DEFINE_string("checkpoint", None, "A ckpt-N prefix in model_dir (default: newest).", flag_values=values)
@@ -304,8 +301,6 @@ def export_from_flags(values) -> str:
 
 
 def main(argv):
-    from absl import flags, logging
-
     del argv
     path = export_from_flags(flags.FLAGS)
     logging.info("exported %s", path)
@@ -313,8 +308,6 @@ def main(argv):
 
 
 def run():
-    from absl import app
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     app.run(main)

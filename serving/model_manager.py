@@ -24,6 +24,8 @@ import re
 import threading
 
 from absl import logging
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving.batcher import BatchingOptions
 from serving.errors import ServingError, not_found, one_line
@@ -85,9 +87,6 @@ class _VersionEntry:
 
 def read_model_config_file(path: str) -> list:
     """`ModelConfig`s from a TF Serving model config file (ModelServerConfig text proto)."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
     with open(path, encoding="utf-8") as file:
         text = file.read()
     config = model_server_config_pb2.ModelServerConfig()

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the text signatures' ops, which loading needs)
 
 from serving import op_check, warmup
 from serving.batcher import BatchingOptions, DynamicBatcher
@@ -105,9 +106,6 @@ class Servable:
         batching: BatchingOptions | None = None,
         limits: RequestLimits | None = None,
     ):
-        # Text signatures use tensorflow-text ops, which must be registered before loading.
-        import tensorflow_text  # noqa: F401
-
         self.model_name = model_name
         self.version = int(version)
         self.path = path

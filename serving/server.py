@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 
-from absl import logging
+from absl import app, flags, logging
 
 from serving import request_limits
 from serving.batcher import BatchingOptions
@@ -132,8 +132,6 @@ class ModelServer:
 # ---------------------------------------------------------------------- command line
 def define_flags(flag_values=None):
     """Defines the server's flags (TF Serving's names where it has them) on `flag_values`."""
-    from absl import flags
-
     values = flag_values if flag_values is not None else flags.FLAGS
     flags.DEFINE_string("host", DEFAULT_HOST, "Address to bind (default loopback only).", flag_values=values)
     flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port; -1: no gRPC).", flag_values=values)
@@ -189,8 +187,6 @@ def server_from_flags(flags_values) -> ModelServer:
 
 
 def main(argv):
-    from absl import flags
-
     del argv
     server = server_from_flags(flags.FLAGS).start()
     # Printed (not only logged) so scripts can read the bound ports.
@@ -207,8 +203,6 @@ def main(argv):
 
 
 def run():
-    from absl import app
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     define_flags()
     app.run(main)

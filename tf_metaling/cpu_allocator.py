@@ -51,7 +51,7 @@ def pooled_cpu_allocator_in_use() -> bool:
     oneDNN's where TensorFlow turns oneDNN on), so TensorFlow reports memory use
     for the CPU device exactly when one of them is in use.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: this module must not import TensorFlow before the allocator is chosen
 
     try:
         tf.config.experimental.get_memory_info("CPU:0")

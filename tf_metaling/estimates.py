@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats
+from seqeval.metrics import f1_score
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
@@ -120,8 +121,6 @@ def ratio_estimate(pairs, seed: int = 0) -> Estimate:
 def span_f1_estimate(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]],
                      seed: int = 0) -> Estimate:
     """seqeval's span F1 (micro) over sentences, with a bootstrap CI over sentences."""
-    from seqeval.metrics import f1_score
-
     true_tags, predicted_tags = [list(t) for t in true_tags], [list(p) for p in predicted_tags]
     if not true_tags or len(true_tags) != len(predicted_tags):
         raise ValueError("span_f1_estimate: needs as many predicted as true sentences (>= 1).")
@@ -165,8 +164,6 @@ def ratio_record(numerators, denominators, baseline: Optional[float] = None) -> 
 
 
 def span_f1_record(true_tags, predicted_tags, baseline: Optional[float] = 0.0) -> dict:
-    from seqeval.metrics import f1_score
-
     true_tags, predicted_tags = [list(t) for t in true_tags], [list(p) for p in predicted_tags]
     return {
         "kind": "span_f1",

@@ -11,9 +11,12 @@ with ``verbose`` read from ``sys.argv`` (`verbose_requested`).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import re
 import sys
+import threading
 import warnings
 
 # Patterns of TensorFlow/XLA/gRPC native log lines (for tests of quiet output).
@@ -67,10 +70,6 @@ def filter_native_stderr(patterns=NATIVE_LOG_PATTERNS) -> None:
     original stderr, so Python's tracebacks and warnings still show. At exit
     the pipe is drained before the process ends. Called once per process.
     """
-    import atexit
-    import re
-    import threading
-
     if _FILTER:
         return
     try:

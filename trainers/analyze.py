@@ -17,7 +17,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import yaml  # noqa: E402
 from absl import app, flags  # noqa: E402
+from official.modeling import hyperparams  # noqa: E402
+
+from tf_metaling import configs  # noqa: E402
+from tf_metaling.interference import analyze_model_dir  # noqa: E402
+from tf_metaling.study.tables import cell_values  # noqa: E402
+from tf_metaling.training.experiment import CONFIG_FILE  # noqa: E402
+from tf_metaling.training.mlm_inputs import build_mlm_inputs  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -39,15 +47,6 @@ def define_flags(flag_values=None):
 
 def main(argv):
     del argv
-    import yaml
-    from official.modeling import hyperparams
-
-    from tf_metaling import configs
-    from tf_metaling.interference import analyze_model_dir
-    from tf_metaling.study.tables import cell_values
-    from tf_metaling.training.experiment import CONFIG_FILE
-    from tf_metaling.training.mlm_inputs import build_mlm_inputs
-
     path = os.path.join(FLAGS.model_dir, CONFIG_FILE)
     if not os.path.exists(path):
         raise app.UsageError(f"{path}: not found; --model_dir must be a trainer's model_dir.")

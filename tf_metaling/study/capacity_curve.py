@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from tf_metaling.data.atomic_files import atomic_path
 from tf_metaling.estimates import Estimate, seeds_estimate
@@ -172,8 +173,6 @@ def plot_capacity_curve(results: Mapping, path: str, metric_name: str = "held-ou
 
     Writes the PNG atomically at `path` and returns `path`.
     """
-    from matplotlib.figure import Figure
-
     estimates = interference_by_capacity(results, records=records, higher_is_better=higher_is_better)
     if not estimates:
         raise ValueError(

@@ -99,7 +99,7 @@ def _start_worker(threads: int) -> None:
     # TensorFlow is imported here, after the allocator is chosen (it reads the setting once).
     import tensorflow as tf
 
-    from tf_metaling.training.multilingual_trainer import keep_iterators_alive
+    from tf_metaling.training.multilingual_trainer import keep_iterators_alive  # imports TensorFlow too
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)

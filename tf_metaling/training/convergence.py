@@ -22,6 +22,9 @@ import math
 import textwrap
 from typing import Mapping, Optional
 
+import matplotlib
+from matplotlib.figure import Figure
+
 from tf_metaling.data.atomic_files import atomic_path
 
 TOO_FEW = "too few evaluations"
@@ -265,9 +268,6 @@ def plot_learning_curves(
     Each legend entry carries the curve's convergence label under `rule`
     (default `ConvergenceRule()`); the rule itself is written under the plot.
     """
-    import matplotlib
-    from matplotlib.figure import Figure
-
     if not curves:
         raise ValueError(f"plot_learning_curves: no curves to draw into {path}.")
     rule = rule or ConvergenceRule()
