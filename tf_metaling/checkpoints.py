@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+
 import keras
 import tensorflow as tf
 
-from tf_metaling.data import atomic_files
+# Also the writer of the trainers' and the study's text files (checkpoints.atomic_write_text).
+from tf_metaling.atomic_files import atomic_write_text
 
 MODEL_CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocab.txt"
 SENTENCEPIECE_FILE = "sentencepiece.model"  # a converted XLM-R's tokenizer (tf_metaling.models.pretrained)
-
-
-def atomic_write_text(path: str, text: str) -> str:
-    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
-    atomic_files.atomic_write_text(path, text)
-    return path
 
 
 def save_model_config(model, model_dir: str) -> str:

@@ -12,8 +12,8 @@
 - `corpora`: the built-in parallel corpus fetched with pip; `tasks`: the
   evaluation tasks built from it; `synthetic`: derived languages.
 
-This package depends on `tf_metaling.languages` only (never on models,
-meta-learning, trainers or serving).
+This package depends on `tf_metaling.languages` and `tf_metaling.atomic_files`
+only (never on models, meta-learning, trainers or serving).
 """
 
 from tf_metaling.data.conllu_reader import ConlluReader

@@ -24,6 +24,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.tokenizer import _truncate_rows
 
@@ -84,8 +85,6 @@ class SentencePieceTokenizer(tf.Module):
 
     def save(self, path) -> str:
         """Writes the SentencePiece model file; returns the path."""
-        from tf_metaling.data.atomic_files import atomic_path
-
         path = os.fspath(path)
         with atomic_path(path) as temporary, open(temporary, "wb") as file:
             file.write(self._model_proto)

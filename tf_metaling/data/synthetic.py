@@ -35,6 +35,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
 
 SYNTHETIC_KINDS = ("original", "shift", "reverse", "shift+reverse")
@@ -237,8 +238,6 @@ class SyntheticLanguages:
 
     def save(self, model_dir: str) -> str:
         """Writes ``model_dir/synthetic_languages.json`` atomically; returns its path."""
-        from tf_metaling.data.atomic_files import atomic_write_text
-
         path = os.path.join(model_dir, SYNTHETIC_LANGUAGES_FILE)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.pretokenizer import Pretokenizer
 from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
@@ -260,8 +261,6 @@ class Tokenizer(tf.Module):
 
     def save(self, path) -> str:
         """Writes the vocabulary file (and its options beside it); returns the path."""
-        from tf_metaling.data.atomic_files import atomic_write_text
-
         path = os.fspath(path)
         atomic_write_text(path, "".join(token + "\n" for token in self._vocab))
         atomic_write_text(path + _CONFIG_SUFFIX, json.dumps(self.get_config(), indent=2) + "\n")

@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tf_metaling.data.atomic_files import atomic_directory
+from tf_metaling.atomic_files import atomic_directory
 from tf_metaling.data.corpora.package_cache import (
     PackagePin,
     default_cache_dir,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import numpy as np
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.models.partition import partition_variables
 
 FORMAT_VERSION = 1

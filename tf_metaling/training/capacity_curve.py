@@ -27,7 +27,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.estimates import Estimate, seeds_estimate
 from tf_metaling.training import study_table
 

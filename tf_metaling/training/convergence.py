@@ -22,7 +22,7 @@ import math
 import textwrap
 from typing import Mapping, Optional
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 
 TOO_FEW = "too few evaluations"
 

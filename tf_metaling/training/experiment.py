@@ -27,6 +27,7 @@ import tensorflow as tf
 import yaml
 
 from tf_metaling import checkpoints
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import ExperimentConfig, validate
 from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
@@ -64,7 +65,7 @@ def config_as_yaml(config: ExperimentConfig) -> str:
 
 
 def write_config(config: ExperimentConfig, model_dir: str) -> str:
-    return checkpoints.atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_as_yaml(config))
+    return atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_as_yaml(config))
 
 
 def build_model(config: ExperimentConfig, languages, vocab_size: int) -> MultilingualModel:
@@ -302,7 +303,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     if metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["step"] = int(global_step.numpy())
-        checkpoints.atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
+        atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -361,7 +362,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
                 _keep_if_best(controller, model_dir, curve)
             stopped = stopper is not None and stopper.should_stop(
                 curve, lambda: _above_baselines(metrics, baselines()))
-            checkpoints.atomic_write_text(path, json.dumps({
+            atomic_write_text(path, json.dumps({
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
                 "plateau": stopper.get_config() if stopper is not None else None,
@@ -430,7 +431,7 @@ def _restore_best(controller, global_step, model_dir: str, curve, path: str) -> 
     else:
         manager.checkpoint.write(final)
     saved["restored_best_step"] = int(best)
-    checkpoints.atomic_write_text(path, json.dumps(saved, indent=1))
+    atomic_write_text(path, json.dumps(saved, indent=1))
     return controller.evaluate(steps=-1)
 
 

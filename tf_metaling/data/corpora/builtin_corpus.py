@@ -37,7 +37,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
 
-from tf_metaling.data.atomic_files import atomic_directory, atomic_write_lines
+from tf_metaling.atomic_files import atomic_directory, atomic_write_lines
 from tf_metaling.data.corpora import alignment_check, text_checks
 from tf_metaling.data.corpora.bible import read_bible
 from tf_metaling.data.corpora.corpus import Corpus

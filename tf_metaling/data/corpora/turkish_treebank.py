@@ -32,7 +32,7 @@ import os
 import zipfile
 from collections.abc import Callable
 
-from tf_metaling.data.atomic_files import atomic_directory
+from tf_metaling.atomic_files import atomic_directory
 from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.corpora.package_cache import (
     PackagePin,
