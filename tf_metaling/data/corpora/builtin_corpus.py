@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from tf_metaling.atomic_files import atomic_directory, atomic_write_lines
 from tf_metaling.data.corpora import alignment_check, text_checks
 from tf_metaling.data.corpora.bible import read_bible
-from tf_metaling.data.corpora.corpus import Corpus
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.corpora.package_cache import (
     PackagePin,
     default_cache_dir,
@@ -355,6 +355,7 @@ def build_builtin_corpus(
 
 
 # ---------------------------------------------------------------- loading
+@register_corpus
 class BuiltinCorpus(Corpus):
     """The loaded corpus: per-language splits, alignment ids, groups, report, tasks.
 
@@ -395,6 +396,13 @@ class BuiltinCorpus(Corpus):
             info["sentences"] = {s: len(self._split_rows(code, s)) for s in SPLITS}
             info["tokens"] = {s: sum(n for _, n in self._split_rows(code, s)) for s in SPLITS}
             self.info[code] = info
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> BuiltinCorpus:
+        return load_builtin_corpus(
+            cache_dir=data_config.cache_dir or None, languages=list(data_config.languages) or None,
+            low_resource_size=data_config.low_resource_size, log=log,
+        )
 
     def _read_rows(self, code: str, split: str) -> list:
         key = (code, split)

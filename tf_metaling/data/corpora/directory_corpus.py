@@ -29,7 +29,7 @@ import hashlib
 import os
 import re
 
-from tf_metaling.data.corpora.corpus import Corpus
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.errors import DataFormatError
 
 TASK_DIRS = {"pos": (".conllu",), "ner": (".iob", ".txt"), "nli": (".tsv",)}
@@ -57,6 +57,7 @@ def _task_name(directory: str, name: str, extensions) -> tuple:
     )
 
 
+@register_corpus
 class DirectoryCorpus(Corpus):
     """The user's corpus directory (layout in the module docstring).
 
@@ -144,6 +145,12 @@ class DirectoryCorpus(Corpus):
         self._parallel = self._read_parallel()
 
     # ------------------------------------------------------------------ text
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> DirectoryCorpus:
+        if not data_config.corpus_dir:
+            raise ValueError("config field data.corpus_dir: required with data.corpus=directory.")
+        return cls(data_config.corpus_dir, languages=list(data_config.languages) or None)
+
     def text_sources(self, split: str) -> dict:
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split={split!r}: expected train, valid or test.")

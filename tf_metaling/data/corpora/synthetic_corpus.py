@@ -30,7 +30,7 @@ import collections
 import re
 from typing import Optional, Sequence
 
-from tf_metaling.data.corpora.corpus import Corpus
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
 from tf_metaling.data.tokenizer import Tokenizer
 
@@ -113,6 +113,7 @@ def task_word(sentences: Sequence[str]) -> str:
     return min(counts, key=lambda w: (abs(counts[w] - half), w))
 
 
+@register_corpus
 class SyntheticCorpus(Corpus):
     """Languages made from one source text, with exact ground truth.
 
@@ -154,6 +155,18 @@ class SyntheticCorpus(Corpus):
         self.synthetic = SyntheticLanguages(self._tokenizer.vocab_size, [language for language, _ in parsed])
         self.language_transforms = self.synthetic.transforms()
         self._word = task_word(self._train)
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> SyntheticCorpus:
+        languages = list(data_config.languages) or [spec.partition(":")[0] for spec in data_config.synthetic_languages]
+        return cls(
+            languages or ["en", "xx"],
+            # The text and its tokenizer do not depend on the run's seed: every seed of a study
+            # sees the same languages (the seed varies initialisation and batch order).
+            vocab_size=data_config.vocab_size, seed=0, specs=list(data_config.synthetic_languages),
+            source=data_config.synthetic_source, train_per_language=data_config.synthetic_train_sentences,
+            cache_dir=data_config.cache_dir or None,
+        )
 
     @staticmethod
     def definitions(languages, base_vocab_size: int) -> SyntheticLanguages:
