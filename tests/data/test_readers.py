@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NliReader
 from tf_metaling.data.sentence_classification import (
@@ -25,6 +24,7 @@ from tf_metaling.data.token_tagging import (
     tagging_dataset,
 )
 from tf_metaling.data.tokenizer import CLS_ID, SEP_ID, Tokenizer
+from tf_metaling.errors import DataFormatError
 from tf_metaling.languages import LanguageVocabulary, UnknownLanguageError
 
 LANGUAGES = LanguageVocabulary(["en", "de", "fr"])

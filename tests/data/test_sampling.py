@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tf_metaling.data.pipelines import MlmPipelineConfig, mlm_dataset
-from tf_metaling.data.sampling import language_sampling_probabilities
 from tf_metaling.data.synthetic import toy_sentences
 from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.language_sampling import language_sampling_probabilities
 from tf_metaling.languages import LanguageVocabulary
 
 SIZES = {"en": 800, "ar": 200, "sw": 25}

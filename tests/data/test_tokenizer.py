@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from tf_metaling.data import tokenizer as tokenizer_module
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.synthetic import toy_sentences
 from tf_metaling.data.tokenizer import (
     CLS_ID,
@@ -19,6 +18,7 @@ from tf_metaling.data.tokenizer import (
     UNK_ID,
     Tokenizer,
 )
+from tf_metaling.errors import DataFormatError
 
 RUSSIAN = [
     "кошка сидит на окне и смотрит на улицу",

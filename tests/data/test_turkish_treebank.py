@@ -9,7 +9,7 @@ import pytest
 
 from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.corpora.turkish_treebank import read_treebank_member, turkish_pos_files
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 from tf_metaling.package_cache import PackagePin
 
 # "Açıklanmayan soruların ... imkansız." as the treebank writes it: one line per inflectional group.

@@ -12,12 +12,13 @@
 - `corpora`: the built-in parallel corpus fetched with pip; `tasks`: the
   evaluation tasks built from it; `synthetic`: derived languages.
 
-This package depends on `tf_metaling.languages` and `tf_metaling.atomic_files`
-only (never on models, meta-learning, trainers or serving).
+Bad input raises `tf_metaling.errors.DataFormatError`; languages are sampled
+with `tf_metaling.language_sampling`. This package depends on those,
+`tf_metaling.languages` and `tf_metaling.atomic_files` only (never on models,
+meta-learning, trainers or serving).
 """
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.errors import DataFormatError, SkipReport
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.masking import MaskingConfig, mask_batch
 from tf_metaling.data.nli_reader import NLI_LABELS, NliReader
@@ -31,7 +32,6 @@ from tf_metaling.data.pipelines import (
     mlm_dataset_fn,
     sampling_probabilities,
 )
-from tf_metaling.data.sampling import language_sampling_probabilities
 from tf_metaling.data.sentence_classification import (
     CLASSIFICATION_KEYS,
     ClassificationExample,
@@ -85,19 +85,16 @@ __all__ = [
     "UPOS_TAGS",
     "ClassificationExample",
     "ConlluReader",
-    "DataFormatError",
     "IobReader",
     "MaskingConfig",
     "MlmPipelineConfig",
     "NliReader",
-    "SkipReport",
     "TaggedSentence",
     "TextLineReader",
     "Tokenizer",
     "classification_dataset",
     "encode_tagged_words",
     "language_batches",
-    "language_sampling_probabilities",
     "mask_batch",
     "meta_batch",
     "meta_batch_dataset",

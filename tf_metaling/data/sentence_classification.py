@@ -9,14 +9,13 @@ evaluated zero-shot on the others.
 from __future__ import annotations
 
 import collections.abc
-
 import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 
 CLASSIFICATION_KEYS = ("token_ids", "padding_mask", "language_ids", "labels")
 

@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_metaling.atomic_files import atomic_path
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.tokenizer import _truncate_rows
+from tf_metaling.errors import DataFormatError
 
 START_TOKEN, PAD_TOKEN, END_TOKEN, UNK_TOKEN, MASK_TOKEN = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 # Ops the in-graph tokenizer adds (tensorflow-text's SentencePiece ops); checked against

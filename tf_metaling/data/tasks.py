@@ -237,7 +237,7 @@ class TaggingTask:
 
 def check_tag_sets(train, test, train_source: str, language: str) -> tuple:
     """The training tag set; raises DataFormatError at the first test tag not seen in training."""
-    from tf_metaling.data.errors import DataFormatError
+    from tf_metaling.errors import DataFormatError
 
     known = sorted({t for s in train for t in s.tags})
     for sentence in test:

@@ -15,14 +15,13 @@ with the sequence; `encode_tagged_words` returns their number per example as
 from __future__ import annotations
 
 import collections.abc
-
 import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 
 # Universal Dependencies v2 universal POS tags.
 UPOS_TAGS = (

@@ -35,9 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_metaling.atomic_files import atomic_write_text
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.pretokenizer import Pretokenizer
-from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
+from tf_metaling.errors import DataFormatError
+from tf_metaling.language_sampling import DEFAULT_ALPHA, language_sampling_probabilities
 
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = (
     "[PAD]",

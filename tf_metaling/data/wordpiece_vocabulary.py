@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from tf_metaling.data.sampling import language_sampling_probabilities
+from tf_metaling.language_sampling import language_sampling_probabilities
 
 SENTENCEPIECE_WORD_BOUNDARY = "\u2581"
 

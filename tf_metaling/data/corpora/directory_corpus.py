@@ -30,7 +30,7 @@ import os
 import re
 
 from tf_metaling.data.corpora.corpus import Corpus, register_corpus
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 
 TASK_DIRS = {"pos": (".conllu",), "ner": (".iob", ".txt"), "nli": (".tsv",)}
 KNOWN_DIRS = ("text", "parallel") + tuple(TASK_DIRS)

@@ -33,8 +33,8 @@ import zipfile
 from collections.abc import Callable
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.token_tagging import UPOS_TAGS
+from tf_metaling.errors import DataFormatError
 from tf_metaling.package_cache import (
     PackageBuild,
     PackagePin,
