@@ -13,7 +13,7 @@ from tf_metaling import configs
 from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus, parse_language_spec
 from tf_metaling.data.pipelines import MlmPipelineConfig, language_examples
 from tf_metaling.data.synthetic import SyntheticTokenizer
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS
 
 
 def _corpus(spec, **kwargs):
@@ -139,8 +139,8 @@ def test_the_classification_labels_come_from_the_source_sentence_and_agree_in_ev
 def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_per_resource(tmp_path):
     import copy
 
-    from trainers.experiments import CONTROL_PRESETS
     from tf_metaling.training.synthetic_control import Condition, SyntheticControl
+    from trainers.experiments import CONTROL_PRESETS
 
     control = SyntheticControl(copy.deepcopy(CONTROL_PRESETS["synthetic_control"]), str(tmp_path))
     variants = {condition: study.plan.variants for condition, study in control.studies.items()}
@@ -169,8 +169,8 @@ def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_pe
 def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
     import copy
 
-    from trainers.experiments import CONTROL_PRESETS
     from tf_metaling.training.synthetic_control import SyntheticControl
+    from trainers.experiments import CONTROL_PRESETS
 
     plan = copy.deepcopy(CONTROL_PRESETS["quick"])
     log = io.StringIO()
@@ -210,8 +210,8 @@ def test_the_capacity_curve_alone_with_the_learning_rate_halved_when_the_width_d
     import copy
     import dataclasses
 
-    from trainers.experiments import CONTROL_PRESETS
     from tf_metaling.training.synthetic_control import Condition, ControlPlan, SyntheticControl
+    from trainers.experiments import CONTROL_PRESETS
 
     plan = copy.deepcopy(CONTROL_PRESETS["synthetic_control"])
     plan.sweeps, plan.widths, plan.width_learning_rate = False, (16, 64), "scaled"

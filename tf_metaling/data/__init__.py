@@ -1,7 +1,8 @@
-"""Data for multilingual training: tokenizer, readers, corpora, pipelines, tasks.
+"""Data for multilingual training: readers, corpora, pipelines, tasks.
 
-- `tokenizer`: the shared WordPiece `Tokenizer` (in-graph, SavedModel-ready)
-  and the fixed special-token ids.
+Text becomes token ids with a `tf_metaling.tokenizers` tokenizer (in the graph,
+SavedModel-ready); this package reads, batches and masks it.
+
 - Readers (streaming, errors name file:line): `TextLineReader` (plain text,
   gzip), `ConlluReader` (UD POS), `IobReader` (WikiAnn/PAN-X and CoNLL NER),
   `NliReader` (XNLI TSV), `tfrecord_io`.
@@ -14,8 +15,9 @@
 
 Bad input raises `tf_metaling.errors.DataFormatError`; languages are sampled
 with `tf_metaling.language_sampling`. This package depends on those,
-`tf_metaling.languages` and `tf_metaling.atomic_files` only (never on models,
-meta-learning, trainers or serving).
+`tf_metaling.tokenizers`, `tf_metaling.languages`, `tf_metaling.atomic_files`
+and `tf_metaling.package_cache` only (never on models, meta-learning, trainers
+or serving).
 """
 
 from tf_metaling.data.conllu_reader import ConlluReader
@@ -46,42 +48,13 @@ from tf_metaling.data.token_tagging import (
     encode_tagged_words,
     tagging_dataset,
 )
-from tf_metaling.data.tokenizer import (
-    CLS_ID,
-    CLS_TOKEN,
-    MASK_ID,
-    MASK_TOKEN,
-    NUM_SPECIAL_TOKENS,
-    PAD_ID,
-    PAD_TOKEN,
-    SEP_ID,
-    SEP_TOKEN,
-    SPECIAL_TOKENS,
-    TOKENIZER_OPS,
-    UNK_ID,
-    UNK_TOKEN,
-    Tokenizer,
-)
 
 __all__ = [
     "CLASSIFICATION_KEYS",
-    "CLS_ID",
-    "CLS_TOKEN",
-    "MASK_ID",
-    "MASK_TOKEN",
     "MLM_KEYS",
     "NLI_LABELS",
-    "NUM_SPECIAL_TOKENS",
-    "PAD_ID",
-    "PAD_TOKEN",
     "PANX_TAGS",
-    "SEP_ID",
-    "SEP_TOKEN",
-    "SPECIAL_TOKENS",
     "TAGGING_KEYS",
-    "TOKENIZER_OPS",
-    "UNK_ID",
-    "UNK_TOKEN",
     "UPOS_TAGS",
     "ClassificationExample",
     "ConlluReader",
@@ -91,7 +64,6 @@ __all__ = [
     "NliReader",
     "TaggedSentence",
     "TextLineReader",
-    "Tokenizer",
     "classification_dataset",
     "encode_tagged_words",
     "language_batches",

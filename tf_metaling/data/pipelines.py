@@ -47,8 +47,8 @@ import tensorflow as tf
 from tf_metaling.data import masking
 from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import is_tfrecord_path, text_tfrecord_dataset
-from tf_metaling.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
 from tf_metaling.language_sampling import DEFAULT_ALPHA, language_sampling_probabilities
+from tf_metaling.tokenizers import CLS_ID, PAD_ID, SEP_ID
 
 BATCHING_MODES = ("mixed", "one_language")
 PACKING_MODES = ("sentence", "stream")

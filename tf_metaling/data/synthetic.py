@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tf_metaling.atomic_files import atomic_write_text
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS
 
 SYNTHETIC_KINDS = ("original", "shift", "reverse", "shift+reverse")
 # Written into a model_dir trained on synthetic languages (see `SyntheticLanguages.save`).

@@ -38,6 +38,7 @@ from tf_metaling.languages import as_vocabulary
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.multilingual_model import MultilingualModel
 from tf_metaling.models.partition import partition_variables
+from tf_metaling.tokenizers import SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
 
 # keras-hub registered names -> the project's name for the architecture.
 BACKBONES = {"keras_hub>BertBackbone": "bert", "keras_hub>XLMRobertaBackbone": "xlm_roberta"}
@@ -220,22 +221,18 @@ def load_keras_hub_tokenizer(preset_dir):
     return keras_hub.tokenizers.Tokenizer.from_preset(os.fspath(preset_dir))
 
 
-def load_pretrained_tokenizer(preset_dir):
+def load_pretrained_tokenizer(preset_dir) -> Tokenizer:
     """The project's in-graph tokenizer with the preset's vocabulary and special tokens.
 
-    WordPiece presets give a `tf_metaling.data.tokenizer.Tokenizer` with
-    keras-hub's BERT pretokenisation; SentencePiece presets give a
-    `tf_metaling.data.sentencepiece_tokenizer.SentencePieceTokenizer` with
-    fairseq ids. Both produce the ids the preset's keras-hub tokenizer does.
+    WordPiece presets give a `WordPieceTokenizer` with keras-hub's BERT
+    pretokenisation; SentencePiece presets give a `SentencePieceTokenizer`
+    with fairseq ids. Both produce the ids the preset's keras-hub tokenizer does.
     """
-    from tf_metaling.data.sentencepiece_tokenizer import SentencePieceTokenizer
-    from tf_metaling.data.tokenizer import Tokenizer
-
     info = read_preset(preset_dir)
     if info.tokenizer_kind == "sentencepiece":
-        return SentencePieceTokenizer.from_file(info.vocabulary_file)
+        return SentencePieceTokenizer.load(info.vocabulary_file)
     reference = load_keras_hub_tokenizer(preset_dir)
-    return Tokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
+    return WordPieceTokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
 
 
 def _architecture(backbone) -> str:

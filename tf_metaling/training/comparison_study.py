@@ -61,7 +61,7 @@ import yaml
 from official.modeling import hyperparams
 
 from tf_metaling import checkpoints, configs
-from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.tokenizers import WordPieceTokenizer as Tokenizer
 from tf_metaling.training import study_table
 from tf_metaling.training.experiment import CONFIG_FILE, config_as_yaml, run_pretraining
 

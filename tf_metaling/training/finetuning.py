@@ -153,7 +153,7 @@ def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
         preset_dir = builtin_encoder_preset(config.data.cache_dir or None)
     info = pretrained.read_preset(preset_dir)
     tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
-    tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
+    tokenizer.save(os.path.join(model_dir, tokenizer.file_name))
     backbone = pretrained.load_backbone(info.directory)
     model = config.model
     encoder_config = pretrained.encoder_config_from_backbone(backbone, tokenizer.pad_id)

@@ -210,7 +210,7 @@ def _count_tokens(texts: Sequence[str]) -> list[int]:
     """Words per sentence as the tokenizer's pretokenizer splits them."""
     import numpy as np
 
-    from tf_metaling.data.pretokenizer import Pretokenizer
+    from tf_metaling.tokenizers import Pretokenizer
 
     pretokenizer = Pretokenizer()
     counts = []

@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
-from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 TEST_SENTENCES = 300  # test sentences per language (the same sentences in every language)
 TASK_NAME = "contains_word"
@@ -151,7 +151,7 @@ class SyntheticCorpus(Corpus):
         self._valid = text["valid"][:valid_per_language * len(parsed)]
         test = list(dict.fromkeys(text["test"]))  # distinct sentences: each has exactly one translation
         self._test = test[:TEST_SENTENCES]
-        self._tokenizer = Tokenizer.train({"base": self._train}, vocab_size=vocab_size, seed=seed)
+        self._tokenizer = WordPieceTokenizer.train({"base": self._train}, vocab_size=vocab_size, seed=seed)
         self.synthetic = SyntheticLanguages(self._tokenizer.vocab_size, [language for language, _ in parsed])
         self.language_transforms = self.synthetic.transforms()
         self._word = task_word(self._train)

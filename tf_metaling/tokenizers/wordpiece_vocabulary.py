@@ -18,6 +18,7 @@ made of known characters never become [UNK] as a whole.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import random
 import tempfile
@@ -135,7 +136,7 @@ def learn_wordpiece_vocabulary(
     The result is smaller than `vocab_size` only when the text has fewer
     distinct subwords than that.
     """
-    import sentencepiece as spm
+    import sentencepiece as spm  # only learning a vocabulary needs SentencePiece's trainer
 
     if not word_counts:
         raise ValueError("Cannot learn a vocabulary from an empty corpus.")
@@ -191,8 +192,6 @@ def learn_wordpiece_vocabulary(
 
 
 def _train_sentencepiece_bpe(counts_path, vocab_size, coverage, num_threads, spm) -> bytes:
-    import io
-
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         input=counts_path,
