@@ -67,14 +67,13 @@ def _task_data(config: ExperimentConfig, languages):
         if tagging:
             raise ValueError(f"config field finetune.dataset: {finetune.dataset!r} is a sentence classification task.")
         from tf_metaling.data.corpora import load_builtin_corpus
-        from tf_metaling.data.tasks import builtin_classification_tasks
 
         corpus = load_builtin_corpus(
             cache_dir=config.data.cache_dir or None,
             languages=[code for code in languages.codes],
             low_resource_size=config.data.low_resource_size,
         )
-        tasks = builtin_classification_tasks(corpus, pivot=finetune.train_language)
+        tasks = corpus.classification_tasks(finetune.train_language)
         if finetune.dataset not in tasks:
             raise ValueError(
                 f"config field finetune.dataset: {finetune.dataset!r} is not available for languages "

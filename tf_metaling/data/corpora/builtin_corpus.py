@@ -446,7 +446,7 @@ class BuiltinCorpus(Corpus):
         return retrieval_sets(self, pivot=pivot, max_pairs=max_pairs)
 
     def classification_tasks(self, pivot: str) -> dict:
-        from tf_metaling.data.tasks import builtin_classification_tasks
+        from tf_metaling.data.corpora.verse_tasks import builtin_classification_tasks
 
         if pivot not in self.languages:
             return {}
