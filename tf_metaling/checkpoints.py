@@ -23,6 +23,8 @@ import os
 import keras
 import tensorflow as tf
 
+import tf_metaling.models  # noqa: F401  (registers the Keras classes model.json names)
+
 # Also the writer of the trainers' and the study's text files (checkpoints.atomic_write_text).
 from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.tokenizers import SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
@@ -45,8 +47,6 @@ def build_model(model_dir: str):
         raise FileNotFoundError(f"{path}: no model config; is {model_dir!r} a tf_metaling model_dir?")
     with open(path, encoding="utf-8") as file:
         config = json.load(file)
-    import tf_metaling.models  # noqa: F401  (registers the classes the config names)
-
     return keras.saving.deserialize_keras_object(config)
 
 

@@ -33,6 +33,7 @@ import os
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tf_metaling.atomic_files import atomic_write_text
@@ -154,8 +155,6 @@ class SyntheticLanguages:
 
     def kept_ids(self, code: str):
         """bool ``[V]``: the base ids that language `code` leaves as they are (specials and shared ids)."""
-        import numpy as np
-
         language = self.language(code)
         kept = np.zeros(self.base_vocab_size, bool)
         kept[:NUM_SPECIAL_TOKENS] = True
@@ -198,8 +197,6 @@ class SyntheticLanguages:
             codes: the language codes in index order (e.g. a model's), each
                 one of `codes` of this set.
         """
-        import numpy as np
-
         table = [self.language(code) for code in codes]
         offsets = tf.constant([lang.shift * self.span for lang in table], word_pieces.dtype)
         reverse = tf.constant([lang.reverse for lang in table], tf.bool)

@@ -39,6 +39,7 @@ e5 expects: ``"query: "`` or ``"passage: "`` before it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import hashlib
@@ -46,10 +47,13 @@ import io
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
 from tf_metaling.package_cache import (
@@ -113,9 +117,6 @@ def _normalizer_spec(normalization: dict):
     and its normaliser (precompiled map, dummy prefix, whitespace folding)
     is kept.
     """
-    import sentencepiece as spm
-    from sentencepiece import sentencepiece_model_pb2
-
     with tempfile.TemporaryDirectory(prefix="tf_metaling_spm_") as workdir:
         rules = os.path.join(workdir, "normalization.tsv")
         with open(rules, "w", encoding="utf-8") as f:
@@ -142,8 +143,6 @@ def sentencepiece_model_proto(model_file: Q4ModelFile) -> bytes:
     ``</s>``=2, piece i -> i + 1 in fairseq ids), which keras-hub's
     ``XLMRobertaTokenizer`` maps back to the file's ids.
     """
-    from sentencepiece import sentencepiece_model_pb2
-
     _check_vocabulary(model_file)
     proto = sentencepiece_model_pb2.ModelProto()
     piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece
@@ -202,7 +201,7 @@ def backbone_weights(model_file: Q4ModelFile) -> dict[str, np.ndarray]:
 
 def write_preset(model_file: Q4ModelFile, directory: str) -> None:
     """Saves the file as a keras-hub preset (BertBackbone + XLMRobertaTokenizer)."""
-    import keras_hub
+    import keras_hub  # here, not at the top: it takes about 2 s to import and only building needs it
 
     c = model_file.config
     if abs(c.layer_norm_epsilon - 1e-12) > 1e-15:
@@ -349,9 +348,6 @@ def builtin_encoder_preset(cache_dir=None, download: bool = True, pins: Sequence
 
 
 def main(argv=None) -> int:
-    import argparse
-    import time
-
     parser = argparse.ArgumentParser(
         prog="python -m tf_metaling.models.builtin_encoder",
         description="Builds (once) and describes the built-in encoder: " + FOUR_BIT_NOTE,

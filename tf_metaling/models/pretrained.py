@@ -33,7 +33,9 @@ import json
 import os
 
 import numpy as np
+import sentencepiece
 
+# keras_hub is imported inside the functions that use it: it takes about 2 s to import.
 from tf_metaling.languages import as_vocabulary
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.multilingual_model import MultilingualModel
@@ -115,8 +117,6 @@ def _wordpiece_size(path):
 
 
 def _sentencepiece_size(path):
-    import sentencepiece
-
     processor = sentencepiece.SentencePieceProcessor()
     try:
         processor.Load(model_file=path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 
+import sentencepiece
 import tensorflow as tf
 
 from tf_metaling.atomic_files import atomic_path
@@ -55,8 +56,7 @@ class SentencePieceTokenizer(Tokenizer):
     def __init__(self, model_proto: bytes, model_file: str | None = None, name: str = "tokenizer"):
         super().__init__(name=name)
         # Loaded when a tokenizer is built, not when the module is imported: tensorflow-text
-        # registers custom ops, and modules that only read the constants need neither library.
-        import sentencepiece
+        # registers custom ops, which modules that only read the constants do not need.
         import tensorflow_text as text
 
         processor = sentencepiece.SentencePieceProcessor()

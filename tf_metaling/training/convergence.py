@@ -265,6 +265,7 @@ def plot_learning_curves(
     Each legend entry carries the curve's convergence label under `rule`
     (default `ConvergenceRule()`); the rule itself is written under the plot.
     """
+    # matplotlib only when a plot is drawn: the trainers import this module for the rule alone.
     import matplotlib
     from matplotlib.figure import Figure
 

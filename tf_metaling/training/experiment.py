@@ -25,15 +25,18 @@ import keras
 import orbit
 import tensorflow as tf
 import yaml
+from official.common import distribute_utils
 
 from tf_metaling import checkpoints
 from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import ExperimentConfig, validate
+from tf_metaling.interference import GradientProbe, probe_log_dir
 from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables
 from tf_metaling.models.multilingual_model import MASKED_LM_LOGITS
 from tf_metaling.optimizers import RowSparseAdam
+from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
 from tf_metaling.training.mlm_inputs import build_mlm_inputs
 from tf_metaling.training.multilingual_trainer import MultilingualTrainer
 from tf_metaling.training.schedules import WarmupSchedule
@@ -51,8 +54,6 @@ CURVE_METRICS = ("loss/mixture", "loss/mean")
 
 def build_strategy(runtime) -> tf.distribute.Strategy:
     """The strategy named by ``runtime.distribution_strategy``, via Model Garden's helper."""
-    from official.common import distribute_utils
-
     return distribute_utils.get_distribution_strategy(
         distribution_strategy=runtime.distribution_strategy,
         num_gpus=runtime.num_gpus,
@@ -253,8 +254,6 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     probe = None
     probed = {code: batches[0] for code, batches in spec.eval_batches.items() if batches}
     if trainer_config.probe_interval > 0 and len(probed) >= 2:
-        from tf_metaling.interference import GradientProbe, probe_log_dir
-
         probe = GradientProbe(
             model,
             probed,
@@ -324,8 +323,6 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
     study's verdict compares its 95% CI, so a run barely above the baseline may stop
     and then be labelled "not converged (unigram plateau)".)
     """
-    from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
-
     path = os.path.join(model_dir, LEARNING_CURVE_FILE)
     done = int(global_step.numpy())
     curve, stopped = LearningCurve(), False

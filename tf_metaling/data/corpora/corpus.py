@@ -31,6 +31,7 @@ from typing import Optional
 
 from tf_metaling.languages import LanguageVocabulary
 
+
 class Corpus:
     """What a corpus offers. Subclasses set `languages` and `groups` and implement the text."""
 

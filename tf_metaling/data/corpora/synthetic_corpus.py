@@ -30,8 +30,13 @@ import collections
 import re
 from typing import Optional, Sequence
 
+from tf_metaling.data.corpora.builtin_corpus import load_builtin_corpus
 from tf_metaling.data.corpora.corpus import Corpus, register_corpus
+from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
+from tf_metaling.data.sentence_classification import ClassificationExample
 from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
+from tf_metaling.data.tasks import ClassificationTask, RetrievalSet
+from tf_metaling.data.text_reader import TextLineReader
 from tf_metaling.tokenizers import WordPieceTokenizer
 
 TEST_SENTENCES = 300  # test sentences per language (the same sentences in every language)
@@ -83,18 +88,13 @@ def source_sentences(source: str, seed: int, cache_dir: Optional[str] = None, tr
                 "test": toy_sentences(TEST_SENTENCES * 2, seed=seed + 2)}
     kind, _, rest = source.partition(":")
     if kind == "builtin" and rest:
-        from tf_metaling.data.corpora.builtin_corpus import load_builtin_corpus
-
         corpus = load_builtin_corpus(cache_dir=cache_dir, languages=[rest])
     elif kind == "directory" and ":" in rest:
-        from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
-
         root, _, rest = rest.rpartition(":")
         corpus = DirectoryCorpus(root, languages=[rest])
     else:
         raise ValueError(f"config field data.synthetic_source: {source!r}; expected 'toy', 'builtin:<code>' or "
                          "'directory:<DIR>:<code>'.")
-    from tf_metaling.data.text_reader import TextLineReader
 
     def read(value):
         return list(value) if isinstance(value, (list, tuple)) else [s for s in TextLineReader(value, rest)]
@@ -204,8 +204,6 @@ class SyntheticCorpus(Corpus):
 
     def retrieval_sets(self, pivot: str, max_pairs: Optional[int] = None) -> dict:
         """X -> pivot on the test sentences: sentence i of X is the translation of sentence i of the pivot."""
-        from tf_metaling.data.tasks import RetrievalSet
-
         if pivot not in self.languages:
             return {}
         sentences = self._test[:max_pairs] if max_pairs else list(self._test)
@@ -214,9 +212,6 @@ class SyntheticCorpus(Corpus):
 
     def classification_tasks(self, pivot: str) -> dict:
         """Does the source sentence contain the task word? Labels identical in every language."""
-        from tf_metaling.data.sentence_classification import ClassificationExample
-        from tf_metaling.data.tasks import ClassificationTask
-
         if pivot not in self.languages:
             return {}
         labels = ("absent", "present")
