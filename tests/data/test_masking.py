@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tf_metaling.data.masking import MaskingConfig, mask_batch
-from tf_metaling.data.tokenizer import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
+from tf_metaling.tokenizers import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
 
 VOCAB = 1000
 

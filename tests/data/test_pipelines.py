@@ -17,8 +17,8 @@ from tf_metaling.data.pipelines import (
 )
 from tf_metaling.data.synthetic import toy_sentences
 from tf_metaling.data.tfrecord_io import write_text_tfrecord
-from tf_metaling.data.tokenizer import CLS_ID, PAD_ID, SEP_ID, Tokenizer
 from tf_metaling.languages import LanguageVocabulary, UnknownLanguageError
+from tf_metaling.tokenizers import CLS_ID, PAD_ID, SEP_ID, WordPieceTokenizer
 
 LANGUAGES = LanguageVocabulary(["en", "fr", "sw"])
 
@@ -32,7 +32,7 @@ def setup():
         "fr": ["le " + s for s in sentences[400:600]],
         "sw": ["wa " + s for s in sentences[600:]],
     }
-    return sources, Tokenizer.train(sources, vocab_size=150)
+    return sources, WordPieceTokenizer.train(sources, vocab_size=150)
 
 
 def _take(dataset, n):

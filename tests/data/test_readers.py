@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NliReader
 from tf_metaling.data.sentence_classification import (
@@ -24,8 +23,9 @@ from tf_metaling.data.token_tagging import (
     encode_tagged_words,
     tagging_dataset,
 )
-from tf_metaling.data.tokenizer import CLS_ID, SEP_ID, Tokenizer
+from tf_metaling.errors import DataFormatError
 from tf_metaling.languages import LanguageVocabulary, UnknownLanguageError
+from tf_metaling.tokenizers import CLS_ID, SEP_ID, WordPieceTokenizer
 
 LANGUAGES = LanguageVocabulary(["en", "de", "fr"])
 
@@ -251,7 +251,7 @@ def test_nli_reader_xnli_mt_layout_and_errors(tmp_path):
 @pytest.fixture(scope="module")
 def tokenizer():
     text = ["in dem haus wohnen wir .", "barack obama visited paris", "un chat dort"] * 20
-    return Tokenizer.train({"de": text}, vocab_size=60)
+    return WordPieceTokenizer.train({"de": text}, vocab_size=60)
 
 
 def test_tag_labels_go_on_the_first_subword(tokenizer):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tf_metaling.data.pipelines import MlmPipelineConfig, mlm_dataset
-from tf_metaling.data.sampling import language_sampling_probabilities
 from tf_metaling.data.synthetic import toy_sentences
-from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.language_sampling import language_sampling_probabilities
 from tf_metaling.languages import LanguageVocabulary
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 SIZES = {"en": 800, "ar": 200, "sw": 25}
 
@@ -36,7 +36,7 @@ def test_bad_sampling_inputs_raise(sizes, alpha):
 def corpus():
     sentences = toy_sentences(1025, seed=4)
     sources = {"en": sentences[:800], "ar": sentences[800:1000], "sw": sentences[1000:]}
-    return sources, Tokenizer.train(sources, vocab_size=120)
+    return sources, WordPieceTokenizer.train(sources, vocab_size=120)
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.3])

@@ -12,8 +12,8 @@ from tf_metaling.data.synthetic import (
     shift_token_ids,
     toy_sentences,
 )
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS, Tokenizer
 from tf_metaling.languages import LanguageVocabulary
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS, WordPieceTokenizer
 
 
 def test_shift_keeps_special_tokens():
@@ -70,7 +70,7 @@ def test_toy_sentences_are_deterministic_with_agreement():
 
 def test_synthetic_languages_in_the_pipeline():
     sentences = toy_sentences(400, seed=5)
-    tokenizer = Tokenizer.train({"en": sentences}, vocab_size=80)
+    tokenizer = WordPieceTokenizer.train({"en": sentences}, vocab_size=80)
     synthetic = SyntheticLanguages.standard(tokenizer.vocab_size, "en")
     span = tokenizer.vocab_size - NUM_SPECIAL_TOKENS
     assert synthetic.vocab_size == NUM_SPECIAL_TOKENS + 3 * span

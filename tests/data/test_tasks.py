@@ -5,12 +5,8 @@ import pytest
 
 from tf_metaling.data.corpora import bible, load_builtin_corpus
 from tf_metaling.data.corpora.quran import MEDINAN_SURAHS, SURAH_VERSE_COUNTS, revelation_period
-from tf_metaling.data.tasks import (
-    builtin_classification_tasks,
-    mlm_eval_sources,
-    retrieval_accuracy_at_1,
-    retrieval_sets,
-)
+from tf_metaling.data.corpora.verse_tasks import builtin_classification_tasks
+from tf_metaling.data.tasks import mlm_eval_sources, retrieval_accuracy_at_1, retrieval_sets
 
 
 @pytest.fixture(scope="module")

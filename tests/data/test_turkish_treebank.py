@@ -8,9 +8,9 @@ import zipfile
 import pytest
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.corpora.package_cache import PackagePin
 from tf_metaling.data.corpora.turkish_treebank import read_treebank_member, turkish_pos_files
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
+from tf_metaling.package_cache import PackagePin
 
 # "Açıklanmayan soruların ... imkansız." as the treebank writes it: one line per inflectional group.
 SENTENCE = """# sent_id = tr-blog:1:S1

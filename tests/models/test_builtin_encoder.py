@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tests.models.q4_fixtures import TINY_PIECES, random_tensors, tiny_config, write_q4_file
-from tf_metaling.data.corpora.package_cache import PackagePin, default_cache_dir, sha256_file
 from tf_metaling.models.builtin_encoder import (
     MODEL_MEMBER,
     builtin_encoder_dir,
@@ -17,6 +16,7 @@ from tf_metaling.models.builtin_encoder import (
     write_preset,
 )
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
+from tf_metaling.package_cache import PackagePin, default_cache_dir, sha256_file
 
 keras_hub = pytest.importorskip("keras_hub")
 

@@ -110,7 +110,7 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture, tmp_path):
     expected = expected if isinstance(expected, list) else expected.to_list()
     assert tokenizer.tokenize(texts).to_list() == expected
     # A fine-tuning model_dir keeps the tokenizer in a file; reloaded, it gives the same ids.
-    saved = tokenizer.save(str(tmp_path / checkpoints.tokenizer_file_name(tokenizer)))
+    saved = tokenizer.save(str(tmp_path / tokenizer.file_name))
     assert checkpoints.load_tokenizer(saved).tokenize(texts).to_list() == expected
     assert any(ids for ids in expected[:5]) and tokenizer.vocab_size == reference.vocabulary_size()
     # Packing uses the preset's own start / end / padding ids.
@@ -130,9 +130,8 @@ def test_tokenizer_ids_equal_keras_hub(presets, architecture, tmp_path):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_tokenizer_text_ops_are_listed(presets, architecture):
     from serving import op_check
-    from tests.data.test_tokenizer import _op_types
-    from tf_metaling.data.bert_pretokenizer import BERT_PRETOKENIZER_OPS
-    from tf_metaling.data.sentencepiece_tokenizer import SENTENCEPIECE_OPS
+    from tests.tokenizers.test_wordpiece_tokenizer import _op_types
+    from tf_metaling.tokenizers import BERT_PRETOKENIZER_OPS, SENTENCEPIECE_OPS
 
     tokenizer = load_pretrained_tokenizer(presets[architecture])
     strings = tf.TensorSpec([None], tf.string)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tests.helpers import LANGUAGES, tiny_encoder
-from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.models import MultilingualModel
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 TEXTS = {
     "en": ["the cat sat on the mat", "a dog runs in the park", "the sun is bright today"],
@@ -17,11 +17,11 @@ TAG_NAMES = ["O", "B-X", "I-X"]
 CLASS_NAMES = ["negative", "neutral", "positive"]
 
 
-def tiny_tokenizer() -> Tokenizer:
-    return Tokenizer.train(TEXTS, vocab_size=120)
+def tiny_tokenizer() -> WordPieceTokenizer:
+    return WordPieceTokenizer.train(TEXTS, vocab_size=120)
 
 
-def tiny_text_model(tokenizer: Tokenizer, seed: int = 0, languages=LANGUAGES, **overrides) -> MultilingualModel:
+def tiny_text_model(tokenizer: WordPieceTokenizer, seed: int = 0, languages=LANGUAGES, **overrides) -> MultilingualModel:
     encoder = tiny_encoder(
         "adapter",
         languages=languages,

@@ -16,7 +16,7 @@ from absl import flags
 from serving import export as export_module
 from serving.client import GrpcClient, RestClient
 from tf_metaling import checkpoints
-from tf_metaling.data.tokenizer import SPECIAL_TOKENS, Tokenizer
+from tf_metaling.tokenizers import SPECIAL_TOKENS, WordPieceTokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,7 +28,7 @@ def _model_dir_with_vocabulary(model, path):
     # A vocabulary of exactly the model's 40 ids, so the export gets text signatures.
     words = ["the", "cat", "sat", "on", "mat", "le", "chat", "paka", "na", "mbwa"]
     pieces = words + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["##s"]
-    Tokenizer(list(SPECIAL_TOKENS) + pieces[: model.encoder.vocabulary_size - len(SPECIAL_TOKENS)]).save(
+    WordPieceTokenizer(list(SPECIAL_TOKENS) + pieces[: model.encoder.vocabulary_size - len(SPECIAL_TOKENS)]).save(
         str(path / "vocab.txt")
     )
     (path / "config.yaml").write_text("task: mlm\nmodel:\n  hidden_dim: 8\n")

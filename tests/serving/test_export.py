@@ -14,7 +14,7 @@ from serving import signatures as sig
 from serving.export import existing_versions, export_model, next_version
 from serving.op_check import read_saved_model
 from tests.serving import fixtures
-from tf_metaling.data.tokenizer import MASK_ID, NUM_SPECIAL_TOKENS
+from tf_metaling.tokenizers import MASK_ID, NUM_SPECIAL_TOKENS
 
 
 def _call(loaded, name, **inputs):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from serving import op_check
 from serving import signatures as sig
-from tf_metaling.data.bert_pretokenizer import BERT_PRETOKENIZER_OPS
-from tf_metaling.data.sentencepiece_tokenizer import SENTENCEPIECE_OPS
-from tf_metaling.data.tokenizer import TOKENIZER_OPS
+from tf_metaling.tokenizers import BERT_PRETOKENIZER_OPS, SENTENCEPIECE_OPS, WORDPIECE_OPS
 
 
 def test_signature_ops_are_core_or_allow_listed(text_export):
@@ -36,4 +34,4 @@ def test_signature_ops_are_core_or_allow_listed(text_export):
 def test_allowlist_names_only_tokenizer_ops():
     allowlist = op_check.read_allowlist()
     # The project's tokenizer, and those of converted checkpoints (tf_metaling.models.pretrained).
-    assert allowlist and allowlist <= set(TOKENIZER_OPS) | set(BERT_PRETOKENIZER_OPS) | set(SENTENCEPIECE_OPS)
+    assert allowlist and allowlist <= set(WORDPIECE_OPS) | set(BERT_PRETOKENIZER_OPS) | set(SENTENCEPIECE_OPS)

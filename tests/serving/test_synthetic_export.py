@@ -19,8 +19,8 @@ from tf_metaling import checkpoints
 from tf_metaling.configs import get_experiment
 from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
 from tf_metaling.data.synthetic import SYNTHETIC_LANGUAGES_FILE
-from tf_metaling.data.tokenizer import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, SEP_ID
 from tf_metaling.models import MultilingualModel
+from tf_metaling.tokenizers import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, SEP_ID
 from tf_metaling.training.mlm_inputs import build_mlm_inputs
 
 LANGUAGES = ["en", "xx", "yy"]  # the tiny preset's: xx shifted once and reversed, yy shifted twice

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 from tf_metaling.study.comparison_study import ComparisonStudy
 
 from ..data.corpus_directory_fixtures import upos, write, write_corpus_directory

@@ -13,7 +13,7 @@ from tf_metaling import configs
 from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus, parse_language_spec
 from tf_metaling.data.pipelines import MlmPipelineConfig, language_examples
 from tf_metaling.data.synthetic import SyntheticTokenizer
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS
 
 
 def _corpus(spec, **kwargs):

@@ -12,6 +12,7 @@ from tf_metaling import checkpoints, configs
 from tf_metaling.models import partition_variables, save_language_module
 from tf_metaling.models.partition import language_specific_variables, variable_key
 from tf_metaling.models.pretrained import load_keras_hub_tokenizer, load_pretrained_encoder
+from tf_metaling.tokenizers import SentencePieceTokenizer
 from tf_metaling.training.finetuning import run_finetuning
 
 pytest.importorskip("keras_hub")
@@ -74,7 +75,7 @@ def finetuned(preset, tmp_path_factory):
 def test_finetuning_trains_adapters_and_head_only(preset, finetuned):
     model_dir, metrics = finetuned
     assert metrics["step"] == 4 and np.isfinite(metrics["loss/de"])
-    assert os.path.exists(os.path.join(model_dir, checkpoints.SENTENCEPIECE_FILE))
+    assert os.path.exists(os.path.join(model_dir, SentencePieceTokenizer.file_name))
     model = _trained_model(model_dir)
     converted = load_pretrained_encoder(preset, ["en", "de"], language_specific="adapter", adapter_dim=4)
     trained = {v.path.split("/", 1)[1]: v.numpy() for v in model.encoder.weights}

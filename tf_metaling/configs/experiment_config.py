@@ -19,11 +19,11 @@ from typing import List
 
 from official.modeling import hyperparams
 
+from tf_metaling.data.corpora import CORPUS_KINDS as CORPORA  # the registered data.corpus kinds
 from tf_metaling.layers.transformer_block import normalize_ls_slots
 from tf_metaling.models.partition import TRAIN_WEIGHTS
 
 TASKS = ("mlm", "token_classification", "sentence_classification")
-CORPORA = ("builtin", "directory", "synthetic", "files")
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16")  # mixed_float16 would need loss scaling
 # The paper's languages mapped onto the built-in corpus (see tf_metaling.data.corpora).

@@ -1,7 +1,8 @@
-"""Data for multilingual training: tokenizer, readers, corpora, pipelines, tasks.
+"""Data for multilingual training: readers, corpora, pipelines, tasks.
 
-- `tokenizer`: the shared WordPiece `Tokenizer` (in-graph, SavedModel-ready)
-  and the fixed special-token ids.
+Text becomes token ids with a `tf_metaling.tokenizers` tokenizer (in the graph,
+SavedModel-ready); this package reads, batches and masks it.
+
 - Readers (streaming, errors name file:line): `TextLineReader` (plain text,
   gzip), `ConlluReader` (UD POS), `IobReader` (WikiAnn/PAN-X and CoNLL NER),
   `NliReader` (XNLI TSV), `tfrecord_io`.
@@ -12,12 +13,14 @@
 - `corpora`: the built-in parallel corpus fetched with pip; `tasks`: the
   evaluation tasks built from it; `synthetic`: derived languages.
 
-This package depends on `tf_metaling.languages` only (never on models,
-meta-learning, trainers or serving).
+Bad input raises `tf_metaling.errors.DataFormatError`; languages are sampled
+with `tf_metaling.language_sampling`. This package depends on those,
+`tf_metaling.tokenizers`, `tf_metaling.languages`, `tf_metaling.atomic_files`
+and `tf_metaling.package_cache` only (never on models, meta-learning, trainers
+or serving).
 """
 
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.errors import DataFormatError, SkipReport
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.masking import MaskingConfig, mask_batch
 from tf_metaling.data.nli_reader import NLI_LABELS, NliReader
@@ -31,7 +34,6 @@ from tf_metaling.data.pipelines import (
     mlm_dataset_fn,
     sampling_probabilities,
 )
-from tf_metaling.data.sampling import language_sampling_probabilities
 from tf_metaling.data.sentence_classification import (
     CLASSIFICATION_KEYS,
     ClassificationExample,
@@ -46,58 +48,25 @@ from tf_metaling.data.token_tagging import (
     encode_tagged_words,
     tagging_dataset,
 )
-from tf_metaling.data.tokenizer import (
-    CLS_ID,
-    CLS_TOKEN,
-    MASK_ID,
-    MASK_TOKEN,
-    NUM_SPECIAL_TOKENS,
-    PAD_ID,
-    PAD_TOKEN,
-    SEP_ID,
-    SEP_TOKEN,
-    SPECIAL_TOKENS,
-    TOKENIZER_OPS,
-    UNK_ID,
-    UNK_TOKEN,
-    Tokenizer,
-)
 
 __all__ = [
     "CLASSIFICATION_KEYS",
-    "CLS_ID",
-    "CLS_TOKEN",
-    "MASK_ID",
-    "MASK_TOKEN",
     "MLM_KEYS",
     "NLI_LABELS",
-    "NUM_SPECIAL_TOKENS",
-    "PAD_ID",
-    "PAD_TOKEN",
     "PANX_TAGS",
-    "SEP_ID",
-    "SEP_TOKEN",
-    "SPECIAL_TOKENS",
     "TAGGING_KEYS",
-    "TOKENIZER_OPS",
-    "UNK_ID",
-    "UNK_TOKEN",
     "UPOS_TAGS",
     "ClassificationExample",
     "ConlluReader",
-    "DataFormatError",
     "IobReader",
     "MaskingConfig",
     "MlmPipelineConfig",
     "NliReader",
-    "SkipReport",
     "TaggedSentence",
     "TextLineReader",
-    "Tokenizer",
     "classification_dataset",
     "encode_tagged_words",
     "language_batches",
-    "language_sampling_probabilities",
     "mask_batch",
     "meta_batch",
     "meta_batch_dataset",

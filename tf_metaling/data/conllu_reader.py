@@ -22,9 +22,9 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.text_reader import decode_line, open_binary
 from tf_metaling.data.token_tagging import TaggedSentence
+from tf_metaling.errors import DataFormatError, ErrorPolicy
 
 CONLLU_COLUMNS = (
     "ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC",

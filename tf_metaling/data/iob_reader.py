@@ -21,9 +21,9 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.text_reader import decode_line, open_binary
 from tf_metaling.data.token_tagging import TaggedSentence
+from tf_metaling.errors import DataFormatError, ErrorPolicy
 
 IOB_LAYOUTS = ("panx", "conll")
 _TAG = re.compile(r"^(O|[BIES]-[^\s]+)$")

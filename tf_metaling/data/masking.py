@@ -28,7 +28,7 @@ import dataclasses
 import tensorflow as tf
 import tensorflow_text as text
 
-from tf_metaling.data.tokenizer import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
+from tf_metaling.tokenizers import CLS_ID, MASK_ID, NUM_SPECIAL_TOKENS, PAD_ID, SEP_ID
 
 UNMASKABLE_IDS = (PAD_ID, CLS_ID, SEP_ID)
 

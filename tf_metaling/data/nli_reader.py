@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from tf_metaling.data.errors import DataFormatError, ErrorPolicy
 from tf_metaling.data.sentence_classification import ClassificationExample
 from tf_metaling.data.text_reader import decode_line, open_binary
+from tf_metaling.errors import DataFormatError, ErrorPolicy
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 _LABEL_ALIASES = {"contradictory": "contradiction"}

@@ -45,10 +45,11 @@ from collections.abc import Callable, Mapping
 import tensorflow as tf
 
 from tf_metaling.data import masking
-from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
 from tf_metaling.data.text_reader import TextLineReader, count_text_lines, text_line_dataset
 from tf_metaling.data.tfrecord_io import is_tfrecord_path, text_tfrecord_dataset
-from tf_metaling.data.tokenizer import CLS_ID, PAD_ID, SEP_ID
+from tf_metaling.language_sampling import DEFAULT_ALPHA, language_sampling_probabilities
+from tf_metaling.languages import as_vocabulary
+from tf_metaling.tokenizers import CLS_ID, PAD_ID, SEP_ID
 
 BATCHING_MODES = ("mixed", "one_language")
 PACKING_MODES = ("sentence", "stream")
@@ -375,8 +376,6 @@ def _options() -> tf.data.Options:
 
 
 def _prepare(sources, languages, config, sizes):
-    from tf_metaling.languages import as_vocabulary
-
     if not sources:
         raise ValueError("No language sources given.")
     languages = as_vocabulary(languages)

@@ -9,14 +9,14 @@ evaluated zero-shot on the others.
 from __future__ import annotations
 
 import collections.abc
-
 import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
+from tf_metaling.languages import as_vocabulary
 
 CLASSIFICATION_KEYS = ("token_ids", "padding_mask", "language_ids", "labels")
 
@@ -66,8 +66,6 @@ def classification_dataset(
     strategy; any other iterable is streamed through a Python generator and
     re-iterated on every pass (not for TPUs or several workers).
     """
-    from tf_metaling.languages import as_vocabulary
-
     languages = as_vocabulary(languages)
     label_names = tuple(label_names)
 

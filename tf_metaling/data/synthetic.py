@@ -33,9 +33,11 @@ import os
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.tokenizer import NUM_SPECIAL_TOKENS
+from tf_metaling.atomic_files import atomic_write_text
+from tf_metaling.tokenizers import NUM_SPECIAL_TOKENS
 
 SYNTHETIC_KINDS = ("original", "shift", "reverse", "shift+reverse")
 # Written into a model_dir trained on synthetic languages (see `SyntheticLanguages.save`).
@@ -153,8 +155,6 @@ class SyntheticLanguages:
 
     def kept_ids(self, code: str):
         """bool ``[V]``: the base ids that language `code` leaves as they are (specials and shared ids)."""
-        import numpy as np
-
         language = self.language(code)
         kept = np.zeros(self.base_vocab_size, bool)
         kept[:NUM_SPECIAL_TOKENS] = True
@@ -197,8 +197,6 @@ class SyntheticLanguages:
             codes: the language codes in index order (e.g. a model's), each
                 one of `codes` of this set.
         """
-        import numpy as np
-
         table = [self.language(code) for code in codes]
         offsets = tf.constant([lang.shift * self.span for lang in table], word_pieces.dtype)
         reverse = tf.constant([lang.reverse for lang in table], tf.bool)
@@ -237,8 +235,6 @@ class SyntheticLanguages:
 
     def save(self, model_dir: str) -> str:
         """Writes ``model_dir/synthetic_languages.json`` atomically; returns its path."""
-        from tf_metaling.data.atomic_files import atomic_write_text
-
         path = os.path.join(model_dir, SYNTHETIC_LANGUAGES_FILE)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path

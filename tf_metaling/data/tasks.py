@@ -1,18 +1,18 @@
-"""Built-in evaluation tasks made from the parallel corpus (no labels from a hub).
+"""The evaluation tasks a `Corpus` hands out (no labels from a hub), and their metrics.
 
 - **Held-out MLM text**: each language's valid/test sentences, for
   per-language perplexity and masked-token accuracy (`mlm_eval_sources`, fed
   to `pipelines.language_batches`).
-- **Cross-lingual retrieval** (XTREME's Tatoeba-style): for every language X,
-  aligned sentence pairs X <-> English from the test split; a model embeds
+- **Cross-lingual retrieval** (XTREME's Tatoeba-style, `RetrievalSet`): for
+  every language X, aligned sentence pairs X <-> the pivot from the test
+  split (`retrieval_sets` of any corpus with alignment ids); a model embeds
   both sides and `retrieval_accuracy_at_1` counts how often a sentence's
   nearest neighbour (cosine similarity) among all candidates is its
   translation.
-- **Sentence classification with the same labels in every language**, trained
-  on English and evaluated zero-shot on the others. Labels are facts about
-  the verse, not about its wording: the revelation period of the surah
-  (Meccan / Medinan) for the Quran languages, the testament (Old / New) for
-  the Bible languages.
+- **Sentence classification with the same labels in every language**
+  (`ClassificationTask`), trained on the pivot and evaluated zero-shot on the
+  others; the built-in corpus's verse tasks are in `corpora.verse_tasks`.
+- **Token tagging** (`TaggingTask`): POS or NER, in each language that has data.
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from collections.abc import Callable
 
 import numpy as np
 
-from tf_metaling.data.corpora.bible import TESTAMENTS, testament
-from tf_metaling.data.corpora.quran import REVELATION_PERIODS, revelation_period
-from tf_metaling.data.sentence_classification import ClassificationExample
+from tf_metaling.errors import DataFormatError
 
 
 def mlm_eval_sources(corpus, split: str = "test") -> dict[str, list[str]]:
@@ -133,53 +130,6 @@ class ClassificationTask:
         return sum(e.label == majority for e in test) / len(test)
 
 
-def _verse_task(corpus, name, prefix, label_of: Callable, label_names, pivot) -> ClassificationTask:
-    def examples(code, split):
-        return [
-            ClassificationExample(text=t, label=label_of(i), language=code, source=i)
-            for i, t in corpus.examples(code, split)
-            if i.startswith(prefix)
-        ]
-
-    if pivot not in corpus.languages:
-        raise ValueError(f"Training language {pivot!r} is not in the corpus.")
-    valid, test, train_by_language = {}, {}, {}
-    for code in corpus.languages:
-        held_out = examples(code, "test")
-        if held_out:
-            test[code] = held_out
-            valid[code] = examples(code, "valid")
-            train_by_language[code] = examples(code, "train")
-    train = train_by_language.get(pivot, [])
-    if not train or len(test) < 2:
-        raise ValueError(f"Task {name!r} needs {pivot!r} training text and >= 2 test languages.")
-    return ClassificationTask(name, tuple(label_names), pivot, train, valid, test, train_by_language)
-
-
-def revelation_period_task(corpus, pivot: str = "en") -> ClassificationTask:
-    """Meccan vs Medinan surah of a Quran verse (labels ``meccan``, ``medinan``)."""
-    return _verse_task(
-        corpus, "revelation_period", "quran:", revelation_period, REVELATION_PERIODS, pivot
-    )
-
-
-def testament_task(corpus, pivot: str = "en") -> ClassificationTask:
-    """Old vs New Testament of a Bible verse (labels ``old``, ``new``)."""
-    return _verse_task(corpus, "testament", "bible:", testament, TESTAMENTS, pivot)
-
-
-def builtin_classification_tasks(corpus, pivot: str = "en") -> dict[str, ClassificationTask]:
-    """Every built-in classification task the corpus's languages support."""
-    tasks = {}
-    for build in (revelation_period_task, testament_task):
-        try:
-            task = build(corpus, pivot)
-        except ValueError:
-            continue
-        tasks[task.name] = task
-    return tasks
-
-
 def balanced_test(task: ClassificationTask) -> ClassificationTask:
     """The task with every test language cut to equal classes (majority baseline = 1 / classes).
 
@@ -237,8 +187,6 @@ class TaggingTask:
 
 def check_tag_sets(train, test, train_source: str, language: str) -> tuple:
     """The training tag set; raises DataFormatError at the first test tag not seen in training."""
-    from tf_metaling.data.errors import DataFormatError
-
     known = sorted({t for s in train for t in s.tags})
     for sentence in test:
         for offset, (word, tag) in enumerate(zip(sentence.words, sentence.tags)):

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError, ErrorPolicy
+from tf_metaling.errors import DataFormatError, ErrorPolicy
 
 
 def open_binary(path) -> io.BufferedIOBase:

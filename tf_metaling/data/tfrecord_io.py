@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 
 TEXT_FEATURES = {
     "text": tf.io.FixedLenFeature([], tf.string),

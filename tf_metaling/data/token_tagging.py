@@ -15,14 +15,14 @@ with the sequence; `encode_tagged_words` returns their number per example as
 from __future__ import annotations
 
 import collections.abc
-
 import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
+from tf_metaling.languages import as_vocabulary
 
 # Universal Dependencies v2 universal POS tags.
 UPOS_TAGS = (
@@ -138,8 +138,6 @@ def tagging_dataset(
     TPUs or several workers). Unknown tags and languages raise
     `DataFormatError` / `UnknownLanguageError` naming the sentence.
     """
-    from tf_metaling.languages import as_vocabulary
-
     languages = as_vocabulary(languages)
     label_names = tuple(label_names)
 

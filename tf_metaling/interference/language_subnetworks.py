@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.interference.grouped_gradients import GroupedGradients
 from tf_metaling.interference.language_batches import resolve_language_batches
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
 
+from tf_metaling.atomic_files import atomic_directory
 from tf_metaling.interference import report_plots
 from tf_metaling.interference.gradient_probe import default_pairs
 from tf_metaling.interference.gradient_similarity import GradientSimilarity, mean_off_diagonal
@@ -280,24 +279,6 @@ def _load_history(similarity_history):
     return sorted(history, key=lambda record: record.step) or None
 
 
-def _replace_directory(staging: str, output_dir: str) -> None:
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise NotADirectoryError(f"{output_dir}: exists and is not a directory; the report needs a directory.")
-    old = None
-    if os.path.exists(output_dir):
-        old = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".old.", dir=os.path.dirname(output_dir))
-        os.rmdir(old)
-        os.rename(output_dir, old)
-    try:
-        os.rename(staging, output_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, output_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_report(
     output_dir: str,
     similarity: Optional[GradientSimilarity] = None,
@@ -341,10 +322,9 @@ def write_report(
     if similarity is None and history is None and subnetworks is None and deltas is None:
         raise ValueError(f"{output_dir}: nothing to report (no similarity, history, sub-networks or results).")
     output_dir = os.path.abspath(output_dir)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".tmp.", dir=parent)
-    try:
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NotADirectoryError(f"{output_dir}: exists and is not a directory; the report needs a directory.")
+    with atomic_directory(output_dir, replace=True) as staging:
         files, summary, sections = [], [], []
         data = {"title": title, "context": dict(context or {})}
         missing = []
@@ -377,9 +357,4 @@ def write_report(
             json.dump(data, file, indent=1, allow_nan=False)
         with open(os.path.join(staging, REPORT_MARKDOWN), "w", encoding="utf-8") as file:
             file.write(markdown)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a report is for reading
-        _replace_directory(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir

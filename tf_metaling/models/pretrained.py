@@ -72,6 +72,8 @@ from tf_metaling.models.hugging_face_checkpoint import (
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.multilingual_model import MultilingualModel
 from tf_metaling.models.partition import language_specific_variables, variable_key
+from tf_metaling.tokenizers import SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
+from tf_metaling.tokenizers.wordpiece_tokenizer import read_vocab_file
 
 # ---------------------------------------------------------------- keras-hub presets
 # keras-hub registered names -> the project's name for the architecture.
@@ -408,25 +410,21 @@ def load_keras_hub_tokenizer(preset_dir):
                                           strip_accents=options["strip_accents"])  # fmt: skip
 
 
-def load_pretrained_tokenizer(preset_dir):
+def load_pretrained_tokenizer(preset_dir) -> Tokenizer:
     """The project's in-graph tokenizer with the directory's vocabulary and special tokens.
 
-    WordPiece vocabularies give a `tf_metaling.data.tokenizer.Tokenizer` with
-    BERT's pretokenisation; SentencePiece ones give a
-    `tf_metaling.data.sentencepiece_tokenizer.SentencePieceTokenizer` with
+    WordPiece vocabularies give a `WordPieceTokenizer` with BERT's
+    pretokenisation; SentencePiece ones give a `SentencePieceTokenizer` with
     fairseq ids. Both produce the ids the checkpoint's own tokenizer does.
     """
-    from tf_metaling.data.sentencepiece_tokenizer import SentencePieceTokenizer
-    from tf_metaling.data.tokenizer import Tokenizer, read_vocab_file
-
     info = read_preset(preset_dir)
     if info.tokenizer_kind == "sentencepiece":
-        return SentencePieceTokenizer.from_file(info.vocabulary_file)
+        return SentencePieceTokenizer.load(info.vocabulary_file)
     if info.format == "keras_hub":
         reference = load_keras_hub_tokenizer(preset_dir)
-        return Tokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
+        return WordPieceTokenizer.from_keras_hub(reference, vocab_file=info.vocabulary_file)
     options = info.tokenizer_options
-    return Tokenizer(
+    return WordPieceTokenizer(
         read_vocab_file(info.vocabulary_file, special_tokens=options["special_tokens"]),
         lower_case=options["lower_case"],
         normalization_form=None,

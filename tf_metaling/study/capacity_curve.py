@@ -28,7 +28,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 from tf_metaling.estimates import Estimate, seeds_estimate
 from tf_metaling.study.tables import markdown_table, wrap
 from tf_metaling.study.verdicts import bootstrap_interval

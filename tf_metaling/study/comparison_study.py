@@ -33,7 +33,7 @@ from tf_metaling.configs import StudyConfig, VARIANT_TITLES, validate_study
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.tasks import balanced_test
 from tf_metaling.data.text_reader import TextLineReader
-from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.tokenizers import WordPieceTokenizer
 from tf_metaling.study import runner
 from tf_metaling.study.evaluation.evaluate_run import StudyTasks, evaluate_run, evaluation_settings, run_convergence
 from tf_metaling.study.evaluation.tagging import fine_tuned_tagger_records
@@ -114,7 +114,7 @@ class ComparisonStudy:
                 self._print(f"Learning the study's shared vocabulary ({data.vocab_size} pieces, "
                             f"{len(self.languages)} languages) ...")
                 sources = {c: s for c, s in self.corpus.text_sources("train").items() if c in self.languages}
-                tokenizer = Tokenizer.train(
+                tokenizer = WordPieceTokenizer.train(
                     {code: s if isinstance(s, (list, tuple)) else TextLineReader(s, code) for code, s in sources.items()},
                     vocab_size=data.vocab_size, alpha=data.sampling_alpha,
                     seed=self.config.run.runtime.seed, max_sentences_per_language=20000,

@@ -15,7 +15,7 @@ import math
 import os
 from typing import Optional
 
-from tf_metaling import checkpoints
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import get_config
 from tf_metaling.interference import analyze_model_dir
 from tf_metaling.study import tables
@@ -124,9 +124,9 @@ def write_report(study, results: dict, log=None) -> dict:
     verdicts = study_verdicts(study, results)
     if verdicts:
         markdown += "\n\n" + format_verdicts(verdicts)
-    table_path = checkpoints.atomic_write_text(os.path.join(study.output_dir, TABLE_FILE), markdown + "\n")
+    table_path = atomic_write_text(os.path.join(study.output_dir, TABLE_FILE), markdown + "\n")
     summary = {metric: tables.effect_summary(results, metric) for metric in results["records"]}
-    checkpoints.atomic_write_text(os.path.join(study.output_dir, RESULTS_FILE),
+    atomic_write_text(os.path.join(study.output_dir, RESULTS_FILE),
                                   json.dumps({**results, "configuration": study.config.as_dict(),
                                               "estimates": summary}, indent=1))
     if log is not None:

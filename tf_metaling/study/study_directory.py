@@ -23,7 +23,7 @@ from typing import Optional
 
 import yaml
 
-from tf_metaling import checkpoints
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import StudyConfig
 from tf_metaling.configs.study_config import RESULT_NEUTRAL_FIELDS
 from tf_metaling.study.plan import run_name
@@ -97,7 +97,7 @@ class StudyDirectory:
                 "refused).")
         if saved is None or saved != current:
             os.makedirs(self.root, exist_ok=True)
-            checkpoints.atomic_write_text(self.config_path, yaml.safe_dump(current, sort_keys=False))
+            atomic_write_text(self.config_path, yaml.safe_dump(current, sort_keys=False))
         return differences
 
     def read_results(self, variant, language, seed) -> Optional[dict]:
@@ -109,4 +109,4 @@ class StudyDirectory:
             return json.load(file)
 
     def write_results(self, variant, language, seed, results: dict) -> str:
-        return checkpoints.atomic_write_text(self.results_path(variant, language, seed), json.dumps(results))
+        return atomic_write_text(self.results_path(variant, language, seed), json.dumps(results))

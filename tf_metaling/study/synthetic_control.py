@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from tf_metaling import checkpoints
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import StudyConfig, validate_study
 from tf_metaling.study import tables
 from tf_metaling.study.capacity_curve import capacity_table, plot_capacity_curve
@@ -155,8 +155,8 @@ class SyntheticControl:
                                       higher_is_better=False)
             lines += [f"Capacity curve: {png}"]
         text = "\n".join(lines) + "\n"
-        checkpoints.atomic_write_text(os.path.join(self.output_dir, SUMMARY_FILE), text)
-        checkpoints.atomic_write_text(os.path.join(self.output_dir, "control.json"),
+        atomic_write_text(os.path.join(self.output_dir, SUMMARY_FILE), text)
+        atomic_write_text(os.path.join(self.output_dir, "control.json"),
                                       json.dumps({"verdicts": everything}, indent=1))
         return text
 

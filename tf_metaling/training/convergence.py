@@ -25,7 +25,7 @@ from typing import Mapping, Optional
 import matplotlib
 from matplotlib.figure import Figure
 
-from tf_metaling.data.atomic_files import atomic_path
+from tf_metaling.atomic_files import atomic_path
 
 TOO_FEW = "too few evaluations"
 

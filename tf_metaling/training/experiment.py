@@ -25,14 +25,18 @@ import keras
 import orbit
 import tensorflow as tf
 import yaml
+from official.common import distribute_utils
 
 from tf_metaling import checkpoints
+from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import ExperimentConfig, validate
+from tf_metaling.interference import GradientProbe, probe_log_dir
 from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables
 from tf_metaling.models.multilingual_model import MASKED_LM_LOGITS
 from tf_metaling.optimizers import RowSparseAdam
+from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
 from tf_metaling.training.mlm_inputs import build_mlm_inputs
 from tf_metaling.training.multilingual_trainer import MultilingualTrainer
 from tf_metaling.training.schedules import WarmupSchedule
@@ -50,8 +54,6 @@ CURVE_METRICS = ("loss/mixture", "loss/mean")
 
 def build_strategy(runtime) -> tf.distribute.Strategy:
     """The strategy named by ``runtime.distribution_strategy``, via Model Garden's helper."""
-    from official.common import distribute_utils
-
     return distribute_utils.get_distribution_strategy(
         distribution_strategy=runtime.distribution_strategy,
         num_gpus=runtime.num_gpus,
@@ -64,7 +66,7 @@ def config_as_yaml(config: ExperimentConfig) -> str:
 
 
 def write_config(config: ExperimentConfig, model_dir: str) -> str:
-    return checkpoints.atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_as_yaml(config))
+    return atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_as_yaml(config))
 
 
 def build_model(config: ExperimentConfig, languages, vocab_size: int) -> MultilingualModel:
@@ -252,8 +254,6 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     probe = None
     probed = {code: batches[0] for code, batches in spec.eval_batches.items() if batches}
     if trainer_config.probe_interval > 0 and len(probed) >= 2:
-        from tf_metaling.interference import GradientProbe, probe_log_dir
-
         probe = GradientProbe(
             model,
             probed,
@@ -302,7 +302,7 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
     if metrics:
         metrics = {k: float(v) for k, v in metrics.items()}
         metrics["step"] = int(global_step.numpy())
-        checkpoints.atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
+        atomic_write_text(os.path.join(model_dir, EVAL_RESULTS_FILE), json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -323,8 +323,6 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
     study's verdict compares its 95% CI, so a run barely above the baseline may stop
     and then be labelled "not converged (unigram plateau)".)
     """
-    from tf_metaling.training.convergence import ConvergenceRule, LearningCurve, PlateauStopper
-
     path = os.path.join(model_dir, LEARNING_CURVE_FILE)
     done = int(global_step.numpy())
     curve, stopped = LearningCurve(), False
@@ -361,7 +359,7 @@ def _train_and_evaluate(controller, global_step, trainer_config, model_dir,
                 _keep_if_best(controller, model_dir, curve)
             stopped = stopper is not None and stopper.should_stop(
                 curve, lambda: _above_baselines(metrics, baselines()))
-            checkpoints.atomic_write_text(path, json.dumps({
+            atomic_write_text(path, json.dumps({
                 **curve.as_dict(), "train_steps": int(trainer_config.train_steps),
                 "stopped_early": bool(stopped and done < trainer_config.train_steps),
                 "plateau": stopper.get_config() if stopper is not None else None,
@@ -430,7 +428,7 @@ def _restore_best(controller, global_step, model_dir: str, curve, path: str) -> 
     else:
         manager.checkpoint.write(final)
     saved["restored_best_step"] = int(best)
-    checkpoints.atomic_write_text(path, json.dumps(saved, indent=1))
+    atomic_write_text(path, json.dumps(saved, indent=1))
     return controller.evaluate(steps=-1)
 
 

@@ -34,12 +34,15 @@ import tensorflow as tf
 from tf_metaling import checkpoints
 from tf_metaling.configs import ExperimentConfig
 from tf_metaling.data.conllu_reader import ConlluReader
+from tf_metaling.data.corpora import load_builtin_corpus
 from tf_metaling.data.iob_reader import IobReader
 from tf_metaling.data.nli_reader import NLI_LABELS, NliReader
 from tf_metaling.data.sentence_classification import classification_dataset
 from tf_metaling.data.token_tagging import PANX_TAGS, UPOS_TAGS, tagging_dataset
+from tf_metaling.languages import LanguageVocabulary, as_vocabulary
 from tf_metaling.losses import sentence_classification_example_losses, token_classification_example_losses
-from tf_metaling.models import MultilingualModel
+from tf_metaling.models import MultilingualEncoder, MultilingualModel, pretrained
+from tf_metaling.models.builtin_encoder import builtin_encoder_preset
 from tf_metaling.models.multilingual_model import SENTENCE_LOGITS, TOKEN_LOGITS
 from tf_metaling.models.partition import select_trainable
 from tf_metaling.training.experiment import TaskSpec, prepare_run, run_task
@@ -66,15 +69,12 @@ def _task_data(config: ExperimentConfig, languages):
     if finetune.dataset in ("revelation_period", "testament"):
         if tagging:
             raise ValueError(f"config field finetune.dataset: {finetune.dataset!r} is a sentence classification task.")
-        from tf_metaling.data.corpora import load_builtin_corpus
-        from tf_metaling.data.tasks import builtin_classification_tasks
-
         corpus = load_builtin_corpus(
             cache_dir=config.data.cache_dir or None,
             languages=[code for code in languages.codes],
             low_resource_size=config.data.low_resource_size,
         )
-        tasks = builtin_classification_tasks(corpus, pivot=finetune.train_language)
+        tasks = corpus.classification_tasks(finetune.train_language)
         if finetune.dataset not in tasks:
             raise ValueError(
                 f"config field finetune.dataset: {finetune.dataset!r} is not available for languages "
@@ -121,8 +121,6 @@ def _model_dir_start(init_dir: str, model_dir: str):
     pretrained_encoder = checkpoints.build_model(init_dir).encoder.get_config()
 
     def build_encoder():
-        from tf_metaling.models import MultilingualEncoder
-
         return MultilingualEncoder.from_config(pretrained_encoder)
 
     def initialize(model):
@@ -133,8 +131,6 @@ def _model_dir_start(init_dir: str, model_dir: str):
             raise FileNotFoundError(f"{init_dir}: no checkpoint to fine-tune from.")
         tf.train.Checkpoint(model=model).read(path).expect_partial()
 
-    from tf_metaling.languages import as_vocabulary
-
     return tokenizer, as_vocabulary(pretrained_encoder["languages"]), build_encoder, initialize
 
 
@@ -144,16 +140,11 @@ BUILTIN_PRESET = "builtin"
 
 def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset or Hugging Face directory."""
-    from tf_metaling.languages import LanguageVocabulary
-    from tf_metaling.models import MultilingualEncoder, pretrained
-
     if preset_dir == BUILTIN_PRESET:
-        from tf_metaling.models.builtin_encoder import builtin_encoder_preset
-
         preset_dir = builtin_encoder_preset(config.data.cache_dir or None)
     info = pretrained.read_preset(preset_dir)
     tokenizer = pretrained.load_pretrained_tokenizer(preset_dir)
-    tokenizer.save(os.path.join(model_dir, checkpoints.tokenizer_file_name(tokenizer)))
+    tokenizer.save(os.path.join(model_dir, tokenizer.file_name))
     model = config.model
     encoder_config = dict(info.encoder_config)
     encoder_config.update(

@@ -30,8 +30,8 @@ from tf_metaling.data import pipelines
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.corpora.file_list_corpus import parse_language_files  # noqa: F401 (re-exported)
 from tf_metaling.data.text_reader import TextLineReader
-from tf_metaling.data.tokenizer import Tokenizer
 from tf_metaling.languages import LanguageVocabulary
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class MlmInputs:
 
     config: DataConfig
     languages: LanguageVocabulary
-    tokenizer: Tokenizer
+    tokenizer: WordPieceTokenizer
     vocab_size: int
     train_sources: Mapping
     valid_sources: Mapping
@@ -161,14 +161,14 @@ def _sentences(source, code):
     return TextLineReader(source, code)
 
 
-def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed) -> Tokenizer:
+def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed) -> WordPieceTokenizer:
     saved = checkpoints.vocab_path(model_dir) if model_dir else None
     if saved:
-        return Tokenizer.from_vocab_file(saved)
+        return WordPieceTokenizer.load(saved)
     if config.vocab_file:
-        tokenizer = Tokenizer.from_vocab_file(config.vocab_file)
+        tokenizer = WordPieceTokenizer.load(config.vocab_file)
     else:
-        tokenizer = Tokenizer.train(
+        tokenizer = WordPieceTokenizer.train(
             {code: _sentences(source, code) for code, source in train_sources.items()},
             vocab_size=config.vocab_size,
             alpha=config.sampling_alpha,
@@ -176,7 +176,7 @@ def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed)
             max_sentences_per_language=20000,
         )
     if model_dir:
-        tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+        tokenizer.save(os.path.join(model_dir, tokenizer.file_name))
     return tokenizer
 
 
@@ -194,7 +194,7 @@ def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: 
     tokenizer = corpus.fixed_tokenizer()
     if tokenizer is not None:
         if model_dir:
-            tokenizer.save(os.path.join(model_dir, checkpoints.VOCAB_FILE))
+            tokenizer.save(os.path.join(model_dir, tokenizer.file_name))
     if model_dir and corpus.synthetic is not None:
         # The model's ids are the corpus's shifted ranges: an export repeats the transforms from this file.
         corpus.synthetic.save(model_dir)

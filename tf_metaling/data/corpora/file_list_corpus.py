@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from tf_metaling.data.corpora.corpus import Corpus
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
+from tf_metaling.languages import LanguageVocabulary
 
 
 def parse_language_files(spec: str, field: str) -> dict[str, str]:
@@ -22,14 +23,13 @@ def parse_language_files(spec: str, field: str) -> dict[str, str]:
     return files
 
 
+@register_corpus
 class FileListCorpus(Corpus):
     """Training and validation text files given as ``"code=path,..."`` (streamed, never loaded whole)."""
 
     kind = "files"
 
     def __init__(self, train_files: str, valid_files: str, languages=None):
-        from tf_metaling.languages import LanguageVocabulary
-
         train = parse_language_files(train_files, "data.train_files")
         valid = parse_language_files(valid_files, "data.valid_files")
         self.languages = tuple(languages or train)
@@ -41,6 +41,10 @@ class FileListCorpus(Corpus):
             vocabulary.check(list(sources), where=f"config field {field}")
         self._files = {"train": train, "valid": valid}
         self.groups = {"high": list(self.languages), "low": []}
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> FileListCorpus:
+        return cls(data_config.train_files, data_config.valid_files, list(data_config.languages) or None)
 
     def text_sources(self, split: str) -> dict:
         if split not in self._files:

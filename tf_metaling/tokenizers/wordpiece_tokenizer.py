@@ -1,4 +1,4 @@
-"""The shared multilingual subword tokenizer, in the TensorFlow graph.
+"""The shared multilingual WordPiece tokenizer, in the TensorFlow graph.
 
 One WordPiece vocabulary serves every language. Tokenisation runs in the graph
 with tensorflow-text's `FastWordpieceTokenizer` after the `Pretokenizer`
@@ -15,7 +15,7 @@ vocabulary (`tf_metaling.models.pretrained`) keeps its own ids: pass
 ``pretokenization="bert"`` words are split as keras-hub's BERT tokenizer splits
 them (`BertPretokenizer`), so a converted BERT gets the ids it was trained on.
 
-`TOKENIZER_OPS` lists the string/text ops the in-graph tokenizer uses
+`WORDPIECE_OPS` lists the string/text ops the in-graph tokenizer uses
 (`encode`, `encode_pairs`, `tokenize_pretokenized`, `detokenize`); the tests
 check it against traced graphs. All are old enough for the tensorflow-text
 2.12.1 that stock TF Serving builds in (its build even patches
@@ -31,12 +31,16 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-import numpy as np
 import tensorflow as tf
 
-from tf_metaling.data.errors import DataFormatError
-from tf_metaling.data.pretokenizer import Pretokenizer
-from tf_metaling.data.sampling import DEFAULT_ALPHA, language_sampling_probabilities
+from tf_metaling.atomic_files import atomic_write_text
+from tf_metaling.errors import DataFormatError
+from tf_metaling.language_sampling import DEFAULT_ALPHA, language_sampling_probabilities
+from tf_metaling.languages import as_vocabulary
+from tf_metaling.tokenizers import wordpiece_vocabulary as learner
+from tf_metaling.tokenizers.bert_pretokenizer import BertPretokenizer
+from tf_metaling.tokenizers.pretokenizer import Pretokenizer
+from tf_metaling.tokenizers.tokenizer import Tokenizer, check_sequence_length, trim_pair
 
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = (
     "[PAD]",
@@ -56,11 +60,11 @@ DEFAULT_SPECIAL_TOKENS = dict(zip(SPECIAL_ROLES, SPECIAL_TOKENS))
 PRETOKENIZATIONS = ("tf_metaling", "bert")
 
 # Found by tracing encode / encode_pairs / tokenize_pretokenized / detokenize
-# (tests/data/test_tokenizer.py::test_tokenizer_ops_match_traced_graph).
+# (tests/tokenizers/test_wordpiece_tokenizer.py::test_tokenizer_ops_match_traced_graph).
 # FastWordpiece*, NormalizeUTF8 and TFText>* come from tensorflow-text (the
 # detokenizer op is registered under the "TFText>" namespace); the others are
 # core TensorFlow.
-TOKENIZER_OPS = (
+WORDPIECE_OPS = (
     "FastWordpieceTokenizeWithOffsets",
     "NormalizeUTF8",
     "StaticRegexReplace",
@@ -72,7 +76,7 @@ TOKENIZER_OPS = (
 _CONFIG_SUFFIX = ".config.json"
 
 
-class Tokenizer(tf.Module):
+class WordPieceTokenizer(Tokenizer):
     """WordPiece tokenizer with a shared multilingual vocabulary.
 
     Args:
@@ -92,11 +96,13 @@ class Tokenizer(tf.Module):
         strip_accents: drop combining marks (``"bert"`` pretokenisation only).
 
     Example:
-    >>> tokenizer = Tokenizer.train({"en": ["a cat sat"], "fr": ["un chat"]}, 40)
+    >>> tokenizer = WordPieceTokenizer.train({"en": ["a cat sat"], "fr": ["un chat"]}, 40)
     >>> batch = tokenizer.encode(tf.constant(["a cat"]), sequence_length=6)
     >>> batch["padding_mask"].numpy().tolist()
     [[1, 1, 1, 1, 0, 0]]
     """
+
+    file_name = "vocab.txt"
 
     def __init__(
         self,
@@ -111,6 +117,8 @@ class Tokenizer(tf.Module):
         strip_accents: bool = False,
     ):
         super().__init__(name=name)
+        # Loaded when a tokenizer is built, not when the module is imported: tensorflow-text
+        # registers custom ops, and modules that only read the special ids do not need them.
         import tensorflow_text as text
 
         vocab = list(vocab)
@@ -127,8 +135,6 @@ class Tokenizer(tf.Module):
         if pretokenization == "bert":
             if normalization_form is not None:
                 raise ValueError("pretokenization='bert' normalises as BERT does: set normalization_form=None.")
-            from tf_metaling.data.bert_pretokenizer import BertPretokenizer
-
             self.pretokenizer = BertPretokenizer(lower_case, self.strip_accents)
         elif self.strip_accents:
             raise ValueError("strip_accents is part of pretokenization='bert'.")
@@ -166,7 +172,7 @@ class Tokenizer(tf.Module):
         lower_case: bool = True,
         normalization_form: str | None = "NFC",
         languages=None,
-    ) -> Tokenizer:
+    ) -> WordPieceTokenizer:
         """Learns a shared vocabulary with language-balanced counts.
 
         Args:
@@ -182,13 +188,9 @@ class Tokenizer(tf.Module):
                 text are all in the vocabulary.
             languages: optional `LanguageVocabulary`; every code must be in it.
         """
-        from tf_metaling.data import wordpiece_vocabulary as learner
-
         if not text_iterables_by_language:
-            raise ValueError("Tokenizer.train needs text for at least one language.")
+            raise ValueError("WordPieceTokenizer.train needs text for at least one language.")
         if languages is not None:
-            from tf_metaling.languages import as_vocabulary
-
             as_vocabulary(languages).check(
                 list(text_iterables_by_language), where="Tokenizer.train text"
             )
@@ -216,7 +218,7 @@ class Tokenizer(tf.Module):
         return tokenizer
 
     @classmethod
-    def from_vocab_file(cls, path, **options) -> Tokenizer:
+    def load(cls, path, **options) -> WordPieceTokenizer:
         """Loads a vocabulary written by `save` (one token per line).
 
         Options saved next to the file (``<path>.config.json``) are used unless
@@ -233,7 +235,7 @@ class Tokenizer(tf.Module):
         return cls(vocab, vocab_file=path, **config)
 
     @classmethod
-    def from_keras_hub(cls, tokenizer, vocab_file=None) -> Tokenizer:
+    def from_keras_hub(cls, tokenizer, vocab_file=None) -> WordPieceTokenizer:
         """The same WordPiece tokenizer as a keras-hub `BertTokenizer` (vocabulary, splitting, specials)."""
         vocab = list(tokenizer.get_vocabulary())
         if tokenizer.special_tokens_in_strings or not tokenizer.split:
@@ -260,8 +262,6 @@ class Tokenizer(tf.Module):
 
     def save(self, path) -> str:
         """Writes the vocabulary file (and its options beside it); returns the path."""
-        from tf_metaling.data.atomic_files import atomic_write_text
-
         path = os.fspath(path)
         atomic_write_text(path, "".join(token + "\n" for token in self._vocab))
         atomic_write_text(path + _CONFIG_SUFFIX, json.dumps(self.get_config(), indent=2) + "\n")
@@ -287,28 +287,10 @@ class Tokenizer(tf.Module):
         return json.loads(self._training_summary_json)
 
     # ------------------------------------------------------------ vocabulary
-    @property
-    def vocab(self) -> tuple[str, ...]:
-        return self._vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
     def token_to_id(self, token: str) -> int:
         if token not in self._token_index:
             raise KeyError(f"Token {token!r} is not in the vocabulary.")
         return self._token_index[token]
-
-    def id_to_token(self, ids):
-        """Token strings for ids: a Python str for an int, else a string tensor."""
-        if isinstance(ids, (int, np.integer)):
-            if not 0 <= int(ids) < len(self._vocab):
-                raise IndexError(f"Token id {ids} is out of range [0, {len(self._vocab)}).")
-            return self._vocab[int(ids)]
-        if isinstance(ids, tf.RaggedTensor):
-            return tf.ragged.map_flat_values(tf.gather, self._vocab_tensor, ids)
-        return tf.gather(self._vocab_tensor, ids)
 
     # ------------------------------------------------------------ in-graph ops
     def tokenize_words(self, strings) -> tf.RaggedTensor:
@@ -331,24 +313,17 @@ class Tokenizer(tf.Module):
             words = tf.RaggedTensor.from_tensor(words)
         sub_words = self.pretokenizer.split(words.flat_values)  # [N, (sub)]
         pieces = self._wordpiece.tokenize(sub_words).merge_dims(1, 2)  # [N, (pieces)]
-        empty = tf.cast(tf.equal(pieces.row_lengths(), 0), pieces.row_splits.dtype)
-        filler = tf.ragged.range(empty) * 0 + self.unk_id
-        pieces = tf.concat([pieces, tf.cast(filler, tf.int32)], axis=1)
-        return words.with_flat_values(pieces)
+        return self._at_least_one_piece(words, pieces)
 
     def pack(self, pieces: tf.RaggedTensor, sequence_length: int) -> dict:
         """[B, (pieces)] -> ``[CLS] pieces [SEP]`` truncated and padded to T."""
-        _check_sequence_length(sequence_length, 2)
+        check_sequence_length(sequence_length, 2)
         body = pieces[:, : sequence_length - 2]
         rows = body.nrows()
         cls = tf.fill(tf.stack([rows, 1]), tf.constant(self.cls_id, body.dtype))
         sep = tf.fill(tf.stack([rows, 1]), tf.constant(self.sep_id, body.dtype))
         ids = tf.concat([cls, body, sep], axis=1)
-        return _to_model_inputs(ids, sequence_length, self.pad_id)
-
-    def encode(self, strings, sequence_length: int) -> dict:
-        """[B] strings -> ``token_ids``, ``padding_mask``: int32 [B, T]."""
-        return self.pack(self.tokenize(strings), sequence_length)
+        return self._model_inputs(ids, sequence_length)
 
     def encode_pairs(self, first, second, sequence_length: int) -> dict:
         """``[CLS] first [SEP] second [SEP]`` with ``segment_ids`` (0 / 1).
@@ -356,17 +331,8 @@ class Tokenizer(tf.Module):
         When too long, the longer side is trimmed first (each side keeps at
         least half of the budget if it needs it).
         """
-        _check_sequence_length(sequence_length, 3)
-        a = self.tokenize(first)
-        b = self.tokenize(second)
-        budget = sequence_length - 3
-        len_a = a.row_lengths()
-        len_b = b.row_lengths()
-        half = tf.constant(budget // 2, len_a.dtype)
-        keep_a = tf.minimum(len_a, tf.maximum(half, budget - len_b))
-        keep_b = tf.minimum(len_b, budget - keep_a)
-        a = _truncate_rows(a, keep_a)
-        b = _truncate_rows(b, keep_b)
+        check_sequence_length(sequence_length, 3)
+        a, b = trim_pair(self.tokenize(first), self.tokenize(second), sequence_length - 3)
         rows = a.nrows()
         cls = tf.fill(tf.stack([rows, 1]), self.cls_id)
         sep = tf.fill(tf.stack([rows, 1]), self.sep_id)
@@ -381,7 +347,7 @@ class Tokenizer(tf.Module):
             ],
             axis=1,
         )
-        inputs = _to_model_inputs(ids, sequence_length, self.pad_id)
+        inputs = self._model_inputs(ids, sequence_length)
         inputs["segment_ids"] = segments.to_tensor(0, shape=[None, sequence_length])
         return inputs
 
@@ -460,21 +426,3 @@ def _as_tensor_or_ragged(value, dtype=None):
     if isinstance(value, tf.RaggedTensor):
         return value
     return tf.convert_to_tensor(value, dtype=dtype)
-
-
-def _check_sequence_length(sequence_length, minimum):
-    if not isinstance(sequence_length, (int, np.integer)) or sequence_length < minimum:
-        raise ValueError(f"sequence_length={sequence_length!r}: expected an int >= {minimum}.")
-
-
-def _truncate_rows(rt: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-    """Keeps the first lengths[i] items of row i (lengths <= row lengths)."""
-    keep = tf.ragged.range(rt.row_lengths()) < tf.expand_dims(lengths, 1)
-    return tf.ragged.boolean_mask(rt, keep)
-
-
-def _to_model_inputs(ids: tf.RaggedTensor, sequence_length: int, pad_id: int = PAD_ID) -> dict:
-    ids = tf.cast(ids, tf.int32)
-    token_ids = ids.to_tensor(default_value=pad_id, shape=[None, sequence_length])
-    padding_mask = tf.sequence_mask(ids.row_lengths(), sequence_length, dtype=tf.int32)
-    return {"token_ids": token_ids, "padding_mask": padding_mask}

@@ -3,8 +3,9 @@
 The pretokenizer turns raw sentences into the "words" the WordPiece vocabulary
 is learned on and applied to. It is one function used in both places, so a
 vocabulary never meets words split differently from the ones it was trained on:
-`Tokenizer.train` counts words with it, and `Tokenizer.tokenize` runs it in the
-graph (and therefore inside exported SavedModels).
+`WordPieceTokenizer.train` counts words with it, and
+`WordPieceTokenizer.tokenize` runs it in the graph (and therefore inside
+exported SavedModels).
 
 Steps: optional Unicode normalisation (NFC by default, which composes Arabic,
 Indic and Latin combining sequences consistently without stripping the marks

@@ -1,4 +1,4 @@
-"""Tokenizer: training with balanced languages, in-graph encoding, SavedModel, ops."""
+"""WordPieceTokenizer: training with balanced languages, in-graph encoding, SavedModel, ops."""
 
 import os
 
@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_metaling.data import tokenizer as tokenizer_module
-from tf_metaling.data.errors import DataFormatError
 from tf_metaling.data.synthetic import toy_sentences
-from tf_metaling.data.tokenizer import (
+from tf_metaling.errors import DataFormatError
+from tf_metaling.tokenizers import (
     CLS_ID,
     MASK_ID,
     PAD_ID,
     SEP_ID,
     SPECIAL_TOKENS,
-    TOKENIZER_OPS,
     UNK_ID,
-    Tokenizer,
+    WORDPIECE_OPS,
+    WordPieceTokenizer,
 )
+from tf_metaling.tokenizers import wordpiece_tokenizer as tokenizer_module
 
 RUSSIAN = [
     "кошка сидит на окне и смотрит на улицу",
@@ -30,7 +30,7 @@ RUSSIAN = [
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return Tokenizer.train({"en": toy_sentences(300, seed=1), "ru": RUSSIAN * 10}, vocab_size=200)
+    return WordPieceTokenizer.train({"en": toy_sentences(300, seed=1), "ru": RUSSIAN * 10}, vocab_size=200)
 
 
 def test_special_tokens_have_fixed_ids(tokenizer):
@@ -56,8 +56,8 @@ def _cyrillic_share(tok):
 
 def test_language_balancing_gives_small_language_more_subwords():
     text = {"en": toy_sentences(2000, seed=2), "ru": RUSSIAN * 3}
-    proportional = Tokenizer.train(text, vocab_size=260, alpha=1.0)
-    uniform = Tokenizer.train(text, vocab_size=260, alpha=0.0)
+    proportional = WordPieceTokenizer.train(text, vocab_size=260, alpha=1.0)
+    uniform = WordPieceTokenizer.train(text, vocab_size=260, alpha=0.0)
     assert _cyrillic_share(uniform) > _cyrillic_share(proportional) + 0.1
     shares = uniform.training_summary["languages"]
     assert shares["en"]["share"] == pytest.approx(0.5)
@@ -112,7 +112,7 @@ def test_encode_pairs_segments_and_budget(tokenizer):
 
 def test_vocab_file_roundtrip_keeps_options(tmp_path, tokenizer):
     path = tokenizer.save(tmp_path / "vocab.txt")
-    loaded = Tokenizer.from_vocab_file(path)
+    loaded = WordPieceTokenizer.load(path)
     assert loaded.vocab == tokenizer.vocab
     assert loaded.get_config() == tokenizer.get_config()
     text = tf.constant(["the quiet child hears some songs ."])
@@ -135,7 +135,7 @@ def test_bad_vocab_file_names_file_and_line(tmp_path, content, line, message):
     path = tmp_path / "bad_vocab.txt"
     path.write_bytes(content)
     with pytest.raises(DataFormatError, match=message) as error:
-        Tokenizer.from_vocab_file(path)
+        WordPieceTokenizer.load(path)
     assert error.value.line == line
     assert f"bad_vocab.txt:{line}" in str(error.value)
 
@@ -144,7 +144,7 @@ def test_empty_vocab_file_raises(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_bytes(b"")
     with pytest.raises(DataFormatError, match="empty vocabulary file"):
-        Tokenizer.from_vocab_file(path)
+        WordPieceTokenizer.load(path)
 
 
 class _TextModule(tf.Module):
@@ -163,7 +163,7 @@ class _TextModule(tf.Module):
 
 def test_encode_inside_saved_model_with_vocab_asset(tmp_path, tokenizer):
     vocab_path = tokenizer.save(tmp_path / "vocab.txt")
-    module = _TextModule(Tokenizer.from_vocab_file(vocab_path))
+    module = _TextModule(WordPieceTokenizer.load(vocab_path))
     export_dir = str(tmp_path / "export")
     tf.saved_model.save(module, export_dir)
     assert os.listdir(os.path.join(export_dir, "assets")) == ["vocab.txt"]
@@ -205,14 +205,14 @@ def test_tokenizer_ops_match_traced_graph(tokenizer):
         for op in ops
         if op not in core or any(k in op for k in ("String", "Regex", "Unicode", "UTF8"))
     }
-    assert text_ops == set(TOKENIZER_OPS)
+    assert text_ops == set(WORDPIECE_OPS)
     # The custom (non-core) ones are exactly the tensorflow-text kernels.
     assert {op for op in ops if op not in core} == {
         "FastWordpieceTokenizeWithOffsets",
         "NormalizeUTF8",
         "TFText>FastWordpieceDetokenize",
     }
-    assert tokenizer_module.TOKENIZER_OPS == tuple(sorted(TOKENIZER_OPS))
+    assert tokenizer_module.WORDPIECE_OPS == tuple(sorted(WORDPIECE_OPS))
 
 
 def test_encode_signature_runs_in_session_based_loader(tmp_path, tokenizer):

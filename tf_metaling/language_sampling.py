@@ -4,7 +4,8 @@ Multilingual pretraining draws language l with probability
 q_l = n_l^alpha / sum_k n_k^alpha, where n_l is the size of language l
 (sentences or tokens). alpha = 1 samples proportionally to size, alpha = 0
 uniformly; XLM used 0.5 and XLM-R 0.3 to up-sample low-resource languages
-without repeating them endlessly.
+without repeating them endlessly. The data pipelines sample languages with
+it, and the WordPiece vocabulary is learned on counts balanced the same way.
 """
 
 from __future__ import annotations
