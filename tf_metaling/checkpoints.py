@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_metaling.models  # noqa: F401  (registers the Keras classes model.json names)
 
 from tf_metaling.atomic_files import atomic_write_text
+from tf_metaling.models.language_modules import save_language_module
 from tf_metaling.tokenizers import SentencePieceTokenizer, Tokenizer, WordPieceTokenizer
 
 MODEL_CONFIG_FILE = "model.json"
@@ -93,8 +94,6 @@ def save_language_layers(model_dir: str, languages, path: str, checkpoint_path: 
     resolved experiment config (``config.yaml``) when the trainers wrote one. See
     `tf_metaling.models.language_modules` for the format and `finetune.language_layers` for loading.
     """
-    from tf_metaling.models.language_modules import save_language_module
-
     checkpoint_path = checkpoint_path or latest_checkpoint(model_dir)
     model = restore_model(model_dir, checkpoint_path)
     provenance = {"model_dir": os.path.abspath(model_dir), "checkpoint": os.path.abspath(checkpoint_path)}

@@ -37,6 +37,7 @@ import json
 
 import numpy as np
 
+from tf_metaling import __version__
 from tf_metaling.atomic_files import atomic_path
 from tf_metaling.models.multilingual_encoder import MultilingualEncoder
 from tf_metaling.models.partition import language_specific_variables, variable_key
@@ -123,8 +124,6 @@ def save_language_module(model, languages, path, provenance: dict | None = None)
             trained (run directory, checkpoint, step, config, data); the
             time of saving and the library version are added.
     """
-    import tf_metaling
-
     encoder = _encoder(model)
     codes = _codes(languages)
     weights = language_module(encoder, codes)
@@ -141,7 +140,7 @@ def save_language_module(model, languages, path, provenance: dict | None = None)
         "provenance": {
             **(provenance or {}),
             "saved_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "tf_metaling_version": tf_metaling.__version__,
+            "tf_metaling_version": __version__,
         },
     }
     manifest_json = json.dumps(manifest)  # fails here, before any file exists, if provenance is not JSON

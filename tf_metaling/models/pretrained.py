@@ -50,6 +50,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import sentencepiece
 
 from tf_metaling.languages import as_vocabulary
 from tf_metaling.layers.activations import FEED_FORWARD_ACTIVATIONS
@@ -115,8 +116,6 @@ def _wordpiece_size(path):
 
 
 def _sentencepiece_size(path):
-    import sentencepiece
-
     processor = sentencepiece.SentencePieceProcessor()
     try:
         processor.Load(model_file=path)

@@ -43,6 +43,7 @@ from tf_metaling.languages import LanguageVocabulary, as_vocabulary
 from tf_metaling.losses import sentence_classification_example_losses, token_classification_example_losses
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, pretrained
 from tf_metaling.models.builtin_encoder import builtin_encoder_preset
+from tf_metaling.models.language_modules import load_language_module, read_language_module
 from tf_metaling.models.multilingual_model import SENTENCE_LOGITS, TOKEN_LOGITS
 from tf_metaling.models.partition import select_trainable
 from tf_metaling.training.experiment import TaskSpec, prepare_run, run_task
@@ -182,8 +183,6 @@ def _with_language_layers(initialize, paths, languages):
     The files are read and checked against the languages now, before any
     training; against the base model once it holds its weights.
     """
-    from tf_metaling.models.language_modules import load_language_module, read_language_module
-
     for path in paths:
         try:
             manifest, _ = read_language_module(path)
