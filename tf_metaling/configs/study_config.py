@@ -28,7 +28,7 @@ from typing import List, Optional
 from official.modeling import hyperparams
 
 from tf_metaling.configs.experiment_config import ExperimentConfig, validate
-from tf_metaling.configs.variants import VARIANTS
+from tf_metaling.configs.variants import PAPER_VARIANTS, VARIANTS
 
 BUDGETS = ("per_language", "total")
 CLASSIFICATION_PROTOCOLS = ("zero_shot", "in_language")
@@ -94,7 +94,7 @@ class StudyConfig(hyperparams.Config):
 
     name: str = ""  # the registered name it was made from (set by the registry)
     run: ExperimentConfig = dataclasses.field(default_factory=ExperimentConfig)
-    variants: List[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
+    variants: List[str] = dataclasses.field(default_factory=lambda: list(PAPER_VARIANTS))
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
     pivot: str = "en"  # JointPair partner, retrieval target, classification training language
     ls_kind: str = "adapter"  # the LS kind of +LS and +Meta LS

@@ -80,7 +80,7 @@ class StudyPlan:
     """What to run: the base experiment, corpus, variants, seeds and evaluation sizes."""
 
     experiment: str = "study_small"
-    variants: tuple = configs.VARIANTS
+    variants: tuple = configs.PAPER_VARIANTS
     seeds: tuple = (0, 1, 2)
     languages: Optional[tuple] = None  # default: the base experiment's (built-in) or the corpus's languages
     corpus_dir: Optional[str] = None  # the user's corpus directory (data.corpus=directory)
