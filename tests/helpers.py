@@ -66,3 +66,14 @@ def mlm_loss(outputs, batch, example_weights=None):
     if example_weights is not None:
         losses = losses * tf.cast(example_weights, losses.dtype)[:, None]
     return tf.reduce_mean(losses)
+
+
+def split_across_replicas(strategy, batch):
+    """A global `batch` as a distributed value: replica r gets the r-th equal slice of every entry."""
+    replicas = strategy.num_replicas_in_sync
+
+    def value_fn(context):
+        index = context.replica_id_in_sync_group
+        return {key: tf.split(value, replicas)[index] for key, value in batch.items()}
+
+    return strategy.experimental_distribute_values_from_function(value_fn)

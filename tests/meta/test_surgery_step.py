@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_batch, tiny_model
+from tests.helpers import random_batch, split_across_replicas, tiny_model
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.gradient_surgery import GradientSurgery, SurgeryOptions
 from tf_metaling.meta.meta_step import MetaStep
@@ -31,16 +31,6 @@ def _build(strategy, surgery_options, optimizer=None, clip_norm=1.0, language_sp
     return step
 
 
-def _split(strategy, batch):
-    replicas = strategy.num_replicas_in_sync
-
-    def value_fn(context):
-        index = context.replica_id_in_sync_group
-        return {key: tf.split(value, replicas)[index] for key, value in batch.items()}
-
-    return strategy.experimental_distribute_values_from_function(value_fn)
-
-
 OPTIONS = [
     SurgeryOptions("pcgrad", granularity="model", seed=1),
     SurgeryOptions("gradvac", granularity="layer_group", beta=0.5, seed=1),
@@ -62,7 +52,7 @@ def test_two_replicas_equal_one_device(options, two_cpu_devices, mirrored_strate
     for step_index in range(2):
         batch = random_batch(batch=8, language_ids=MIXED, seed=10 + step_index)
         expected = single_fn(batch)
-        actual = mirrored_fn(_split(mirrored_strategy, batch))
+        actual = mirrored_fn(split_across_replicas(mirrored_strategy, batch))
         np.testing.assert_allclose(float(actual["loss"]), float(expected["loss"]), rtol=1e-5)
         np.testing.assert_allclose(actual["gradient_cosines"].numpy(), expected["gradient_cosines"].numpy(),
                                    rtol=1e-4, atol=1e-5)
