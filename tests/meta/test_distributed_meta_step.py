@@ -62,8 +62,10 @@ def test_two_replicas_equal_one_device(options, two_cpu_devices, mirrored_strate
         train, lookahead, meta, k = _global_batches(step_index)
         expected = single_fn(train, lookahead, meta, tf.constant(k))
         actual = mirrored_fn(
-            split_across_replicas(mirrored_strategy, train), split_across_replicas(mirrored_strategy, lookahead),
-            split_across_replicas(mirrored_strategy, meta), tf.constant(k),
+            split_across_replicas(mirrored_strategy, train),
+            split_across_replicas(mirrored_strategy, lookahead),
+            split_across_replicas(mirrored_strategy, meta),
+            tf.constant(k),
         )
         np.testing.assert_allclose(float(actual["loss"]), float(expected["loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(actual["meta_loss"]), float(expected["meta_loss"]), rtol=1e-5)

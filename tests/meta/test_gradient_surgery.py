@@ -96,8 +96,8 @@ def test_gradvac_raises_the_cosine_exactly_to_its_target():
     assert cosine(changed[1], g0) == pytest.approx(0.3, abs=1e-12)
     phi = cosine(g0, g1)
     np.testing.assert_allclose(observed.numpy(), [[np.nan, phi], [phi, np.nan]], rtol=1e-12)
-    np.testing.assert_allclose(new_targets.numpy(), [[0.0, 0.99 * 0.3 + 0.01 * phi], [0.99 * 0.3 + 0.01 * phi, 0.0]],
-                               rtol=1e-12)
+    moved = 0.99 * 0.3 + 0.01 * phi
+    np.testing.assert_allclose(new_targets.numpy(), [[0.0, moved], [moved, 0.0]], rtol=1e-12)
     combined, _ = gradvac(tf.constant(gradients), tf.constant(targets), 0.01, tf.constant(orders))
     np.testing.assert_allclose(combined.numpy(), changed.sum(0), rtol=1e-12)
 
@@ -120,7 +120,8 @@ def test_gradvac_with_three_languages_equals_the_formula():
     actual, actual_targets = gradvac(tf.constant(CONFLICTING), tf.constant(targets), 0.1, tf.constant(ORDERS))
     np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-10)
     off_diagonal = ~np.eye(3, dtype=bool)
-    np.testing.assert_allclose(actual_targets.numpy()[off_diagonal], expected_targets[off_diagonal], rtol=1e-10)
+    np.testing.assert_allclose(actual_targets.numpy()[off_diagonal], expected_targets[off_diagonal],
+                               rtol=1e-10)
 
 
 def test_gradvac_per_group_is_each_group_on_its_own():

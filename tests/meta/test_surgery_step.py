@@ -94,9 +94,11 @@ def test_language_specific_parameters_and_heads_take_their_ordinary_gradient(opt
     assert operated and operated.isdisjoint(head)
     assert operated | head == set(range(len(partition.shared)))
     changed = 0
-    for index, (before, a, b) in enumerate(zip(start, plain.model.trainable_variables, treated.model.trainable_variables)):
+    pairs = zip(start, plain.model.trainable_variables, treated.model.trainable_variables)
+    for index, (before, a, b) in enumerate(pairs):
         ordinary, surgical = before - a.numpy(), before - b.numpy()
-        shared_index = partition.shared_positions.index(index) if index in partition.shared_positions else None
+        shared_positions = partition.shared_positions
+        shared_index = shared_positions.index(index) if index in shared_positions else None
         if shared_index is None or shared_index in head:  # LS parameters and heads: untouched
             np.testing.assert_allclose(surgical, ordinary, rtol=1e-4, atol=1e-6, err_msg=a.path)
         elif not np.allclose(surgical, ordinary, rtol=1e-3, atol=1e-5):

@@ -41,6 +41,7 @@ __all__ = [
     "CORPORA", "DEFAULT_LANGUAGES", "EXPERIMENTS", "PAPER_VARIANTS", "PRECISIONS", "STRATEGIES",
     "SURGERY_VARIANTS", "TASKS", "VARIANTS",
     "VARIANT_NAMES", "VARIANT_TITLES", "ControlConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig",
-    "FinetuneConfig", "MetaConfig", "ModelConfig", "RuntimeConfig", "StudyConfig", "SurgeryConfig", "TrainerConfig",
+    "FinetuneConfig", "MetaConfig", "ModelConfig", "RuntimeConfig", "StudyConfig", "SurgeryConfig",
+    "TrainerConfig",
     "get_config", "get_experiment", "get_study", "register", "validate", "validate_study", "variant_overrides",
 ]

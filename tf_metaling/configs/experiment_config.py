@@ -233,9 +233,11 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         check(config.task == "mlm", "surgery.method",
               f"{named} is for masked-LM pretraining on several languages (task=mlm), not task={config.task}")
         check(len(config.data.languages) >= 2, "surgery.method",
-              f"{named} combines the gradients of several languages; data.languages has {list(config.data.languages)}")
+              f"{named} combines the gradients of several languages; "
+              f"data.languages has {list(config.data.languages)}")
         check(not config.meta.enabled, "surgery.method",
-              f"{named} and meta.enabled do not combine: the meta step needs one-language batches, surgery mixed ones")
+              f"{named} and meta.enabled do not combine: the meta step needs one-language batches, "
+              "surgery mixed ones")
         check(config.data.batching == "mixed", "data.batching",
               f"{named} needs several languages in every step: set data.batching=mixed "
               f"(got {config.data.batching!r})")

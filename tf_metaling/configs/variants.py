@@ -1,4 +1,4 @@
-"""The paper's variants, and the gradient-surgery treatments, as configuration overrides of one `ExperimentConfig`.
+"""The paper's variants and the gradient-surgery treatments, as overrides of one `ExperimentConfig`.
 
 - Mono:      ``data.languages=[x]``, ``model.language_specific="none"``
 - JointPair: ``data.languages=[en, x]``, ``model.language_specific="none"``

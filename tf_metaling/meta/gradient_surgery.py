@@ -70,7 +70,8 @@ class SurgeryOptions:
         if self.method not in METHODS:
             raise ValueError(f"SurgeryOptions.method={self.method!r}: expected one of {METHODS}.")
         if self.granularity not in GRANULARITIES:
-            raise ValueError(f"SurgeryOptions.granularity={self.granularity!r}: expected one of {GRANULARITIES}.")
+            raise ValueError(
+                f"SurgeryOptions.granularity={self.granularity!r}: expected one of {GRANULARITIES}.")
         if not 0.0 < self.beta <= 1.0:
             raise ValueError(f"SurgeryOptions.beta={self.beta}: expected a rate in (0, 1].")
 
@@ -83,7 +84,8 @@ def visiting_orders(num_languages: int, seed, step) -> tf.Tensor:
     """
     seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     keys = tf.random.stateless_uniform([num_languages, num_languages], seed=seed_pair)
-    keys = tf.where(tf.eye(num_languages, dtype=tf.bool), tf.constant(2.0, keys.dtype), keys)  # i itself goes last
+    own = tf.eye(num_languages, dtype=tf.bool)
+    keys = tf.where(own, tf.constant(2.0, keys.dtype), keys)  # i itself sorts last
     return tf.argsort(keys, axis=-1, stable=True)[:, : num_languages - 1]
 
 
@@ -95,7 +97,8 @@ def _visit(coefficients, gram, orders, position):
     projections = tf.matmul(coefficients, gram)  # [.., L, L]: (i, m) -> g_i' . g_m
     dot = tf.reduce_sum(projections * partner_one_hot, axis=-1)  # g_i' . g_j
     norm = tf.sqrt(tf.maximum(tf.reduce_sum(coefficients * projections, axis=-1), 0.0))  # |g_i'|
-    partner_norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.linalg.diag_part(gram)[..., None, :] * partner_one_hot, -1), 0.0))
+    squared_norms = tf.linalg.diag_part(gram)[..., None, :]
+    partner_norm = tf.sqrt(tf.maximum(tf.reduce_sum(squared_norms * partner_one_hot, axis=-1), 0.0))
     return partner_one_hot, dot, norm, partner_norm
 
 
@@ -171,8 +174,9 @@ def cosine_matrix(gram):
     gram = tf.cast(gram, tf.float64)
     norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
     denominator = norms[..., :, None] * norms[..., None, :]
-    return tf.where(denominator > 0, tf.clip_by_value(gram / tf.where(denominator > 0, denominator, 1.0), -1.0, 1.0),
-                    tf.constant(math.nan, tf.float64))
+    defined = denominator > 0
+    cosine = tf.clip_by_value(gram / tf.where(defined, denominator, 1.0), -1.0, 1.0)
+    return tf.where(defined, cosine, tf.constant(math.nan, tf.float64))
 
 
 def pcgrad(gradients, orders):
@@ -184,7 +188,8 @@ def pcgrad(gradients, orders):
 def gradvac(gradients, targets, beta, orders):
     """GradVac of per-language gradient vectors ``[L, n]``: ``(combined [n], new targets [L, L])``."""
     coefficients, new_targets, _ = gradvac_coefficients(gram_matrix(gradients), targets, beta, orders)
-    return tf.tensordot(tf.cast(language_weights(coefficients), gradients.dtype), gradients, axes=1), new_targets
+    weights = tf.cast(language_weights(coefficients), gradients.dtype)
+    return tf.tensordot(weights, gradients, axes=1), new_targets
 
 
 class GradientSurgery(tf.Module):
@@ -216,7 +221,8 @@ class GradientSurgery(tf.Module):
         if self.num_languages < 2:
             raise ValueError(f"GradientSurgery: {options.method} needs at least two languages; "
                              f"{model.name!r} has {self.num_languages}.")
-        body = [(name, members) for name, members in zip(groups.names, groups.members) if name not in HEAD_ATTRIBUTES]
+        body = [(name, members) for name, members in zip(groups.names, groups.members)
+                if name not in HEAD_ATTRIBUTES]
         if not body:
             raise ValueError(f"GradientSurgery: {model.name!r} has no shared parameters outside its heads.")
         if options.granularity == "model":
@@ -229,7 +235,8 @@ class GradientSurgery(tf.Module):
             # Every replica computes the same targets; the first replica's are kept.
             self.targets = tf.Variable(
                 tf.zeros([len(self.group_names), self.num_languages, self.num_languages]),
-                trainable=False, name="gradvac_targets", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                trainable=False, name="gradvac_targets",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
 
     def combine(self, stacked: dict, step):
@@ -244,16 +251,19 @@ class GradientSurgery(tf.Module):
         the combined gradient of each operated variable, and the cosines of the
         original gradients per group and over all operated parameters.
         """
-        grams = tf.stack([tf.add_n([gram_matrix(stacked[i]) for i in members]) for members in self.group_members])
+        grams = tf.stack([tf.add_n([gram_matrix(stacked[i]) for i in members])
+                          for members in self.group_members])
         orders = visiting_orders(self.num_languages, self.options.seed, step)
         if self.options.method == "pcgrad":
             coefficients = pcgrad_coefficients(grams, orders)
         else:
-            coefficients, new_targets, _ = gradvac_coefficients(grams, self.targets, self.options.beta, orders)
+            coefficients, new_targets, _ = gradvac_coefficients(
+                grams, self.targets, self.options.beta, orders)
             self.targets.assign(tf.cast(new_targets, self.targets.dtype))
         weights = language_weights(coefficients)  # [groups, L]
         combined = {}
         for group, members in enumerate(self.group_members):
             for i in members:
                 combined[i] = tf.tensordot(tf.cast(weights[group], stacked[i].dtype), stacked[i], axes=1)
-        return combined, cosine_matrix(grams), cosine_matrix(tf.reduce_sum(tf.cast(grams, tf.float64), axis=0))
+        overall = cosine_matrix(tf.reduce_sum(tf.cast(grams, tf.float64), axis=0))
+        return combined, cosine_matrix(grams), overall

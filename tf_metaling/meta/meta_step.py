@@ -232,7 +232,8 @@ class MetaStep:
         per_language, loss_sums, weights = self.per_language_gradients(batch, variables)
         operated = self.surgery.operated  # indices into partition.shared = the first entries of `variables`
         stacked = [
-            tf.stack([tf.zeros(variables[i].shape, variables[i].dtype) if g[i] is None else tf.convert_to_tensor(g[i]) for g in per_language])
+            tf.stack([tf.zeros(variables[i].shape, variables[i].dtype) if g[i] is None
+                      else tf.convert_to_tensor(g[i]) for g in per_language])
             for i in operated
         ]
         others = [v for v in range(len(variables)) if v not in set(operated)]

@@ -1,4 +1,4 @@
-"""Networks and trainable models: the encoder, the task model, variable partition, layer groups, LS modules."""
+"""Networks and trainable models: the encoder, the task model, variable partition and groups, LS modules."""
 
 from tf_metaling.models.language_modules import (
     add_language,

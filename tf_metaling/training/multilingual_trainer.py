@@ -15,8 +15,8 @@ checkpoint on disk stays the last good one.
 Logged per loop (TensorBoard through the Orbit controller, and a progress
 line): the loss, the meta loss, per-language training losses, learning rates,
 steps/s, tokens/s and the ETA; with gradient surgery, the training batches'
-gradient cosines and GradVac's targets (`tf_metaling.interference.surgery_scalars`). Evaluation gives per-language held-out loss,
-perplexity and accuracy.
+gradient cosines and GradVac's targets (`tf_metaling.interference.surgery_scalars`).
+Evaluation gives per-language held-out loss, perplexity and accuracy.
 """
 
 from __future__ import annotations
@@ -264,10 +264,9 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             # Lazy: the interference package imports matplotlib, which runs without surgery never need.
             from tf_metaling.interference.surgery_scalars import surgery_scalars
 
-            logs.update(surgery_scalars(
-                self.languages.codes, surgery.group_names, self._surgery_cosines, self._surgery_overall_cosines,
-                None if surgery.targets is None else surgery.targets.numpy(),
-            ))
+            targets = None if surgery.targets is None else surgery.targets.numpy()
+            logs.update(surgery_scalars(self.languages.codes, surgery.group_names, self._surgery_cosines,
+                                        self._surgery_overall_cosines, targets))
         for i, code in enumerate(self.languages.codes):
             if self._language_sums[1, i] > 0:
                 logs[f"loss/{code}"] = float(self._language_sums[0, i] / self._language_sums[1, i])
