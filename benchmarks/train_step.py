@@ -29,6 +29,21 @@ run affects every variant alike and the ratios stay within-run comparisons.
 
 Targets (one run): meta_exact <= 4.0x, meta_first_order <= 2.5x the
 joint_all_ls step; meta_naive_loop / meta_exact >= 2.
+
+Gradient surgery (``--part surgery``; both parts by default), at L=2 and L=6
+languages in the same run, on one MIXED batch (every language in it):
+- joint_all:           the ordinary step on the mixed batch (the baseline of the ratios)
+- joint_all_pcgrad:    PCGrad, whole shared model
+- joint_all_gradvac:   GradVac, per layer group
+- joint_all_ls / joint_all_ls_gradvac: the same with adapters
+- per-language passes: the L per-language forward/backward passes alone (the floor of
+                       any surgery that needs each language's gradient)
+- L backward passes over the batch: the naive way to the same gradients (one forward,
+                       then one backward pass over the whole batch per language)
+
+    python benchmarks/train_step.py --part surgery --steps 8
+
+Targets (one run): surgery <= 2.0x the joint_all step at L=2, <= 4.0x at L=6.
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf_metaling.losses import masked_lm_example_losses, mean_loss  # noqa: E402
+from tf_metaling.meta.gradient_surgery import GradientSurgery, SurgeryOptions  # noqa: E402
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep  # noqa: E402
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables  # noqa: E402
 from tf_metaling.optimizers import RowSparseAdam  # noqa: E402
@@ -91,11 +107,12 @@ def make_batch(rng, batch_size, args, language_ids):
     }
 
 
-def build(args, language_specific, options=None, naive=False):
+def build(args, language_specific, options=None, naive=False, languages=None, surgery=None):
+    """A step on the benchmark's model; one-language batches unless `surgery` (or `languages`) is given."""
     keras.utils.set_random_seed(0)
     encoder = MultilingualEncoder(
         vocabulary_size=args.vocabulary_size,
-        languages=[f"l{i}" for i in range(args.languages)],
+        languages=[f"l{i}" for i in range(languages or args.languages)],
         hidden_dim=args.hidden_dim,
         num_layers=args.num_layers,
         num_heads=args.num_heads,
@@ -111,9 +128,11 @@ def build(args, language_specific, options=None, naive=False):
     if options is not None:
         meta = RowSparseAdam(1e-4)
         meta.build(list(partition_variables(model).language))
-    options = dataclasses.replace(options or MetaOptions(), one_language_batches=True)
+    options = dataclasses.replace(options or MetaOptions(), one_language_batches=languages is None)
     cls = NaiveLoopMetaStep if naive else MetaStep
     extra = {"examples_per_language": naive} if naive else {}
+    if surgery is not None:
+        extra["surgery"] = GradientSurgery(model, surgery)
     return cls(model, mlm_losses, shared, meta, options, output_names=("masked_lm_logits",), **extra)
 
 
@@ -134,6 +153,85 @@ def run_interleaved(functions: dict, warmup: int, rounds: int) -> dict:
     return times
 
 
+SURGERY_LANGUAGES = (2, 6)
+SURGERY_VARIANTS = {
+    "joint_all_pcgrad": (None, SurgeryOptions("pcgrad", granularity="model")),
+    "joint_all_gradvac": (None, SurgeryOptions("gradvac", granularity="layer_group")),
+    "joint_all_ls": ("adapter", None),
+    "joint_all_ls_gradvac": ("adapter", SurgeryOptions("gradvac", granularity="layer_group")),
+}
+
+
+def surgery_functions(args, rng) -> tuple:
+    """``({name: (fn, args)}, {name: note})`` of the surgery part, at each L of `SURGERY_LANGUAGES`."""
+    functions, notes = {}, {}
+    for languages in SURGERY_LANGUAGES:
+        mixed = make_batch(rng, args.batch_size, args, np.arange(args.batch_size) % languages)
+        plain = build(args, None, languages=languages)
+        functions[f"L={languages} joint_all"] = (tf.function(plain.ordinary_step, autograph=False), (mixed,))
+        for name, (language_specific, options) in SURGERY_VARIANTS.items():
+            step = build(args, language_specific, languages=languages, surgery=options)
+            function = tf.function(step.ordinary_step, autograph=False)
+            start = time.perf_counter()
+            function.get_concrete_function(mixed)
+            notes[f"L={languages} {name}"] = f"(trace {time.perf_counter() - start:.0f}s)"
+            functions[f"L={languages} {name}"] = (function, (mixed,))
+        floor = build(args, None, languages=languages)
+
+        def per_language_passes(batch, step=floor):
+            gradients, loss_sums, _ = step.per_language_gradients(batch, list(step.model.trainable_variables))
+            # Every gradient reaches the output: a traced function prunes what nothing reads.
+            return loss_sums, tf.add_n([tf.reduce_sum(tf.convert_to_tensor(g)) for per_language in gradients
+                                        for g in per_language if g is not None])
+
+        def full_batch_passes(batch, step=floor):
+            # The naive way to the same gradients: one forward, then L backward passes over the
+            # whole batch, each of one language's loss.
+            variables = list(step.model.trainable_variables)
+            language_ids = tf.cast(batch["language_ids"], tf.int32)
+            with tf.GradientTape(persistent=True) as tape:
+                loss_sums, _ = step._losses(batch)
+                losses = [tf.reduce_sum(tf.where(tf.equal(language_ids, language), loss_sums, 0.0))
+                          for language in range(languages)]
+            gradients = [tape.gradient(loss, variables) for loss in losses]
+            touched = [tf.reduce_sum(tf.convert_to_tensor(g)) for per_language in gradients
+                       for g in per_language if g is not None]
+            return tf.stack(losses), tf.add_n(touched)
+
+        passes = tf.function(per_language_passes, autograph=False)
+        functions[f"  L={languages} piece: per-language passes"] = (passes, (mixed,))
+        naive = tf.function(full_batch_passes, autograph=False)
+        functions[f"  L={languages} piece: L backward passes over the batch"] = (naive, (mixed,))
+    return functions, notes
+
+
+def surgery_report(by_name: dict, samples: dict) -> dict:
+    """Ratios to the joint_all step at the same L (medians and per-round ranges), printed."""
+    targets = {2: 2.0, 6: 4.0}
+    ratios, per_round, met = {}, {}, {}
+    print("\nsurgery: ratios to the joint_all step on the same mixed batch, at the same L "
+          "(one run; medians, and the range of the per-round ratios):")
+    for languages in SURGERY_LANGUAGES:
+        base = f"L={languages} joint_all"
+        names = [f"L={languages} {name}" for name in SURGERY_VARIANTS] + [
+            f"  L={languages} piece: per-language passes",
+            f"  L={languages} piece: L backward passes over the batch",
+        ]
+        for name in names:
+            key = name.strip()
+            ratios[key] = by_name[name] / by_name[base]
+            per_round[key] = [a / b for a, b in zip(samples[name], samples[base])]
+            surgical = "piece" not in name and not name.endswith(" joint_all_ls")
+            target = targets[languages] if surgical else None
+            suffix = ""
+            if target is not None:
+                met[key] = ratios[key] <= target
+                suffix = f"  (target <= {target}: {'met' if met[key] else 'NOT met'})"
+            spread = f"rounds {min(per_round[key]):.2f}-{max(per_round[key]):.2f}"
+            print(f"  {key:<46}{ratios[key]:>6.2f}x  {spread}{suffix}")
+    return {"ratios_to_joint_all": ratios, "ratios_per_round": per_round, "targets_met": met}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden_dim", type=int, default=256)
@@ -148,8 +246,17 @@ def main():
     parser.add_argument("--meta_examples_per_language", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8, help="rounds; each round times every variant once")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--output", default=os.path.join(RESULTS, "train_step.json"))
+    parser.add_argument("--part", choices=("all", "meta", "surgery"), default="all",
+                        help="meta: JointAll, +LS and the meta estimators; "
+                             "surgery: PCGrad / GradVac at L=2 and 6")
+    parser.add_argument("--output", default=None,
+                        help="default: results/train_step.json (all, meta), "
+                             "results/train_step_surgery.json (surgery)")
     args = parser.parse_args()
+    args.output = args.output or os.path.join(RESULTS, "train_step_surgery.json" if args.part == "surgery"
+                                              else "train_step.json")
+    if args.part == "surgery":
+        return surgery_main(args)
 
     rng = np.random.RandomState(0)
     k = min(2, args.languages - 1)
@@ -201,13 +308,17 @@ def main():
 
     functions["  piece: look-ahead fwd+bwd"] = (tf.function(lookahead_only, autograph=False), (lookahead,))
     functions["  piece: meta-loss forward"] = (tf.function(meta_forward_only, autograph=False), (meta,))
+    if args.part == "all":
+        more, more_notes = surgery_functions(args, rng)
+        functions.update(more)
+        notes.update(more_notes)
 
     times = run_interleaved(functions, args.warmup, args.steps)
     rows = []
     for name, samples in times.items():
         seconds = statistics.median(samples)
         rows.append({"variant": name, "median_seconds": seconds, "samples": samples, "note": notes.get(name, "")})
-        print(f"  {name:<40}{seconds * 1000:>9.0f} ms  {notes.get(name, '')}", flush=True)
+        print(f"  {name:<48}{seconds * 1000:>9.0f} ms  {notes.get(name, '')}", flush=True)
 
     by_name = {r["variant"]: r["median_seconds"] for r in rows}
     base = by_name["joint_all_ls"]
@@ -261,8 +372,10 @@ def main():
     print(f"\nwhere the exact meta iteration's {total * 1000:.0f} ms go (medians of pieces):")
     for name, seconds in breakdown.items():
         print(f"  {name:<80}{seconds * 1000:>7.0f} ms  {seconds / total:>5.0%}")
+    surgery = surgery_report(by_name, samples) if args.part == "all" else None
     report = {
         "benchmark": "train_step",
+        "surgery": surgery,
         "breakdown_of_meta_exact_seconds": breakdown,
         "machine": machine_info(),
         "settings": {k2: v for k2, v in vars(args).items() if k2 != "output"},
@@ -270,6 +383,31 @@ def main():
         "ratios_to_joint_all_ls": ratios,
         "ratios_per_round": per_round,
         "targets_met": met,
+    }
+    write_results(args.output, report)
+    print(f"wrote {args.output}")
+
+
+def surgery_main(args):
+    """The surgery part alone (``--part surgery``)."""
+    rng = np.random.RandomState(0)
+    print(f"batch {args.batch_size} x {args.sequence_length}, d={args.hidden_dim}, {args.num_layers} layers, "
+          f"mixed batches at L={list(SURGERY_LANGUAGES)}; building and tracing ...", flush=True)
+    functions, notes = surgery_functions(args, rng)
+    times = run_interleaved(functions, args.warmup, args.steps)
+    rows = []
+    for name, samples in times.items():
+        seconds = statistics.median(samples)
+        rows.append({"variant": name.strip(), "median_seconds": seconds, "samples": samples,
+                     "note": notes.get(name, "")})
+        print(f"  {name:<48}{seconds * 1000:>9.0f} ms  {notes.get(name, '')}", flush=True)
+    by_name = {name: statistics.median(samples) for name, samples in times.items()}
+    report = {
+        "benchmark": "train_step_surgery",
+        "machine": machine_info(),
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "rows": rows,
+        **surgery_report(by_name, times),
     }
     write_results(args.output, report)
     print(f"wrote {args.output}")

@@ -76,3 +76,14 @@ def study_config(name: str, overrides: dict):
 
     return configs.validate_study(hyperparams.override_params_dict(configs.get_study(name), overrides,
                                                                    is_strict=True))
+
+
+def split_across_replicas(strategy, batch):
+    """A global `batch` as a distributed value: replica r gets the r-th equal slice of every entry."""
+    replicas = strategy.num_replicas_in_sync
+
+    def value_fn(context):
+        index = context.replica_id_in_sync_group
+        return {key: tf.split(value, replicas)[index] for key, value in batch.items()}
+
+    return strategy.experimental_distribute_values_from_function(value_fn)

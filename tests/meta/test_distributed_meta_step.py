@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_batch, tiny_model
+from tests.helpers import random_batch, split_across_replicas, tiny_model
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import partition_variables
@@ -35,16 +35,6 @@ def _global_batches(step_index):
     return train, lookahead, meta, k
 
 
-def _split(strategy, batch):
-    replicas = strategy.num_replicas_in_sync
-
-    def value_fn(context):
-        index = context.replica_id_in_sync_group
-        return {key: tf.split(value, replicas)[index] for key, value in batch.items()}
-
-    return strategy.experimental_distribute_values_from_function(value_fn)
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -72,8 +62,10 @@ def test_two_replicas_equal_one_device(options, two_cpu_devices, mirrored_strate
         train, lookahead, meta, k = _global_batches(step_index)
         expected = single_fn(train, lookahead, meta, tf.constant(k))
         actual = mirrored_fn(
-            _split(mirrored_strategy, train), _split(mirrored_strategy, lookahead),
-            _split(mirrored_strategy, meta), tf.constant(k),
+            split_across_replicas(mirrored_strategy, train),
+            split_across_replicas(mirrored_strategy, lookahead),
+            split_across_replicas(mirrored_strategy, meta),
+            tf.constant(k),
         )
         np.testing.assert_allclose(float(actual["loss"]), float(expected["loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(actual["meta_loss"]), float(expected["meta_loss"]), rtol=1e-5)

@@ -114,3 +114,17 @@ def test_run_configs_follow_the_variant_seed_and_budget():
     joint = run_config(config, languages, PlannedRun("joint_all_meta_ls", None, 2), "vocab.txt")
     assert (joint.runtime.seed, joint.meta.enabled, joint.model.language_specific) == (2, True, "adapter")
     assert joint.trainer.train_steps == 7 * config.run.trainer.train_steps and joint.data.vocab_file == "vocab.txt"
+
+
+def test_a_field_added_since_a_study_was_saved_counts_as_its_default(tmp_path):
+    directory = StudyDirectory(str(tmp_path))
+    config = configs.get_study("study_demo")
+    directory.claim(config)
+    saved = yaml.safe_load(open(directory.config_path, encoding="utf-8"))
+    del saved["run"]["surgery"], saved["evaluation"]["finetune_task"]  # as a study saved before they existed
+    with open(directory.config_path, "w", encoding="utf-8") as file:
+        yaml.safe_dump(saved, file)
+    assert directory.claim(config) == {}
+    config.run.surgery.beta = 0.5  # not the default: a difference
+    with pytest.raises(ConfigurationChangedError, match=r"run.surgery.beta: 0.01 -> 0.5"):
+        directory.claim(config)

@@ -72,6 +72,57 @@ def test_variants_are_configuration(variant, language, languages, has_ls, meta, 
     assert bool(partition_variables(model).language) == has_ls
 
 
+def _checkpoint_value(model_dir, name):
+    reader = tf.train.load_checkpoint(model_dir)
+    keys = [key for key in reader.get_variable_to_shape_map() if name in key and "OPTIMIZER_SLOT" not in key]
+    assert len(keys) == 1, keys
+    return reader.get_tensor(keys[0])
+
+
+def _logged_tags(model_dir):
+    tags = set()
+    for path in tf.io.gfile.glob(os.path.join(model_dir, "train", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+@pytest.mark.parametrize("variant", configs.SURGERY_VARIANTS)
+def test_surgery_variants_train_and_reduce_held_out_loss(variant, tmp_path):
+    overrides = configs.variant_overrides(variant, ["en", "xx", "yy"])
+    overrides["trainer"] = {"train_steps": 40, "eval_interval": 40}
+    config = configs.validate(tiny(overrides))
+    assert config.data.batching == "mixed" and config.surgery.method in ("pcgrad", "gradvac")
+    model_dir = str(tmp_path / variant)
+    before = run_pretraining(config, model_dir, "eval")
+    after = run_pretraining(config, model_dir, "train_and_eval")
+    assert after["loss/mean"] < before["loss/mean"] - 0.3
+    tags = _logged_tags(model_dir)
+    assert {"interference/training_cosine/mean_off_diagonal", "interference/training_cosine/en-xx"} <= tags
+    if config.surgery.method == "gradvac":
+        assert "interference/gradvac_target/en-xx" in tags
+        targets = _checkpoint_value(model_dir, "gradient_surgery/targets")
+        assert targets.shape[1:] == (3, 3) and np.any(targets != 0.0)
+
+
+def test_a_resumed_gradvac_run_restores_its_targets(tmp_path):
+    overrides = configs.variant_overrides("joint_all_gradvac", ["en", "xx", "yy"])
+    loops = {"checkpoint_interval": 4, "steps_per_loop": 4, "summary_interval": 4}
+    overrides["trainer"] = {"train_steps": 8, **loops}
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    run_pretraining(tiny(overrides), straight, "train")
+    run_pretraining(tiny({**overrides, "trainer": {"train_steps": 4, **loops}}), resumed, "train")
+    halfway = _checkpoint_value(resumed, "gradient_surgery/targets")
+    assert np.any(halfway != 0.0)
+    run_pretraining(tiny(overrides), resumed, "train")  # restores step 4, trains steps 5-8
+    # Had the targets restarted from zero, GradVac would have changed other gradients.
+    np.testing.assert_allclose(_checkpoint_value(resumed, "gradient_surgery/targets"),
+                               _checkpoint_value(straight, "gradient_surgery/targets"), rtol=1e-5, atol=1e-7)
+    expected, actual = _weights(straight), _weights(resumed)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_mixed_bfloat16_meta_run_keeps_float32_weights(tmp_path):
     config = tiny({"meta": {"enabled": True}, "runtime": {"mixed_precision_dtype": "mixed_bfloat16"},
                    "trainer": {"train_steps": 4, "eval_interval": 4}})
@@ -91,6 +142,19 @@ def test_invalid_configs_name_the_field():
         configs.validate(tiny({"meta": {"enabled": True}, "data": {"batching": "mixed"}}))
     with pytest.raises(ValueError, match="config field model.language_specific"):
         configs.validate(tiny({"model": {"language_specific": "adapters"}}))
+    with pytest.raises(ValueError, match="config field data.batching: surgery.method=gradvac needs several"):
+        configs.validate(tiny({"surgery": {"method": "gradvac"}}))
+    with pytest.raises(ValueError, match="config field surgery.method: surgery.method=pcgrad and meta"):
+        configs.validate(tiny({"surgery": {"method": "pcgrad"}, "meta": {"enabled": True}}))
+    with pytest.raises(ValueError, match="config field surgery.method: surgery.method=pcgrad combines"):
+        configs.validate(tiny({"surgery": {"method": "pcgrad"},
+                               "data": {"languages": ["en"], "batching": "mixed"}}))
+    with pytest.raises(ValueError, match="config field surgery.method: 'mgda' is not one of"):
+        configs.validate(tiny({"surgery": {"method": "mgda"}}))
+    with pytest.raises(ValueError, match="config field surgery.granularity"):
+        configs.validate(tiny({"surgery": {"granularity": "tensor"}}))
+    with pytest.raises(ValueError, match="config field surgery.beta"):
+        configs.validate(tiny({"surgery": {"beta": 0.0}}))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -21,6 +21,7 @@ from official.modeling import hyperparams
 
 from tf_metaling.data.corpora import CORPUS_KINDS as CORPORA  # the registered data.corpus kinds
 from tf_metaling.layers.transformer_block import normalize_ls_slots
+from tf_metaling.meta.gradient_surgery import GRANULARITIES, METHODS
 from tf_metaling.models.partition import TRAIN_WEIGHTS
 
 TASKS = ("mlm", "token_classification", "sentence_classification")
@@ -107,6 +108,23 @@ class MetaConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class SurgeryConfig(hyperparams.Config):
+    """Gradient surgery between the languages of a mixed batch (PAPER.md section 6).
+
+    The ordinary step computes each language's gradient on the shared
+    parameters (heads excepted) and combines them with PCGrad or GradVac
+    (`tf_metaling.meta.gradient_surgery`); needs ``data.batching=mixed``.
+    """
+
+    method: str = "none"  # "none", "pcgrad" or "gradvac"
+    # "model": all shared parameters as one vector; "layer_group": each layer group on its own
+    # (the groups the interference probe measures).
+    granularity: str = "layer_group"
+    beta: float = 1e-2  # GradVac: EMA rate of the target cosines
+    seed: int = 0  # the order in which each language visits the others (drawn per step)
+
+
+@dataclasses.dataclass
 class TrainerConfig(hyperparams.Config):
     train_steps: int = 1000
     learning_rate: float = 1e-4
@@ -173,6 +191,7 @@ class ExperimentConfig(hyperparams.Config):
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
+    surgery: SurgeryConfig = dataclasses.field(default_factory=SurgeryConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
@@ -213,6 +232,24 @@ def validate(config: ExperimentConfig, languages_from_corpus: bool = False) -> E
     # A preset brings its own depth: fine-tuning checks the layers against it (training/finetuning.py).
     for layer in config.model.language_specific_layers if not config.finetune.init_preset else ():
         check(0 <= layer < config.model.num_layers, "model.language_specific_layers", f"{layer} out of range")
+    surgery = config.surgery
+    check(surgery.method in METHODS, "surgery.method", f"{surgery.method!r} is not one of {METHODS}")
+    check(surgery.granularity in GRANULARITIES, "surgery.granularity",
+          f"{surgery.granularity!r} is not one of {GRANULARITIES}")
+    check(0.0 < surgery.beta <= 1.0, "surgery.beta", f"{surgery.beta} is not a rate in (0, 1]")
+    if surgery.method != "none":
+        named = f"surgery.method={surgery.method}"
+        check(config.task == "mlm", "surgery.method",
+              f"{named} is for masked-LM pretraining on several languages (task=mlm), not task={config.task}")
+        check(len(config.data.languages) >= 2, "surgery.method",
+              f"{named} combines the gradients of several languages; "
+              f"data.languages has {list(config.data.languages)}")
+        check(not config.meta.enabled, "surgery.method",
+              f"{named} and meta.enabled do not combine: the meta step needs one-language batches, "
+              "surgery mixed ones")
+        check(config.data.batching == "mixed", "data.batching",
+              f"{named} needs several languages in every step: set data.batching=mixed "
+              f"(got {config.data.batching!r})")
     if config.meta.enabled:
         check(bool(slots), "meta.enabled", "the meta step trains LS layers: set model.language_specific")
         check(

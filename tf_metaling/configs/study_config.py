@@ -28,7 +28,7 @@ from typing import List, Optional
 from official.modeling import hyperparams
 
 from tf_metaling.configs.experiment_config import ExperimentConfig, validate
-from tf_metaling.configs.variants import VARIANTS
+from tf_metaling.configs.variants import PAPER_VARIANTS, SURGERY_VARIANTS, VARIANTS
 
 BUDGETS = ("per_language", "total")
 CLASSIFICATION_PROTOCOLS = ("zero_shot", "in_language")
@@ -37,7 +37,7 @@ WIDTH_LEARNING_RATES = ("same", "scaled")
 # Variants a pretrained encoder is fine-tuned as (one model of all languages).
 FINETUNING_VARIANTS = ("joint_all", "joint_all_ls", "joint_all_meta_ls")
 # The synthetic control's variants (with two languages JointPair is JointAll).
-CONTROL_VARIANTS = ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls")
+CONTROL_VARIANTS = ("mono", "joint_all", "joint_all_ls", "joint_all_meta_ls") + SURGERY_VARIANTS
 
 
 @dataclasses.dataclass
@@ -94,7 +94,7 @@ class StudyConfig(hyperparams.Config):
 
     name: str = ""  # the registered name it was made from (set by the registry)
     run: ExperimentConfig = dataclasses.field(default_factory=ExperimentConfig)
-    variants: List[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
+    variants: List[str] = dataclasses.field(default_factory=lambda: list(PAPER_VARIANTS))
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
     pivot: str = "en"  # JointPair partner, retrieval target, classification training language
     ls_kind: str = "adapter"  # the LS kind of +LS and +Meta LS

@@ -206,6 +206,24 @@ def study_control() -> StudyConfig:
     )
 
 
+@register("study_control_surgery", expected_time="not measured (144 runs)")
+def study_control_surgery() -> StudyConfig:
+    """Gradient surgery where the control finds interference: 7 treatments at share 0.5, resource 1/100 and base, 6 seeds.
+
+    Mono, JointAll, +LS, +Meta LS, and JointAll on mixed batches (the baseline of the
+    surgery treatments, which need them) with +PCGrad, +GradVac and +LS+GradVac, in the
+    base condition (share 0, equal text) and in the two conditions where `study_control`
+    found interference (half the ids shared; 1/100 of the text).
+    """
+    config = study_control()
+    config.seeds = [0, 1, 2, 3, 4, 5]
+    config.variants = ["mono", "joint_all", "joint_all_ls", "joint_all_meta_ls", "joint_all_mixed",
+                       "joint_all_pcgrad", "joint_all_gradvac", "joint_all_ls_gradvac"]
+    config.control = ControlConfig(enabled=True, shares=[0.0, 0.5], reversed_share=None, resources=[1.0, 0.01],
+                                   sweep_resource=1.0, sweep_share=0.0, treatments_in="all")
+    return config
+
+
 @register("study_control_quick", expected_time="about 1 min")
 def study_control_quick() -> StudyConfig:
     """The synthetic control in seconds per run (tests): shares 0 and 1, one seed, a 1-layer d=16 encoder."""

@@ -10,7 +10,9 @@
   monolingual baseline.
 - `write_report` / `analyze_model_dir`: the report directory (JSON, Markdown, PNG).
 
-Layer groups are found from the model's layer objects (`layer_groups`).
+Layer groups are found from the model's layer objects (`layer_groups`, defined in
+`tf_metaling.models.layer_groups` because gradient surgery in the training step uses
+the same groups).
 """
 
 from tf_metaling.interference.analyze import analyze_model_dir, probe_log_dir
@@ -22,10 +24,10 @@ from tf_metaling.interference.gradient_similarity import (
 )
 from tf_metaling.interference.grouped_gradients import GroupedGradients, masked_lm_loss
 from tf_metaling.interference.language_subnetworks import LanguageSubnetworks, language_subnetworks
-from tf_metaling.interference.layer_groups import LayerGroups, layer_groups
 from tf_metaling.interference.report import write_report
 from tf_metaling.interference.similarity_log import SimilarityLog, read_similarity_log
 from tf_metaling.interference.variant_deltas import VariantDeltas, variant_deltas
+from tf_metaling.models.layer_groups import LayerGroups, layer_groups
 
 __all__ = [
     "DEFAULT_EVERY_N_STEPS",

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from tf_metaling.interference.layer_groups import LayerGroups, layer_groups
+from tf_metaling.models.layer_groups import LayerGroups, layer_groups
 from tf_metaling.losses import masked_lm_example_losses
 from tf_metaling.meta.fast_weights import call_with_weights
 from tf_metaling.models.partition import partition_variables

@@ -22,6 +22,12 @@ language k's held-out rows only, so only those are differentiated. `reuse_ordina
 is a different, cheaper estimator: the look-ahead uses the ordinary step's own
 gradient (taken at theta before its update) instead of a fresh batch's.
 
+With a `GradientSurgery` (PCGrad or GradVac, `tf_metaling.meta.gradient_surgery`)
+the ordinary step takes a mixed batch, computes each language's gradient on
+its rows, sums them per language across replicas, and lets the surgery combine
+the shared parameters' ones; the LS parameters and heads take their ordinary
+gradient.
+
 Both steps run inside `strategy.run`; all cross-replica sums happen here, so
 several replicas give the single-device result on the same global batch.
 """
@@ -36,8 +42,9 @@ import tensorflow as tf
 
 from tf_metaling.losses import mean_loss, per_language_mean_loss, per_language_sums
 from tf_metaling.meta.fast_weights import call_with_weights
+from tf_metaling.meta.gradient_surgery import GradientSurgery
 from tf_metaling.meta.gradients import all_reduce_sum, apply_reduced, clip_by_global_norm
-from tf_metaling.models.partition import language_slice, partition_variables
+from tf_metaling.models.partition import language_count, language_slice, partition_variables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +66,28 @@ def _dense(gradient):
     return None if gradient is None else tf.convert_to_tensor(gradient)
 
 
+def _sum_over_languages(gradients):
+    """The sum of per-language gradients of one variable (row-sparse stays row-sparse; None if none)."""
+    present = [g for g in gradients if g is not None]
+    if not present:
+        return None
+    if all(isinstance(g, tf.IndexedSlices) for g in present):
+        return tf.IndexedSlices(
+            tf.concat([g.values for g in present], 0), tf.concat([g.indices for g in present], 0),
+            present[0].dense_shape,
+        )
+    return tf.add_n([tf.convert_to_tensor(g) for g in present])
+
+
+def _scaled(gradient, scale):
+    if gradient is None:
+        return None
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * tf.cast(scale, gradient.values.dtype), gradient.indices,
+                                gradient.dense_shape)
+    return gradient * tf.cast(scale, gradient.dtype)
+
+
 class MetaStep:
     """Ordinary and meta updates of a model with language-specific layers.
 
@@ -75,6 +104,9 @@ class MetaStep:
         options: `MetaOptions`.
         clip_norm: global-norm clip of the ordinary step's gradient.
         output_names: the model outputs to compute (passed as ``outputs=``).
+        surgery: a `GradientSurgery` (PCGrad or GradVac): the ordinary step then
+            combines the languages' gradients on the shared parameters with it
+            (mixed batches; not with meta updates).
     """
 
     def __init__(
@@ -86,6 +118,7 @@ class MetaStep:
         options: MetaOptions = MetaOptions(),
         clip_norm: float = 5.0,
         output_names=None,
+        surgery: Optional[GradientSurgery] = None,
     ):
         self.model = model
         self.partition = partition_variables(model)
@@ -95,11 +128,13 @@ class MetaStep:
         self.options = options
         self.clip_norm = clip_norm
         self.output_names = output_names
-        # A fully shared model has no LS variables to count languages from.
-        vocabulary = getattr(model, "language_vocabulary", None)
-        self.num_languages = len(vocabulary) if vocabulary is not None else self.partition.num_languages
+        self.num_languages = language_count(model, self.partition)
         if meta_optimizer is not None and not self.partition.language:
             raise ValueError("The meta step trains language-specific parameters; this model has none.")
+        self.surgery = surgery
+        if surgery is not None and (meta_optimizer is not None or options.one_language_batches):
+            raise ValueError("Gradient surgery combines the languages of a mixed batch: it runs without "
+                             "meta updates and without one_language_batches.")
 
     # ------------------------------------------------------------------ pieces
     def _call_kwargs(self):
@@ -145,6 +180,8 @@ class MetaStep:
 
     def ordinary_step(self, batch):
         """One optimizer step on `batch`; returns the global loss and per-language sums."""
+        if self.surgery is not None:
+            return self._ordinary_step_with_surgery(batch)
         variables = self._ordinary_variables()
         with tf.GradientTape() as tape:
             loss_sums, weights = self._losses(batch, one_language=self.options.one_language_batches)
@@ -153,6 +190,74 @@ class MetaStep:
         gradients, _ = clip_by_global_norm(gradients, self.clip_norm)
         apply_reduced(self.shared_optimizer, gradients, variables)
         return self._statistics(loss, loss_sums, weights, batch)
+
+    def per_language_gradients(self, batch, variables):
+        """Each language's gradient on `variables` from its rows of a mixed `batch` (this replica).
+
+        Language l's rows run as their own forward and backward pass, with l
+        given to the model as one id (its one-language path): the L passes
+        together cover the batch once, as the ordinary step does, instead of L
+        backward passes over all of it. Examples do not interact in the model,
+        so these are exactly the per-language parts of the batch's gradient.
+        The gradients are of the SUM of l's example losses (not yet divided
+        by the global weight).
+
+        Returns: ``(gradients, loss_sums [L], weights [L])``: ``gradients[l]``
+        lists language l's gradient of each variable (None where it has none).
+        """
+        language_ids = tf.cast(batch["language_ids"], tf.int32)
+        gradients, loss_sums, weights = [], [], []
+        for language in range(self.num_languages):
+            rows = tf.equal(language_ids, language)
+            language_batch = {key: tf.boolean_mask(value, rows) for key, value in batch.items()}
+            inputs = {**language_batch, "language_ids": tf.constant(language, tf.int32)}
+            with tf.GradientTape() as tape:
+                outputs = self.model(inputs, training=True, **self._call_kwargs())
+                example_loss_sums, example_weights = self.example_losses(outputs, language_batch)
+                loss_sum = tf.reduce_sum(example_loss_sums)
+            gradients.append(tape.gradient(loss_sum, variables))
+            loss_sums.append(tf.stop_gradient(loss_sum))
+            weights.append(tf.reduce_sum(example_weights))
+        return gradients, tf.stack(loss_sums), tf.stack(weights)
+
+    def _ordinary_step_with_surgery(self, batch):
+        """The ordinary step with the shared parameters' per-language gradients combined by surgery.
+
+        Per-language gradients are summed across replicas BEFORE the surgery,
+        so the update does not depend on the number of replicas. Variables the
+        surgery does not operate on (LS parameters, heads) take the sum over
+        languages: their ordinary gradient.
+        """
+        variables = self._ordinary_variables()
+        per_language, loss_sums, weights = self.per_language_gradients(batch, variables)
+        operated = self.surgery.operated  # indices into partition.shared = the first entries of `variables`
+        stacked = [
+            tf.stack([tf.zeros(variables[i].shape, variables[i].dtype) if g[i] is None
+                      else tf.convert_to_tensor(g[i]) for g in per_language])
+            for i in operated
+        ]
+        others = [v for v in range(len(variables)) if v not in set(operated)]
+        summed = [_sum_over_languages([g[v] for g in per_language]) for v in others]
+        reduced = all_reduce_sum(stacked + summed + [loss_sums, weights])
+        stacked, summed = reduced[: len(stacked)], reduced[len(stacked): -2]
+        loss_sums, weights = reduced[-2:]
+        combined, cosines, overall_cosines = self.surgery.combine(
+            dict(zip(operated, stacked)), step=self.shared_optimizer.iterations
+        )
+        combined.update(zip(others, summed))
+        # The rules are scale-invariant: dividing by the global weight afterwards gives the
+        # gradient of the mean loss, as in the ordinary step.
+        total_weight = tf.maximum(tf.reduce_sum(weights), 1.0)
+        gradients = [_scaled(combined[v], 1.0 / total_weight) for v in range(len(variables))]
+        gradients, _ = clip_by_global_norm(gradients, self.clip_norm)
+        apply_reduced(self.shared_optimizer, gradients, variables)
+        return {
+            "loss": tf.reduce_sum(loss_sums) / total_weight,
+            "language_loss_sums": loss_sums,
+            "language_weights": weights,
+            "gradient_cosines": cosines,
+            "overall_gradient_cosines": overall_cosines,
+        }
 
     def meta_step(self, train_batch, lookahead_batch, meta_batch, language):
         """Ordinary step on `train_batch`, then the meta update of language `language`.

@@ -111,6 +111,12 @@ def partition_variables(model) -> VariablePartition:
     )
 
 
+def language_count(model, partition: VariablePartition) -> int:
+    """L: the model's language vocabulary size (a fully shared model has no LS variables to count)."""
+    vocabulary = getattr(model, "language_vocabulary", None)
+    return len(vocabulary) if vocabulary is not None else partition.num_languages
+
+
 def language_slice(stacked, index):
     """Row `index` of a stacked ``[L, ...]`` variable, tensor or `tf.IndexedSlices` gradient.
 

@@ -29,7 +29,7 @@ from typing import Optional
 
 import yaml
 
-from tf_metaling.configs import StudyConfig, VARIANT_TITLES, validate_study
+from tf_metaling.configs import ExperimentConfig, StudyConfig, VARIANT_TITLES, validate_study
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.tasks import balanced_test
 from tf_metaling.data.text_reader import TextLineReader
@@ -217,7 +217,8 @@ class ComparisonStudy:
         path = os.path.join(run_dir, CONFIG_FILE)
         with open(path, encoding="utf-8") as file:
             saved = yaml.safe_load(file)
-        changed = config_differences(saved, yaml.safe_load(config_as_yaml(config)), ignore=())
+        changed = config_differences(saved, yaml.safe_load(config_as_yaml(config)), ignore=(),
+                                     defaults=yaml.safe_load(config_as_yaml(ExperimentConfig())))
         if changed:
             raise ValueError(
                 f"{path}: this finished run was trained with a different config than the study now "

@@ -49,9 +49,14 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def config_differences(saved: dict, current: dict, ignore=RESULT_NEUTRAL_FIELDS) -> dict:
-    """``{dotted key: (saved value, current value)}`` of the keys whose values differ."""
-    old, new = flatten(saved), flatten(current)
+def config_differences(saved: dict, current: dict, ignore=RESULT_NEUTRAL_FIELDS,
+                       defaults: Optional[dict] = None) -> dict:
+    """``{dotted key: (saved value, current value)}`` of the keys whose values differ.
+
+    `defaults`: the config class's default values; a key the saved config lacks (a field added
+    to the class since) counts as its default, so a new field at its default changes nothing.
+    """
+    old, new = {**flatten(defaults or {}), **flatten(saved)}, flatten(current)
     return {key: (old.get(key, "(absent)"), new.get(key, "(absent)")) for key in sorted(set(old) | set(new))
             if key not in ignore and old.get(key, "(absent)") != new.get(key, "(absent)")}
 
@@ -87,7 +92,8 @@ class StudyDirectory:
         """
         current = config.as_dict()
         saved = self.saved_config()
-        differences = config_differences(saved, current) if saved is not None else {}
+        differences = ({} if saved is None else
+                       config_differences(saved, current, defaults=StudyConfig().as_dict()))
         if differences and not allow_changes:
             listed = "\n".join(f"  {key}: {old!r} -> {new!r}" for key, (old, new) in differences.items())
             raise ConfigurationChangedError(

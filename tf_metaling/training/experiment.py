@@ -6,10 +6,11 @@ model and both optimizers (built on their variables before the first step, as
 Keras 3 needs under a strategy); writes ``config.yaml`` and ``model.json`` into
 model_dir; and hands an Orbit `Controller` the trainer, the evaluator and a
 checkpoint manager. The checkpoint holds the model, both optimizers' state,
-and the step. The data streams are deterministic under the seed; a killed run
-restarted on the same model_dir restores the checkpoint and skips the batches
-it had consumed (`tf.distribute` iterators cannot be checkpointed), so it
-continues on exactly the data it would have seen.
+the step, and with ``surgery.method=gradvac`` GradVac's targets. The data
+streams are deterministic under the seed; a killed run restarted on the same
+model_dir restores the checkpoint and skips the batches it had consumed
+(`tf.distribute` iterators cannot be checkpointed), so it continues on exactly
+the data it would have seen.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import ExperimentConfig, validate
 from tf_metaling.interference import GradientProbe, probe_log_dir
 from tf_metaling.losses import masked_lm_example_losses, mean_loss
+from tf_metaling.meta.gradient_surgery import GradientSurgery, SurgeryOptions
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import MultilingualEncoder, MultilingualModel, partition_variables
 from tf_metaling.models.multilingual_model import MASKED_LM_LOGITS
@@ -214,6 +216,9 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         global_step = tf.Variable(
             0, dtype=tf.int64, trainable=False, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
         )
+        surgery = None
+        if config.surgery.method != "none":
+            surgery = GradientSurgery(model, SurgeryOptions(**config.surgery.as_dict()))
     _check_model_dir_matches(model, model_dir)
     write_config(config, model_dir)
     checkpoints.save_model_config(model, model_dir)
@@ -234,12 +239,15 @@ def run_task(config: ExperimentConfig, model_dir: str, mode: str, strategy, spec
         ),
         clip_norm=trainer_config.clip_norm,
         output_names=(spec.output_name,),
+        surgery=surgery,
     )
     # Restore before the data streams exist: distributed iterators cannot be
     # checkpointed, so a resumed run skips the batches it already consumed.
     tracked = {"optimizer": shared_optimizer, "global_step": global_step}
     if meta_optimizer is not None:
         tracked["meta_optimizer"] = meta_optimizer
+    if surgery is not None:
+        tracked["gradient_surgery"] = surgery  # GradVac's targets are training state
     manager = tf.train.CheckpointManager(
         checkpoints.training_checkpoint(model, **tracked),
         directory=model_dir,

@@ -14,8 +14,9 @@ checkpoint on disk stays the last good one.
 
 Logged per loop (TensorBoard through the Orbit controller, and a progress
 line): the loss, the meta loss, per-language training losses, learning rates,
-steps/s, tokens/s and the ETA. Evaluation gives per-language held-out loss,
-perplexity and accuracy.
+steps/s, tokens/s and the ETA; with gradient surgery, the training batches'
+gradient cosines and GradVac's targets (`tf_metaling.interference.surgery_scalars`).
+Evaluation gives per-language held-out loss, perplexity and accuracy.
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self._meta_losses = []
         self._language_sums = np.zeros((2, self.num_languages))
         self._tokens = 0
+        self._surgery_cosines, self._surgery_overall_cosines = [], []
 
     def train_step(self, iterator):
         element = next(iterator)
@@ -232,6 +234,9 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self._language_sums += np.stack(
             [statistics["language_loss_sums"].numpy(), statistics["language_weights"].numpy()]
         )
+        if "gradient_cosines" in statistics:  # gradient surgery's measurements on this batch
+            self._surgery_cosines.append(statistics["gradient_cosines"].numpy())
+            self._surgery_overall_cosines.append(statistics["overall_gradient_cosines"].numpy())
         masks = self.strategy.experimental_local_results(batch["padding_mask"])
         self._tokens += int(sum(int(tf.reduce_sum(m)) for m in masks))
         self.global_step.assign_add(1)
@@ -254,6 +259,14 @@ class MultilingualTrainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             logs["meta_loss"] = float(np.mean(self._meta_losses))
         if self.meta_step.meta_optimizer is not None:
             logs["meta_learning_rate"] = _scalar(self.meta_step.meta_optimizer.learning_rate)
+        surgery = self.meta_step.surgery
+        if surgery is not None:
+            # Lazy: the interference package imports matplotlib, which runs without surgery never need.
+            from tf_metaling.interference.surgery_scalars import surgery_scalars
+
+            targets = None if surgery.targets is None else surgery.targets.numpy()
+            logs.update(surgery_scalars(self.languages.codes, surgery.group_names, self._surgery_cosines,
+                                        self._surgery_overall_cosines, targets))
         for i, code in enumerate(self.languages.codes):
             if self._language_sums[1, i] > 0:
                 logs[f"loss/{code}"] = float(self._language_sums[0, i] / self._language_sums[1, i])
