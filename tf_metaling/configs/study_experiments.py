@@ -216,6 +216,7 @@ def study_control_surgery() -> StudyConfig:
     found interference (half the ids shared; 1/100 of the text).
     """
     config = study_control()
+    config.run.trainer.probe_interval = 100  # the languages' gradient cosine over training (a run's language's steps)
     config.seeds = [0, 1, 2, 3, 4, 5]
     config.variants = ["mono", "joint_all", "joint_all_ls", "joint_all_meta_ls", "joint_all_mixed",
                        "joint_all_pcgrad", "joint_all_gradvac", "joint_all_ls_gradvac"]

@@ -51,6 +51,12 @@ from tf_metaling.study.plan import (
 )
 from tf_metaling.study.results import borrow_mono
 from tf_metaling.study.runner import run_studies
+from tf_metaling.study.treatment_comparison import (
+    BASELINES,
+    plot_gradient_cosines,
+    treatment_table,
+    treatment_verdicts,
+)
 from tf_metaling.study.study_directory import StudyDirectory
 from tf_metaling.study.verdicts import claim_verdicts, difference_interval, format_verdicts, verdict_tally
 
@@ -141,6 +147,7 @@ class SyntheticControl:
         tally = verdict_tally({condition.name: verdicts for condition, verdicts in verdict_rows}, what="conditions")
         if tally:
             lines += ["", tally]
+        lines += self._treatments(collected)
         if config.control.widths and capacity:  # without widths there is no curve (the base condition alone)
             rates = ", ".join(f"d={width}: {learning_rate(config, width):g}" for width in sorted(capacity))
             rule = (f"scaled with the width (base width {config.run.model.hidden_dim}, halved when the width "
@@ -159,6 +166,27 @@ class SyntheticControl:
         atomic_write_text(os.path.join(self.output_dir, "control.json"),
                                       json.dumps({"verdicts": everything}, indent=1))
         return text
+
+    def _treatments(self, collected: dict) -> list:
+        """The treatments' table and the gradient-cosine plot, where the control runs treatments."""
+        treated = {condition: results for condition, results in collected.items()
+                   if any(v in BASELINES for v in results["variants"]) and not condition.width}
+        if not treated:
+            return []
+        verdicts = {condition.title: treatment_verdicts(
+            tables.cell_values(results, "mlm_loss"), results["records"].get("mlm_loss"), (SOURCE, DERIVED),
+            results["seeds"], tables.run_convergence(results)) for condition, results in treated.items()}
+        lines = ["", treatment_table(verdicts)]
+        runs = {condition.title: {variant: [self.studies[condition].directory.run_dir(variant, None, seed)
+                                            for seed in self.config.seeds]
+                                  for variant in self.studies[condition].config.variants if variant != "mono"}
+                for condition in treated}
+        try:
+            png = plot_gradient_cosines(runs, (SOURCE, DERIVED), os.path.join(self.output_dir, "gradient_cosines.png"))
+            lines += ["", f"Gradient cosine between {SOURCE} and {DERIVED} over training: {png}"]
+        except ValueError:  # no run kept the probe's log (trainer.probe_interval 0)
+            lines += ["", "No gradient cosines over training: the runs did not probe (run.trainer.probe_interval 0)."]
+        return lines
 
     def report(self, collected: dict) -> dict:
         """Every condition's report (quietly), then the summary, printed."""

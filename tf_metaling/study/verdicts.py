@@ -259,7 +259,7 @@ def _existential(claim, values, worse_variant, better_variant, languages, higher
     return Verdict(claim, status, chosen, (code,), sentence)
 
 
-def _runs_of(variants, languages, seeds) -> tuple:
+def runs_of(variants, languages, seeds) -> tuple:
     """The run names behind `variants`' figures of `languages` for `seeds` (Mono and JointPair: one per language)."""
     names = []
     for variant in variants:
@@ -331,7 +331,7 @@ def claim_verdicts(
     results = []
 
     def add(verdict, variants, languages):
-        results.append(_only_from_converged(verdict, _runs_of(variants, languages, seeds), convergence))
+        results.append(_only_from_converged(verdict, runs_of(variants, languages, seeds), convergence))
 
     for claim, group, name in (("a", high, "high-resource"), ("b", low, "low-resource")):
         interval, used = difference_interval(values, "joint_all", "mono", group, higher_is_better, records)
