@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?= --durations=20
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=20
 
 DEMO_DIR ?= runs/demo
 STUDY_DIR ?= runs/study

@@ -34,6 +34,8 @@ INSTALL_REQUIRES = [
 
 TEST_REQUIRES = [
     "pytest==9.2.0",
+    # Two test processes on two cores (Makefile PYTEST_ARGS: -n 2 --dist loadfile).
+    "pytest-xdist==3.8.0",
 ]
 
 setup(

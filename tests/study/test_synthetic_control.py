@@ -167,12 +167,28 @@ def test_the_default_sweep_runs_each_variant_where_it_is_stated_and_mono_once_pe
     assert everywhere[Condition(1.0, 1.0)] == ("joint_all", "joint_all_ls", "joint_all_meta_ls")
 
 
-def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path):
+def test_a_condition_that_is_only_a_mono_source_trains_just_those_mono_runs():
+    from tf_metaling.study.plan import Condition, control_plan, count_runs
+
+    config = configs.get_study("study_control_surgery")  # resource 1/100 alone; en's Mono from the base condition
+    plan = {condition: (tuple(study.variants), languages) for condition, study, languages in control_plan(config)}
+    assert list(plan) == [Condition(0.0, 1.0), Condition(0.0, 0.01)]
+    assert plan[Condition(0.0, 1.0)] == (("mono",), ("en",))
+    assert plan[Condition(0.0, 0.01)] == (tuple(config.variants), ("lo",))
+    assert count_runs(config) == (1 + 1 + 6) * 6
+
+
+def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_path, monkeypatch):
+    from absl import flags
+
     from tf_metaling.study.plan import control_conditions
     from tf_metaling.study.synthetic_control import SyntheticControl
+    from trainers import analyze
 
     log = io.StringIO()
-    control = SyntheticControl(configs.get_study("study_control_quick"), str(tmp_path / "control"), log=log)
+    config = configs.get_study("study_control_quick")
+    config.control.treatments_in = "base"  # 6 runs: the copy condition trains JointAll alone
+    control = SyntheticControl(config, str(tmp_path / "control"), log=log)
     control.report(control.run())
     summary = open(tmp_path / "control" / "control.md", encoding="utf-8").read()
     for claim in "abcdef":
@@ -192,17 +208,15 @@ def test_quick_control_writes_the_table_the_curves_and_a_verdict_per_claim(tmp_p
                for c in (base, copy_condition)}
     assert results[copy_condition]["records"]["mlm_loss"]["mono"] == results[base]["records"]["mlm_loss"]["mono"]
     assert "share 1, resource 0.1" in summary and "share 0, resource 0.1" in summary
-    # The analysis tool works on a control model, with the study's results for per-variant deltas.
-    import subprocess
-    import sys
-
+    # The analysis command works on a control model, with the study's results for per-variant
+    # deltas (its main, in this process, on flags parsed from its command line).
     run_dir = tmp_path / "control" / base.name / "runs" / "joint_all" / "seed0"
-    repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-m", "trainers.analyze", f"--model_dir={run_dir}",
-                             f"--output_dir={tmp_path / 'analysis'}",
-                             f"--results={tmp_path / 'control' / base.name / 'results.json'}"],
-                            cwd=repository, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    values = flags.FlagValues()
+    analyze.define_flags(values)
+    values(["analyze", f"--model_dir={run_dir}", f"--output_dir={tmp_path / 'analysis'}",
+            f"--results={tmp_path / 'control' / base.name / 'results.json'}"])
+    monkeypatch.setattr(analyze, "FLAGS", values)
+    analyze.main([])
     report = open(tmp_path / "analysis" / "report.md", encoding="utf-8").read()
     assert "lo" in report and "en" in report
 

@@ -41,16 +41,43 @@ def all_reduce_sum(gradients):
     return [None if g is None else next(reduced) for g in gradients]
 
 
+def global_norm(tensors):
+    """`tf.linalg.global_norm` (dense tensors and `tf.IndexedSlices`), without its colocation.
+
+    TensorFlow's puts each tensor's square sum under `colocate_with(tensor)`; while a
+    function is traced, every op made there looks up its inputs' colocation attribute,
+    and each missing attribute raises and catches an error. Measured on the tiny model
+    (cProfile, one 2-step run): 19 of 40 s went to those errors, for a placement
+    hint that a single-device step does not need and `tf.distribute` replicas set anyway.
+    """
+    squares = [tf.reduce_sum(tf.square(t.values if isinstance(t, tf.IndexedSlices) else t)) for t in tensors]
+    return tf.sqrt(tf.add_n(squares))
+
+
+def _scaled(gradient, scale):
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * tf.cast(scale, gradient.dtype), gradient.indices,
+                                gradient.dense_shape)
+    return gradient * tf.cast(scale, gradient.dtype)
+
+
 def clip_by_global_norm(gradients, clip_norm):
-    """Combines repeated rows, then clips by the global norm. Returns (gradients, norm)."""
+    """Combines repeated rows, then clips by the global norm. Returns (gradients, norm).
+
+    The scale is `tf.clip_by_global_norm`'s: ``clip_norm / max(norm, clip_norm)``, NaN for
+    every gradient when the norm is not finite.
+    """
     gradients = [None if g is None else combine_rows(g) for g in gradients]
     present = [g for g in gradients if g is not None]
     if not present:
         return gradients, tf.constant(0.0)
+    norm = global_norm(present)
+    clipped = present
     if clip_norm and clip_norm > 0:
-        clipped, norm = tf.clip_by_global_norm(present, clip_norm)
-    else:
-        clipped, norm = present, tf.linalg.global_norm(present)
+        limit = tf.constant(clip_norm, norm.dtype)
+        scale = limit * tf.minimum(1.0 / norm, 1.0 / limit)
+        scale += norm - norm  # NaN when the norm is infinite or NaN, as in TensorFlow's
+        clipped = [_scaled(g, scale) for g in present]
     clipped = iter(clipped)
     return [None if g is None else next(clipped) for g in gradients], norm
 

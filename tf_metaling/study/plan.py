@@ -174,11 +174,23 @@ def condition_study(config: StudyConfig, condition: Condition) -> tuple:
 
 
 def control_plan(config: StudyConfig) -> list:
-    """``[(condition, its StudyConfig, its Mono languages)]``: every condition to run, Mono sources first."""
+    """``[(condition, its StudyConfig, its Mono languages)]``: every condition to run, Mono sources first.
+
+    A condition that is only another's Mono source (e.g. the base condition, whose ``en``
+    Mono runs serve every condition, when the sweeps leave it out) trains just those Mono runs.
+    """
     conditions = control_conditions(config)
     sources = [mono_source(config, c, code) for c in conditions for code in (SOURCE, DERIVED)
                if "mono" in config.variants]
-    return [(condition, *condition_study(config, condition)) for condition in dict.fromkeys(sources + conditions)]
+    plan = []
+    for condition in dict.fromkeys(sources + conditions):
+        study, mono_languages = condition_study(config, condition)
+        if condition not in conditions:
+            mono_languages = tuple(code for code in (SOURCE, DERIVED)
+                                   if any(mono_source(config, c, code) == condition for c in conditions))
+            study.variants = ["mono"]
+        plan.append((condition, study, mono_languages))
+    return plan
 
 
 def count_runs(config: StudyConfig) -> Optional[int]:

@@ -39,7 +39,8 @@ def configuration_line(study) -> str:
         changed = config_differences(registered, config.as_dict(), ignore=())
         words += (" as registered" if not changed else
                   " with " + ", ".join(f"{key}={new!r}" for key, (_, new) in changed.items()))
-    return words + f" (all of it in {study.directory.config_path})."
+    # The file by its name (a long absolute path would not fold to the tables' width).
+    return words + f" (all of it in the study directory's {os.path.basename(study.directory.config_path)})."
 
 
 def budget_line(study) -> str:

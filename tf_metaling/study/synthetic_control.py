@@ -45,6 +45,7 @@ from tf_metaling.study.plan import (
     DERIVED,
     SOURCE,
     base_condition,
+    control_conditions,
     control_plan,
     learning_rate,
     mono_source,
@@ -74,6 +75,7 @@ class SyntheticControl:
         self.output_dir = self.directory.root
         self.allow_config_change = allow_config_change
         self.log = log or sys.stdout
+        self.conditions = control_conditions(config)
         self.studies = {
             condition: ComparisonStudy(study, os.path.join(self.output_dir, condition.name), mono_languages,
                                        log=self.log, allow_config_change=allow_config_change)
@@ -109,11 +111,14 @@ class SyntheticControl:
                "One seed: 95% CIs are percentile bootstraps over the test examples, so seed-to-seed variation is "
                "not included. ")
             + "With two languages JointPair is JointAll, so claim (c) reads JointAll's figures."),
-            "", tables.wrap(f"Configuration: {config.name or 'unnamed'} ({self.directory.config_path}).")]
+            "", tables.wrap(f"Configuration: {config.name or 'unnamed'} "
+                              f"(all of it in the study directory's {os.path.basename(self.directory.config_path)}).")]
         header = ["condition", f"{SOURCE} JointAll-Mono", f"{DERIVED} JointAll-Mono", "runs converged"]
         rows, verdict_rows, everything = [], [], {}
         capacity, capacity_records = {}, {}
         for condition, results in collected.items():
+            if condition not in self.conditions:  # a Mono source only: its figures are in the conditions it serves
+                continue
             values = tables.cell_values(results, "mlm_loss")
             cells = [condition.title]
             for code in (SOURCE, DERIVED):
@@ -170,7 +175,8 @@ class SyntheticControl:
     def _treatments(self, collected: dict) -> list:
         """The treatments' table and the gradient-cosine plot, where the control runs treatments."""
         treated = {condition: results for condition, results in collected.items()
-                   if any(v in BASELINES for v in results["variants"]) and not condition.width}
+                   if any(v in BASELINES for v in results["variants"]) and not condition.width
+                   and condition in self.conditions}
         if not treated:
             return []
         verdicts = {condition.title: treatment_verdicts(
