@@ -218,3 +218,5 @@ def test_the_tally_counts_distinct_tests_and_the_chance_expectation():
     assert "about 0.2 of 4 would be supported or contradicted by chance alone (2 were)" in text
     assert all(len(line) <= 100 for line in verdict_tally(sections).splitlines())
     assert verdict_tally({"share0": [_fixed("d", NOT_TESTED)]}) == ""
+    one = " ".join(verdict_tally({"share0": sections["share0"]}, what="conditions").split())
+    assert one.startswith("In the one condition, 2 distinct tests of the claims: 1 supported, 0 contradicted, ")

@@ -400,15 +400,16 @@ def verdict_tally(sections: Mapping[str, Sequence[Verdict]], what: str = "sectio
                 withheld.add(key)
             elif verdict.status != NOT_TESTED:
                 tests.setdefault(key, verdict.status)
+    scope = f"Across the {len(sections)} {what}" if len(sections) != 1 else f"In the one {what.removesuffix('s')}"
     if not tests:
-        return textwrap.fill(f"Across the {len(sections)} {what}, no verdict: every comparison draws on a run "
+        return textwrap.fill(f"{scope}, no verdict: every comparison draws on a run "
                              f"that did not converge ({len(withheld)} withheld).", width) if withheld else ""
     statuses = list(tests.values())
     counts = {status: statuses.count(status) for status in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
     chance = (1.0 - CONFIDENCE) * len(statuses)
     flagged = counts[SUPPORTED] + counts[CONTRADICTED]
     return textwrap.fill(
-        f"Across the {len(sections)} {what}, {len(statuses)} distinct tests of the claims: "
+        f"{scope}, {len(statuses)} distinct tests of the claims: "
         f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, "
         f"{counts[INCONCLUSIVE]} inconclusive. At {CONFIDENCE:.0%} confidence, with no effect anywhere, "
         f"about {chance:.1f} of {len(statuses)} would be supported or contradicted by chance alone "
