@@ -206,7 +206,7 @@ def study_control() -> StudyConfig:
     )
 
 
-@register("study_control_surgery", expected_time="not measured (48 runs)")
+@register("study_control_surgery", expected_time="about 45 min with 2 workers (48 runs)")
 def study_control_surgery() -> StudyConfig:
     """Gradient surgery where the control finds interference most clearly: resource 1/100, 6 treatments, 6 seeds.
 
