@@ -23,20 +23,6 @@ except RuntimeError:  # devices already initialised by an earlier import
     pass
 
 
-# tf.data's autotuning off for every dataset the tests build. Deleting an iterator that has
-# lived for a while waits for its autotuning thread, which sleeps up to a minute between
-# optimisations (see multilingual_trainer.keep_iterators_alive, which study workers use); a
-# test process deletes every run's iterators, and the suite spent minutes in such waits.
-_options_init = tf.data.Options.__init__
-
-
-def _options_without_autotune(self, *args, **kwargs):
-    _options_init(self, *args, **kwargs)
-    self.autotune.enabled = False
-
-
-tf.data.Options.__init__ = _options_without_autotune
-
 import pytest  # noqa: E402
 
 

@@ -214,7 +214,7 @@ def study_control_surgery() -> StudyConfig:
     treatments, which need them) with +PCGrad, +GradVac and +LS+GradVac, where `lo` has
     1/100 of `en`'s text (`en`'s Mono runs come from the base condition, as in
     `study_control`). The base condition and half the ids shared are one override away:
-    `--params_override="control.shares=[0.0,0.5]"` (90 runs more). +Meta LS, whose runs
+    `--params_override="control.shares=[0.0,0.5]"`. +Meta LS, whose runs
     cost about three plain ones, is left to `study_control` (its 6-seed figures at 1/100
     are in docs/results.md); add it with `--variants`.
     """

@@ -40,7 +40,7 @@ from tf_metaling.configs import StudyConfig, validate_study
 from tf_metaling.study import tables
 from tf_metaling.study.capacity_curve import capacity_table, plot_capacity_curve
 from tf_metaling.study.comparison_study import ComparisonStudy
-from tf_metaling.study.report import write_report
+from tf_metaling.study.report import configuration_line, write_report
 from tf_metaling.study.plan import (
     DERIVED,
     SOURCE,
@@ -111,14 +111,13 @@ class SyntheticControl:
                "One seed: 95% CIs are percentile bootstraps over the test examples, so seed-to-seed variation is "
                "not included. ")
             + "With two languages JointPair is JointAll, so claim (c) reads JointAll's figures."),
-            "", tables.wrap(f"Configuration: {config.name or 'unnamed'} "
-                              f"(all of it in the study directory's {os.path.basename(self.directory.config_path)}).")]
+            "", tables.wrap(configuration_line(self))]
         header = ["condition", f"{SOURCE} JointAll-Mono", f"{DERIVED} JointAll-Mono", "runs converged"]
         rows, verdict_rows, everything = [], [], {}
         capacity, capacity_records = {}, {}
+        # A condition that is only a Mono source has its figures in the conditions it serves.
+        collected = {condition: results for condition, results in collected.items() if condition in self.conditions}
         for condition, results in collected.items():
-            if condition not in self.conditions:  # a Mono source only: its figures are in the conditions it serves
-                continue
             values = tables.cell_values(results, "mlm_loss")
             cells = [condition.title]
             for code in (SOURCE, DERIVED):
@@ -175,8 +174,7 @@ class SyntheticControl:
     def _treatments(self, collected: dict) -> list:
         """The treatments' table and the gradient-cosine plot, where the control runs treatments."""
         treated = {condition: results for condition, results in collected.items()
-                   if any(v in BASELINES for v in results["variants"]) and not condition.width
-                   and condition in self.conditions}
+                   if any(v in BASELINES for v in results["variants"]) and not condition.width}
         if not treated:
             return []
         verdicts = {condition.title: treatment_verdicts(
