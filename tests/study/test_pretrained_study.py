@@ -40,7 +40,7 @@ def setting(tmp_path_factory):
     return cache_dir, str(preset)
 
 
-def _study(setting, output_dir, name="study_pretrained_demo", **changes):
+def _study(setting, output_dir, name="study_pretrained_finetune", **changes):
     cache_dir, preset = setting
     run = {**TINY, "data": {**TINY["data"], "cache_dir": cache_dir, "languages": ["en", "ar"]},
            "finetune": {"init_preset": preset}}

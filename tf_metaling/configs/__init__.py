@@ -27,7 +27,13 @@ from tf_metaling.configs.experiment_config import (
     validate,
 )
 from tf_metaling.configs.registry import EXPERIMENTS, get_config, get_experiment, get_study, register
-from tf_metaling.configs.study_config import ControlConfig, EvaluationConfig, StudyConfig, validate_study
+from tf_metaling.configs.study_config import (
+    ControlConfig,
+    EvaluationConfig,
+    StudyConfig,
+    TransferConfig,
+    validate_study,
+)
 from tf_metaling.configs.variants import (
     PAPER_VARIANTS,
     SURGERY_VARIANTS,
@@ -40,7 +46,7 @@ from tf_metaling.configs.variants import (
 __all__ = [
     "CORPORA", "DEFAULT_LANGUAGES", "EXPERIMENTS", "PAPER_VARIANTS", "PRECISIONS", "STRATEGIES",
     "SURGERY_VARIANTS", "TASKS", "VARIANTS",
-    "VARIANT_NAMES", "VARIANT_TITLES", "ControlConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig",
+    "VARIANT_NAMES", "VARIANT_TITLES", "ControlConfig", "TransferConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig",
     "FinetuneConfig", "MetaConfig", "ModelConfig", "RuntimeConfig", "StudyConfig", "SurgeryConfig",
     "TrainerConfig",
     "get_config", "get_experiment", "get_study", "register", "validate", "validate_study", "variant_overrides",

@@ -153,7 +153,9 @@ class TrainerConfig(hyperparams.Config):
 class FinetuneConfig(hyperparams.Config):
     """Downstream tasks: a pretrained model_dir, the task data, zero-shot transfer."""
 
-    init_model_dir: str = ""  # pretrained model_dir whose encoder weights start the run
+    # Pretrained model_dir whose encoder weights start the run (with init_preset and task mlm: the
+    # stage-1 run whose head and LS layers start this one, training/language_pretraining.py).
+    init_model_dir: str = ""
     from_scratch: bool = False  # the architecture and tokenizer of the start, random weights (baseline)
     # Or a keras-hub preset or Hugging Face directory (BERT / XLM-R; tf_metaling.models.pretrained): the
     # encoder's sizes, weights and tokenizer come from it; model.language_specific,
@@ -174,6 +176,9 @@ class FinetuneConfig(hyperparams.Config):
     train_file: str = ""
     eval_files: str = ""  # "en=/path,sw=/path"
     label_names: List[str] = dataclasses.field(default_factory=list)
+    # Sentence classification: weight each training example by N / (classes x its class's count), so
+    # every class carries the same total weight in the loss (a 74% majority class does not win by default).
+    class_balanced: bool = False
 
 
 @dataclasses.dataclass
@@ -294,8 +299,9 @@ def validate(config: ExperimentConfig, languages_from_corpus: bool = False) -> E
         "heads only leaves no language-specific weights for the meta step to train",
     )
     check(
-        not (config.finetune.init_model_dir and config.finetune.init_preset),
+        not (config.finetune.init_model_dir and config.finetune.init_preset) or config.task == "mlm",
         "finetune.init_preset",
-        "set either finetune.init_model_dir or finetune.init_preset, not both",
+        "set either finetune.init_model_dir or finetune.init_preset, not both (both: a stage-1 MLM run on the "
+        "preset continuing another's, training.language_pretraining)",
     )
     return config

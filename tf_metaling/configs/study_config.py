@@ -89,6 +89,38 @@ class ControlConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class TransferConfig(hyperparams.Config):
+    """Cross-lingual transfer on a pretrained encoder, the paper's way (`tf_metaling.study.transfer_study`).
+
+    Stage 1 (`run.finetune.init_preset`'s encoder frozen): the masked-LM head
+    alone for `head_steps` (the reference: untrained LS layers), then from it
+    the LS layers and head by MLM on every language's text, as +LS and as +Meta
+    LS, for ``run.trainer.train_steps`` each at ``run.data`` (sequence length,
+    batch, languages). Stage 2, strictly zero-shot: a class-balanced
+    logistic-regression head on the mean-pooled output, trained on
+    `classification_train` English examples, its L2 strength chosen among
+    `probe_cs` by `probe_folds`-fold cross-validation on them; each target
+    language tested through its own LS layers (and, as a row, through
+    English's). The frozen-encoder probe is the same head on the encoder
+    alone. JointAll (variant ``joint_all``) fine-tunes every weight on the same
+    English examples (class-balanced) for up to `finetune_steps`, at each of
+    `finetune_learning_rates`; the steps and the rate are chosen on the English
+    validation split.
+    """
+
+    enabled: bool = False
+    head_steps: int = 300
+    task_sequence_length: int = 128  # the task's texts (stage 2 and every evaluation)
+    classification_train: int = 2000
+    probe_cs: List[float] = dataclasses.field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    probe_folds: int = 5
+    finetune_steps: int = 300
+    finetune_learning_rates: List[float] = dataclasses.field(default_factory=lambda: [3e-5])
+    finetune_batch_size: int = 16
+    finetune_eval_interval: int = 50
+
+
+@dataclasses.dataclass
 class StudyConfig(hyperparams.Config):
     """A study: the runs (variants x languages x seeds) of one run configuration, and their evaluation."""
 
@@ -103,6 +135,7 @@ class StudyConfig(hyperparams.Config):
     budget: str = "per_language"
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
+    transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
     # Runs trained at once, each in its own process with cpu_count / workers threads; on small
     # models one thread steps as fast as two, so 2 workers on 2 cores finish about twice the
     # runs per hour. The figures do not depend on it.
@@ -136,13 +169,29 @@ def validate_study(config: StudyConfig) -> StudyConfig:
     check(config.evaluation.classification_protocol in CLASSIFICATION_PROTOCOLS,
           "evaluation.classification_protocol",
           f"{config.evaluation.classification_protocol!r} is not one of {CLASSIFICATION_PROTOCOLS}")
-    if config.finetuning:
+    if config.finetuning and config.transfer.enabled:
+        check(config.run.task == "mlm", "run.task", f"the transfer protocol's runs are stage-1 MLM runs (task mlm), "
+                                                    f"not {config.run.task!r}")
+    elif config.finetuning:
         check(config.run.task == "sentence_classification", "run.task",
               f"fine-tuning a pretrained encoder (run.finetune.init_preset) needs task sentence_classification, "
               f"not {config.run.task!r}")
         wrong = [v for v in config.variants if v not in FINETUNING_VARIANTS]
         check(not wrong, "variants", f"{wrong}: a pretrained encoder is fine-tuned as one model of all "
                                      f"languages; choose from {list(FINETUNING_VARIANTS)}")
+    transfer = config.transfer
+    if transfer.enabled:
+        check(config.finetuning, "run.finetune.init_preset", "the transfer protocol starts from a pretrained "
+                                                              "encoder (builtin, a keras-hub preset or a Hugging Face directory)")
+        check(not config.control.enabled, "control.enabled", "a study is the transfer protocol or the control, not both")
+        check(transfer.head_steps >= 1 and transfer.finetune_steps >= 1, "transfer.head_steps",
+              "head_steps and finetune_steps must be >= 1")
+        check(transfer.probe_folds >= 2, "transfer.probe_folds", "needs >= 2 folds")
+        check(bool(transfer.probe_cs) and all(c > 0 for c in transfer.probe_cs), "transfer.probe_cs",
+              f"{list(transfer.probe_cs)}: needs positive inverse L2 strengths")
+        check(bool(transfer.finetune_learning_rates), "transfer.finetune_learning_rates", "needs at least one")
+        check(transfer.classification_train >= 2 * transfer.probe_folds, "transfer.classification_train",
+              "too few examples for the cross-validation")
     control = config.control
     if control.enabled:
         wrong = [v for v in config.variants if v not in CONTROL_VARIANTS]

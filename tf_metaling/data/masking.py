@@ -24,6 +24,7 @@ Random replacement tokens are drawn from the non-special ids.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import tensorflow as tf
 import tensorflow_text as text
@@ -39,7 +40,7 @@ class MaskingConfig:
 
     Args:
         vocab_size: ids are in [0, vocab_size); random replacements are drawn
-            from [NUM_SPECIAL_TOKENS, vocab_size).
+            from [first_random_id, random_id_limit or vocab_size).
         max_predictions: P, the width of ``mask_positions`` etc.
         mask_rate: share of maskable tokens selected (0.15).
         mask_token_rate: share of selected tokens replaced by [MASK] (0.8).
@@ -52,12 +53,19 @@ class MaskingConfig:
     mask_rate: float = 0.15
     mask_token_rate: float = 0.8
     random_token_rate: float = 0.1
+    # The tokenizer's special ids (`masking_ids` reads them off a tokenizer); the
+    # defaults are the project's WordPiece ids.
+    mask_id: int = MASK_ID
+    pad_id: int = PAD_ID
+    unmaskable_ids: tuple = UNMASKABLE_IDS
+    first_random_id: int = NUM_SPECIAL_TOKENS
+    random_id_limit: Optional[int] = None  # random replacements below it (None: vocab_size)
 
     def __post_init__(self):
-        if self.vocab_size <= NUM_SPECIAL_TOKENS:
+        if self.vocab_size <= self.first_random_id:
             raise ValueError(
                 f"vocab_size={self.vocab_size}: expected more than the "
-                f"{NUM_SPECIAL_TOKENS} special tokens."
+                f"{self.first_random_id} ids below first_random_id."
             )
         if self.max_predictions < 1:
             raise ValueError(f"max_predictions={self.max_predictions}: expected >= 1.")
@@ -97,7 +105,7 @@ class SeededItemSelector(text.RandomItemSelector):
         super().__init__(
             max_selections_per_batch=config.max_predictions,
             selection_rate=config.mask_rate,
-            unselectable_ids=list(UNMASKABLE_IDS),
+            unselectable_ids=list(config.unmaskable_ids),
         )
         self.config = config
         self.seed = seed
@@ -127,7 +135,7 @@ class SeededMaskValuesChooser(text.MaskValuesChooser):
 
     def __init__(self, config: MaskingConfig, seed: tf.Tensor):
         super().__init__(
-            config.vocab_size, MASK_ID, config.mask_token_rate, config.random_token_rate
+            config.vocab_size, config.mask_id, config.mask_token_rate, config.random_token_rate
         )
         self.config = config
         self.seed = seed
@@ -140,16 +148,34 @@ class SeededMaskValuesChooser(text.MaskValuesChooser):
         random_ids = tf.random.stateless_uniform(
             tf.shape(flat),
             seed=token_seed,
-            minval=NUM_SPECIAL_TOKENS,
-            maxval=self.config.vocab_size,
+            minval=self.config.first_random_id,
+            maxval=self.config.random_id_limit or self.config.vocab_size,
             dtype=tf.int32,
         )
         rates = self.config
         use_mask = uniform < rates.mask_token_rate
         use_random = (~use_mask) & (uniform < rates.mask_token_rate + rates.random_token_rate)
-        values = tf.where(use_mask, tf.cast(MASK_ID, flat.dtype), flat)
+        values = tf.where(use_mask, tf.cast(self.config.mask_id, flat.dtype), flat)
         values = tf.where(use_random, tf.cast(random_ids, flat.dtype), values)
         return masked_lm_ids.with_flat_values(values)
+
+
+def masking_ids(tokenizer) -> dict:
+    """The `MaskingConfig` fields of `tokenizer`'s special ids (any `Tokenizer`: WordPiece or SentencePiece).
+
+    Random replacements are drawn above the block of special ids that starts
+    at 0 and below a ``<mask>`` that comes after the vocabulary (SentencePiece
+    puts it last).
+    """
+    specials = {int(tokenizer.pad_id), int(tokenizer.unk_id), int(tokenizer.cls_id), int(tokenizer.sep_id),
+                int(tokenizer.mask_id)}
+    first_random = 0
+    while first_random in specials:
+        first_random += 1
+    limit = int(tokenizer.mask_id) if tokenizer.mask_id == tokenizer.vocab_size - 1 else None
+    return {"mask_id": int(tokenizer.mask_id), "pad_id": int(tokenizer.pad_id),
+            "unmaskable_ids": (int(tokenizer.pad_id), int(tokenizer.cls_id), int(tokenizer.sep_id)),
+            "first_random_id": first_random, "random_id_limit": limit}
 
 
 def mask_batch(batch: dict, config: MaskingConfig, seed: tf.Tensor) -> dict:
@@ -176,6 +202,6 @@ def mask_batch(batch: dict, config: MaskingConfig, seed: tf.Tensor) -> dict:
     out["token_ids"] = tf.tensor_scatter_nd_update(token_ids, indices, values.flat_values)
     out["padding_mask"] = padding_mask
     out["mask_positions"] = tf.cast(positions, tf.int32).to_tensor(0, shape=[None, p])
-    out["mask_ids"] = original.to_tensor(PAD_ID, shape=[None, p])
+    out["mask_ids"] = original.to_tensor(config.pad_id, shape=[None, p])
     out["mask_weights"] = tf.sequence_mask(positions.row_lengths(), p, dtype=tf.float32)
     return out

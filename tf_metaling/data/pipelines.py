@@ -106,8 +106,11 @@ class MlmPipelineConfig:
         if self.sequence_length < 3:
             raise ValueError(f"sequence_length={self.sequence_length}: expected >= 3.")
 
-    def masking_config(self, vocab_size: int) -> masking.MaskingConfig:
+    def masking_config(self, vocab_size: int, tokenizer=None) -> masking.MaskingConfig:
+        """The masking of `vocab_size` ids with `tokenizer`'s special ids (default: the project's WordPiece ids)."""
+        ids = masking.masking_ids(tokenizer) if tokenizer is not None else {}
         return masking.MaskingConfig(
+            **ids,
             vocab_size=vocab_size,
             max_predictions=self.max_predictions,
             mask_rate=self.mask_rate,
@@ -214,10 +217,13 @@ def _traced_encode(tokenizer, sequence_length: int, packing: str, transform):
     if key not in cache:
 
         def encode(texts, language_id):
-            word_pieces = tokenizer.tokenize_words(texts)  # [N, (W), (P)]
-            if transform is not None:
-                word_pieces = transform(word_pieces)
-            pieces = word_pieces.merge_dims(1, 2)
+            if transform is None and not hasattr(tokenizer, "tokenize_words"):
+                pieces = tokenizer.tokenize(texts)  # a pretrained tokenizer (SentencePiece): [N, (P)]
+            else:
+                word_pieces = tokenizer.tokenize_words(texts)  # [N, (W), (P)]
+                if transform is not None:
+                    word_pieces = transform(word_pieces)
+                pieces = word_pieces.merge_dims(1, 2)
             if packing == "sentence":
                 inputs = tokenizer.pack(pieces, sequence_length)
             else:
@@ -499,7 +505,7 @@ def mlm_dataset(
         dataset = tf.data.Dataset.sample_from_datasets(
             batched, weights=weights, seed=sample_seed, stop_on_empty_dataset=False
         )
-    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size)
+    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size, tokenizer)
     dataset = _add_masking(dataset, masking_config, derive_seed(config.seed, "mask", pipeline))
     if skip_batches:
         dataset = dataset.skip(skip_batches)
@@ -557,7 +563,7 @@ def language_batches(
     """
     languages = _prepare(sources, languages, config, None)
     transforms = dict(language_transforms or {})
-    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size)
+    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size, tokenizer)
     result = {}
     for code, source in sources.items():
         examples = language_examples(
@@ -629,7 +635,7 @@ def meta_batch_dataset(
         return {key: tf.concat([b[key] for b in batches], axis=0) for key in batches[0]}
 
     dataset = tf.data.Dataset.zip(tuple(per_language)).map(concatenate)
-    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size)
+    masking_config = config.masking_config(vocab_size or tokenizer.vocab_size, tokenizer)
     dataset = _add_masking(dataset, masking_config, derive_seed(config.seed, "meta-mask"))
     if skip_batches:
         dataset = dataset.skip(skip_batches)

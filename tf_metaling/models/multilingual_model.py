@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_metaling.layers.masked_lm_head import MaskedLMHead
@@ -38,6 +39,12 @@ class MultilingualModel(keras.Model):
         masked_lm_activation, masked_lm_layer_norm_epsilon: the masked-LM
             transform's activation and layer-norm epsilon (default: the
             encoder's); a converted checkpoint's head may differ from its blocks.
+        masked_lm_vocabulary: token ids the masked LM predicts (default: every
+            id). A pretrained encoder's 250k-piece softmax costs more than the
+            encoder on CPU; restricted to the pieces a corpus uses, the head's
+            output ``i`` is token ``masked_lm_vocabulary[i]`` (still tied: the
+            output weights are those ids' embeddings), and targets must be
+            given as positions in it (`vocabulary_positions`).
 
     Call arguments:
         inputs: dict with ``token_ids``, ``padding_mask``, ``language_ids`` and,
@@ -60,6 +67,7 @@ class MultilingualModel(keras.Model):
         head_dropout=0.1,
         masked_lm_activation=None,
         masked_lm_layer_norm_epsilon=None,
+        masked_lm_vocabulary=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,11 +85,18 @@ class MultilingualModel(keras.Model):
         self.masked_lm_layer_norm_epsilon = (
             None if masked_lm_layer_norm_epsilon is None else float(masked_lm_layer_norm_epsilon)
         )
+        self.masked_lm_vocabulary = (
+            None if masked_lm_vocabulary is None else [int(i) for i in masked_lm_vocabulary])
+        if self.masked_lm_vocabulary is not None:
+            wrong = [i for i in self.masked_lm_vocabulary if not 0 <= i < encoder.vocabulary_size]
+            if wrong or not self.masked_lm_vocabulary:
+                raise ValueError(f"masked_lm_vocabulary: ids {wrong[:5]} outside the encoder's "
+                                 f"{encoder.vocabulary_size}" if wrong else "masked_lm_vocabulary: empty")
         common = {"dtype": encoder.dtype_policy}
         self.pooler = PooledEmbedding(pooling=pooling, name="pooler", **common)
         self.masked_lm_head = (
             MaskedLMHead(
-                encoder.vocabulary_size,
+                encoder.vocabulary_size if self.masked_lm_vocabulary is None else len(self.masked_lm_vocabulary),
                 tied=True,
                 activation=masked_lm_activation or encoder.activation,
                 layer_norm_epsilon=(
@@ -112,6 +127,14 @@ class MultilingualModel(keras.Model):
             if head is not None:
                 head.build(sequence_shape)
         self.built = True
+
+    def vocabulary_positions(self, token_ids):
+        """Token ids -> their positions in `masked_lm_vocabulary` (ids outside it: 0); identity without one."""
+        if self.masked_lm_vocabulary is None:
+            return token_ids
+        table = np.zeros(self.encoder.vocabulary_size, np.int32)
+        table[self.masked_lm_vocabulary] = np.arange(len(self.masked_lm_vocabulary), dtype=np.int32)
+        return tf.gather(tf.constant(table), tf.cast(token_ids, tf.int32))
 
     @property
     def language_vocabulary(self):
@@ -146,9 +169,10 @@ class MultilingualModel(keras.Model):
         if EMBEDDING in wanted:
             results[EMBEDDING] = self.pooler(sequence, padding_mask)
         if MASKED_LM_LOGITS in wanted:
-            results[MASKED_LM_LOGITS] = self.masked_lm_head(
-                sequence, inputs["mask_positions"], self.encoder.token_embeddings
-            )
+            embeddings = self.encoder.token_embeddings
+            if self.masked_lm_vocabulary is not None:
+                embeddings = tf.gather(embeddings, tf.constant(self.masked_lm_vocabulary, tf.int32))
+            results[MASKED_LM_LOGITS] = self.masked_lm_head(sequence, inputs["mask_positions"], embeddings)
         if TOKEN_LOGITS in wanted:
             results[TOKEN_LOGITS] = self.token_head(sequence, training=training)
         if SENTENCE_LOGITS in wanted:
@@ -166,6 +190,7 @@ class MultilingualModel(keras.Model):
             "head_dropout": self.head_dropout,
             "masked_lm_activation": self.masked_lm_activation,
             "masked_lm_layer_norm_epsilon": self.masked_lm_layer_norm_epsilon,
+            "masked_lm_vocabulary": self.masked_lm_vocabulary,
         }
 
     @classmethod

@@ -29,6 +29,7 @@ import random
 import shutil
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tf_metaling import checkpoints
@@ -61,6 +62,30 @@ def token_metrics(outputs, batch):
     weights = tf.cast(batch["label_weights"], tf.float32)
     correct = tf.cast(tf.equal(predicted, tf.cast(batch["labels"], tf.int32)), tf.float32) * weights
     return tf.reduce_sum(correct, axis=1), tf.reduce_sum(weights, axis=1)
+
+
+def class_weights(label_ids, num_classes: int) -> np.ndarray:
+    """``N / (classes x count)`` per class of the training labels: each class carries the same total weight."""
+    counts = np.bincount(np.asarray(label_ids, np.int64), minlength=num_classes).astype(np.float64)
+    missing = [i for i in range(num_classes) if counts[i] == 0]
+    if missing:
+        raise ValueError(f"config field finetune.class_balanced: classes {missing} have no training example.")
+    return (counts.sum() / (num_classes * counts)).astype(np.float32)
+
+
+def class_balanced_losses(example_losses, label_ids, num_classes: int):
+    """`example_losses` with each example's loss and weight scaled by its class's `class_weights`.
+
+    The batch loss ``sum(w * loss) / sum(w)`` is then the class-balanced mean.
+    """
+    weights = tf.constant(class_weights(label_ids, num_classes))
+
+    def balanced(outputs, batch):
+        loss_sums, example_weights = example_losses(outputs, batch)
+        scale = tf.gather(weights, tf.cast(batch["labels"], tf.int32))
+        return loss_sums * scale, example_weights * scale
+
+    return balanced
 
 
 def _task_data(config: ExperimentConfig, languages):
@@ -139,7 +164,7 @@ def _model_dir_start(init_dir: str, model_dir: str):
 BUILTIN_PRESET = "builtin"
 
 
-def _preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
+def preset_start(config: ExperimentConfig, preset_dir: str, model_dir: str):
     """``(tokenizer, languages, build_encoder, initialize)`` from a keras-hub preset or Hugging Face directory."""
     if preset_dir == BUILTIN_PRESET:
         preset_dir = builtin_encoder_preset(config.data.cache_dir or None)
@@ -234,7 +259,7 @@ def run_finetuning(
         )
     strategy, model_dir = prepare_run(config, model_dir, strategy)
     if init_preset:
-        tokenizer, languages, build_encoder, initialize = _preset_start(config, init_preset, model_dir)
+        tokenizer, languages, build_encoder, initialize = preset_start(config, init_preset, model_dir)
     else:
         tokenizer, languages, build_encoder, initialize = _model_dir_start(init_dir, model_dir)
     languages.check([config.finetune.train_language], where="config field finetune.train_language")
@@ -310,6 +335,15 @@ def run_finetuning(
 
         return dataset_fn
 
+    example_losses = (
+        (lambda outputs, batch: token_classification_example_losses(outputs[TOKEN_LOGITS], batch))
+        if tagging
+        else (lambda outputs, batch: sentence_classification_example_losses(outputs[SENTENCE_LOGITS], batch))
+    )
+    if config.finetune.class_balanced:
+        if tagging:
+            raise ValueError("config field finetune.class_balanced: weights sentence classes; not for tagging.")
+        example_losses = class_balanced_losses(example_losses, [labels.index(e.label) for e in train], len(labels))
     eval_batches = {
         code: list(make_dataset(examples, tokenizer, languages, labels, data.sequence_length, data.eval_batch_size))
         for code, examples in evaluation.items()
@@ -318,11 +352,7 @@ def run_finetuning(
         languages=languages,
         build_model=build,
         output_name=TOKEN_LOGITS if tagging else SENTENCE_LOGITS,
-        example_losses=(
-            (lambda outputs, batch: token_classification_example_losses(outputs[TOKEN_LOGITS], batch))
-            if tagging
-            else (lambda outputs, batch: sentence_classification_example_losses(outputs[SENTENCE_LOGITS], batch))
-        ),
+        example_losses=example_losses,
         example_metrics=token_metrics if tagging else sentence_metrics,
         train_dataset_fn=train_dataset_fn,
         eval_batches=eval_batches,

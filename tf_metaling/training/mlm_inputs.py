@@ -181,8 +181,12 @@ def _load_or_learn_tokenizer(config: DataConfig, train_sources, model_dir, seed)
 
 
 def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: int = 0, corpus=None,
-                     log=None) -> MlmInputs:
-    """Reads the configured corpus (or `corpus`, already loaded) and prepares the tokenizer and streams."""
+                     log=None, tokenizer=None) -> MlmInputs:
+    """Reads the configured corpus (or `corpus`, already loaded) and prepares the tokenizer and streams.
+
+    `tokenizer`: a pretrained encoder's own tokenizer (any `Tokenizer`), used
+    as it is; by default the corpus's fixed tokenizer or a learned WordPiece.
+    """
     languages = LanguageVocabulary(list(config.languages))
     corpus = corpus if corpus is not None else load_corpus(config, seed, log=log)
     missing = [code for code in config.languages if code not in corpus.languages]
@@ -191,6 +195,9 @@ def build_mlm_inputs(config: DataConfig, model_dir: Optional[str] = None, seed: 
     train_sources = {code: source for code, source in corpus.text_sources("train").items() if code in languages}
     valid_sources = {code: source for code, source in corpus.text_sources("valid").items() if code in languages}
     groups = {group: [c for c in codes if c in languages] for group, codes in corpus.groups.items()}
+    if tokenizer is not None:
+        return MlmInputs(config, languages, tokenizer, tokenizer.vocab_size, train_sources, valid_sources, groups,
+                         None, seed)
     tokenizer = corpus.fixed_tokenizer()
     if tokenizer is not None:
         if model_dir:
