@@ -56,8 +56,12 @@ def training_checkpoint(model, **others) -> tf.train.Checkpoint:
     Keras 3 keeps dropout seed counters in `SeedGenerator`s, which TensorFlow
     checkpoints do not follow; without them a resumed run would draw other
     dropout masks than an uninterrupted one. They are saved by position.
+    Frozen weights (fine-tuning) are non-trainable variables too, but the
+    model already saves them: they are left out of the state, which would
+    otherwise double the checkpoint of a frozen pretrained encoder.
     """
-    state = [variable.value for variable in model.non_trainable_variables]
+    weights = {id(variable) for variable in model.weights}
+    state = [variable.value for variable in model.non_trainable_variables if id(variable) not in weights]
     return tf.train.Checkpoint(model=model, model_state=state, **others)
 
 

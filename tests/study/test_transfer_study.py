@@ -72,3 +72,120 @@ def test_the_protocol_writes_stage_one_and_the_zero_shot_table(finished):
     table = open(report["table"], encoding="utf-8").read()
     assert "Verdict (f)" in table and "frozen-encoder probe" in table
     print(table)
+
+
+def _poisoned(task, pivot="en"):
+    """`task` with every label of every language but the pivot flipped, test sets excepted."""
+    import dataclasses
+
+    flip = {task.label_names[0]: task.label_names[1], task.label_names[1]: task.label_names[0]}
+
+    def poison(examples):
+        return [dataclasses.replace(e, label=flip[e.label]) for e in examples]
+
+    return dataclasses.replace(
+        task, valid={c: (ex if c == pivot else poison(ex)) for c, ex in task.valid.items()},
+        train_by_language={c: (ex if c == pivot else poison(ex)) for c, ex in task.train_by_language.items()})
+
+
+def _models(study, seed=0):
+    names = {"reference": study.reference_seed, "joint_all_ls": seed, "joint_all_meta_ls": seed}
+    models = {name: checkpoints.restore_model(study.run_dir(name, s)) for name, s in names.items()}
+    tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(study.run_dir("reference", study.reference_seed)))
+    return models, tokenizer
+
+
+def test_the_zero_shot_path_never_reads_a_target_language_label(finished):
+    study, collected, _, _ = finished
+    models, tokenizer = _models(study)
+    task = study.tasks["revelation_period"]
+    clean = study.zero_shot_rows(models, tokenizer, task, 0)
+    poisoned = study.zero_shot_rows(models, tokenizer, _poisoned(task), 0)
+    assert clean == poisoned
+    # The study's own rows are these.
+    assert collected["seeds"][0]["classification"]["revelation_period"]["joint_all_ls"] == clean["joint_all_ls"]
+
+
+def test_joint_all_never_reads_a_target_language_label(setting, tmp_path):
+    study, _ = _study(setting, str(tmp_path / "a"), variants=["joint_all"])
+    task = study.tasks["revelation_period"]
+    clean = study.joint_all_row(task, 0)
+    again, _ = _study(setting, str(tmp_path / "b"), variants=["joint_all"])
+    poisoned = again.joint_all_row(_poisoned(task), 0)
+    assert {c: r["predictions"] for c, r in clean.items()} == {c: r["predictions"] for c, r in poisoned.items()}
+    assert set(clean) == {"en", "ar"} and clean["ar"]["learning_rate"] == 1e-3
+
+
+def test_the_swap_routes_each_language_through_its_own_layers(finished):
+    study, _, _, _ = finished
+    models, tokenizer = _models(study)
+    model = models["joint_all_ls"]
+    rng = np.random.RandomState(0)
+    for variable in [v for v in model.weights if "adapter" in v.path]:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(variable.dtype))
+    task = study.tasks["revelation_period"]
+    examples = task.test["ar"][:12]
+    texts = [e.text for e in examples]
+    swapped = sentence_embeddings(model, tokenizer, texts, "ar", 16)
+    english = sentence_embeddings(model, tokenizer, texts, "en", 16)
+    # The model called directly, at the full length, with ar's id and with en's.
+    import tensorflow as tf
+
+    inputs = tokenizer.encode(tf.constant(texts), 16)
+    for code, embeddings in (("ar", swapped), ("en", english)):
+        direct = model({**inputs, "language_ids": tf.fill([len(texts)], model.language_vocabulary.index(code))},
+                       training=False, outputs=("embedding",))["embedding"].numpy()
+        np.testing.assert_allclose(embeddings, direct, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(swapped, english, atol=1e-3)
+    # The protocol's rows: the swap row predicts from ar's features, the no-swap row from en's.
+    rows = study.zero_shot_rows({"reference": models["reference"], "joint_all_ls": model}, tokenizer, task, 0)
+    from tf_metaling.study.evaluation.linear_head import LinearHead
+
+    english_examples = study._english_examples(task, 0)
+    targets = [task.label_names.index(e.label) for e in english_examples]
+    head = LinearHead([0.1, 1.0], 2, 0).fit(
+        sentence_embeddings(model, tokenizer, [e.text for e in english_examples], "en", 16), targets)
+    test = task.test["ar"]
+    for row, code in (("joint_all_ls", "ar"), ("joint_all_ls:no_swap", "en")):
+        expected = head.predict(sentence_embeddings(model, tokenizer, [e.text for e in test], code, 16))
+        assert rows[row]["ar"]["predictions"] == expected.tolist()
+    assert rows["joint_all_ls"]["ar"]["predictions"] != rows["joint_all_ls:no_swap"]["ar"]["predictions"]
+
+
+def test_the_frozen_probe_equals_scikit_learns_logistic_regression_on_the_same_features(finished):
+    import tensorflow as tf
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    study, collected, _, _ = finished
+    models, tokenizer = _models(study)
+    model = models["reference"]
+    task = study.tasks["revelation_period"]
+    english = study._english_examples(task, 0)
+
+    def mean_pooled(examples, code):  # the frozen encoder's mean over real tokens, computed here
+        inputs = tokenizer.encode(tf.constant([e.text for e in examples]), 16)
+        sequence = model.encoder({**inputs, "language_ids": tf.fill([len(examples)], 0)}, training=False).numpy()
+        mask = inputs["padding_mask"].numpy()[..., None].astype(np.float64)
+        return (sequence * mask).sum(1) / mask.sum(1)
+
+    targets = np.array([task.label_names.index(e.label) for e in english])
+    features = mean_pooled(english, "en")
+    chosen = collected["seeds"][0]["classification"]["revelation_period"]["probe"]["ar"]["chosen_c"]
+    scaler = StandardScaler().fit(features)
+    reference = LogisticRegression(C=chosen, class_weight="balanced", max_iter=5000).fit(
+        scaler.transform(features), targets)
+    test = task.test["ar"]
+    expected = reference.predict(scaler.transform(mean_pooled(test, "ar")))
+    probe = collected["seeds"][0]["classification"]["revelation_period"]["probe"]["ar"]
+    agreement = np.mean(np.asarray(probe["predictions"]) == expected)
+    assert agreement >= 0.99, agreement
+    assert probe["accuracy"] == pytest.approx(np.mean(expected == [task.label_names.index(e.label) for e in test]),
+                                              abs=0.01)
+
+
+def test_a_rerun_skips_every_finished_stage(finished, setting):
+    study, collected, _, _ = finished
+    again, log = _study(setting, study.output_dir)
+    assert again.run()["seeds"] == collected["seeds"]
+    assert "evaluated earlier, skipped" in log.getvalue()

@@ -132,9 +132,11 @@ class MultilingualModel(keras.Model):
         """Token ids -> their positions in `masked_lm_vocabulary` (ids outside it: 0); identity without one."""
         if self.masked_lm_vocabulary is None:
             return token_ids
-        table = np.zeros(self.encoder.vocabulary_size, np.int32)
-        table[self.masked_lm_vocabulary] = np.arange(len(self.masked_lm_vocabulary), dtype=np.int32)
-        return tf.gather(tf.constant(table), tf.cast(token_ids, tf.int32))
+        if getattr(self, "_positions", None) is None:
+            table = np.zeros(self.encoder.vocabulary_size, np.int32)
+            table[self.masked_lm_vocabulary] = np.arange(len(self.masked_lm_vocabulary), dtype=np.int32)
+            self._positions = table
+        return tf.gather(tf.constant(self._positions), tf.cast(token_ids, tf.int32))
 
     @property
     def language_vocabulary(self):

@@ -3,9 +3,10 @@
 The protocol of the paper's claim (f) and of MAD-X, with its baselines in one
 table (``transfer.enabled`` in a `StudyConfig`; `TransferConfig` has the sizes):
 
-1. **Stage 1, per seed** (`tf_metaling.training.language_pretraining`): the
+1. **Stage 1** (`tf_metaling.training.language_pretraining`): the
    pretrained encoder stays frozen. ``reference``: a masked-LM head trained on
-   it alone, LS layers at the identity. ``joint_all_ls`` / ``joint_all_meta_ls``:
+   it alone, LS layers at the identity (once, with the first seed: it is the
+   common start). ``joint_all_ls`` / ``joint_all_meta_ls``, per seed:
    from the reference's head, every language's LS layers (and the head) trained
    by MLM on that language's text, as +LS and as +Meta LS, with the same data,
    steps and trained weights. Each run's held-out MLM loss per language, its
@@ -87,6 +88,11 @@ class TransferStudy:
         print(*parts, file=self.log, flush=True)
 
     # ------------------------------------------------------------------ runs
+    @property
+    def reference_seed(self) -> int:
+        """The reference is trained once (the first seed's); every seed's LS runs start from its head."""
+        return self.config.seeds[0]
+
     def run_dir(self, name: str, seed: int) -> str:
         return os.path.join(self.output_dir, "runs", name, f"seed{seed}")
 
@@ -103,7 +109,7 @@ class TransferStudy:
             run.trainer.checkpoint_interval = self.config.transfer.head_steps
         else:
             run.finetune.train_weights = "language_specific_and_heads"
-            run.finetune.init_model_dir = self.run_dir(REFERENCE, seed)
+            run.finetune.init_model_dir = self.run_dir(REFERENCE, self.reference_seed)
         run.trainer.warmup_steps = min(run.trainer.warmup_steps, run.trainer.train_steps // 10)
         return run
 
@@ -145,12 +151,13 @@ class TransferStudy:
                 self._print(f"seed {seed}: evaluated earlier, skipped")
                 return json.load(file)
         self._print(f"seed {seed}:")
-        stage1 = {REFERENCE: self._train_stage1(REFERENCE, seed)}
+        stage1 = {REFERENCE: self._train_stage1(REFERENCE, self.reference_seed)}
         for variant in self.variants:
             if variant in LS_VARIANTS:
                 stage1[variant] = self._train_stage1(variant, seed)
-        models = {name: checkpoints.restore_model(self.run_dir(name, seed)) for name in stage1}
-        tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(self.run_dir(REFERENCE, seed)))
+        models = {name: checkpoints.restore_model(self.run_dir(name, self.reference_seed if name == REFERENCE else seed))
+                  for name in stage1}
+        tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(self.run_dir(REFERENCE, self.reference_seed)))
         length = self.config.transfer.task_sequence_length
         classification = {}
         for task_name, task in self.tasks.items():

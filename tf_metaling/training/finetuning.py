@@ -83,7 +83,7 @@ def class_balanced_losses(example_losses, label_ids, num_classes: int):
     def balanced(outputs, batch):
         loss_sums, example_weights = example_losses(outputs, batch)
         scale = tf.gather(weights, tf.cast(batch["labels"], tf.int32))
-        return loss_sums * scale, example_weights * scale
+        return loss_sums * tf.cast(scale, loss_sums.dtype), example_weights * tf.cast(scale, example_weights.dtype)
 
     return balanced
 

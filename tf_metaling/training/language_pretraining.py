@@ -59,20 +59,60 @@ LANGUAGE_LAYERS_FILE = "language_layers.npz"
 VOCABULARY_FILE = "masked_lm_vocabulary.json"
 
 
+def piece_counts(tokenizer, sources: list, batch_size: int = 512) -> dict:
+    """``{token id: count}`` over every sentence of `sources` (``[{language: sentences or files}]``), specials at 0."""
+    counts = {int(i): 0 for i in (tokenizer.pad_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id)}
+    for source in sources:
+        for code, text in source.items():
+            sentences = list(_sentences(text, code))
+            for start in range(0, len(sentences), batch_size):
+                pieces = tokenizer.tokenize(tf.constant(sentences[start:start + batch_size]))
+                ids, frequencies = np.unique(pieces.flat_values.numpy(), return_counts=True)
+                for token, frequency in zip(ids.tolist(), frequencies.tolist()):
+                    counts[token] = counts.get(token, 0) + frequency
+    return counts
+
+
 def corpus_vocabulary(tokenizer, sources: list, batch_size: int = 512) -> list:
     """The sorted token ids of every sentence of `sources` (``[{language: sentences or files}]``), specials included.
 
     Every masked-LM target of these texts is in it, so the head's restricted
     softmax loses nothing.
     """
-    ids = {int(tokenizer.pad_id), int(tokenizer.cls_id), int(tokenizer.sep_id), int(tokenizer.unk_id)}
-    for source in sources:
-        for code, text in source.items():
-            sentences = list(_sentences(text, code))
-            for start in range(0, len(sentences), batch_size):
-                pieces = tokenizer.tokenize(tf.constant(sentences[start:start + batch_size]))
-                ids.update(np.unique(pieces.flat_values.numpy()).tolist())
-    return sorted(ids)
+    return sorted(piece_counts(tokenizer, sources, batch_size))
+
+
+def unigram_bias(counts: dict, vocabulary: list) -> np.ndarray:
+    """The output bias that makes a fresh head predict the pieces' frequencies: log of their (add-one) shares.
+
+    A zero bias starts the softmax uniform over the vocabulary, several nats
+    above the unigram entropy, and Adam moves a bias about one learning rate
+    per step: thousands of steps before the head says anything about context.
+    """
+    frequencies = np.array([counts.get(token, 0) + 1.0 for token in vocabulary])
+    return np.log(frequencies / frequencies.sum()).astype(np.float32)
+
+
+def stage1_model(encoder, vocabulary: list, train_weights: str) -> MultilingualModel:
+    """The stage-1 model: `encoder` + a fresh tied masked-LM head over `vocabulary`; `train_weights` trainable."""
+    model = MultilingualModel(encoder, masked_lm=True, masked_lm_vocabulary=vocabulary, masked_lm_activation="gelu")
+    select_trainable(model, train_weights)
+    return model
+
+
+def stage1_losses(model):
+    """``(example_losses, example_metrics)`` of a `stage1_model`: targets as positions in its vocabulary."""
+
+    def as_positions(batch):
+        return {**batch, "mask_ids": model.vocabulary_positions(batch["mask_ids"])}
+
+    def losses(outputs, batch):
+        return masked_lm_example_losses(outputs[MASKED_LM_LOGITS], as_positions(batch))
+
+    def metrics(outputs, batch):
+        return masked_lm_example_metrics(outputs, as_positions(batch))
+
+    return losses, metrics
 
 
 def _start_from_run(initialize, init_dir: str, vocabulary: list):
@@ -114,33 +154,37 @@ def run_language_pretraining(config: ExperimentConfig, model_dir: str, mode: str
     inputs = build_mlm_inputs(config.data, model_dir, config.runtime.seed, corpus=corpus, log=log,
                               tokenizer=tokenizer)
     vocabulary_path = os.path.join(model_dir, VOCABULARY_FILE)
+    counts = piece_counts(tokenizer, [inputs.train_sources])  # the head's prior: training text only
+    vocabulary = sorted(set(counts) | set(piece_counts(tokenizer, [inputs.valid_sources])))
     if os.path.exists(vocabulary_path):  # a resumed run predicts what it predicted before
         with open(vocabulary_path, encoding="utf-8") as file:
-            vocabulary = json.load(file)
+            if json.load(file) != vocabulary:
+                raise ValueError(f"{vocabulary_path}: this run's corpus has other pieces than the run it resumes; "
+                                 "use a new model_dir.")
     else:
-        vocabulary = corpus_vocabulary(tokenizer, [inputs.train_sources, inputs.valid_sources])
         atomic_write_text(vocabulary_path, json.dumps(vocabulary))
+    start = initialize
+
+    def initialize(model):  # a fresh head predicts the pieces' frequencies
+        start(model)
+        model.masked_lm_head.output_bias.assign(unigram_bias(counts, vocabulary))
+
     if config.finetune.init_model_dir:
         initialize = _start_from_run(initialize, config.finetune.init_model_dir, vocabulary)
     built = {}
 
     def build():
-        model = MultilingualModel(build_encoder(), masked_lm=True, masked_lm_vocabulary=vocabulary,
-                                  masked_lm_activation="gelu")
-        select_trainable(model, config.finetune.train_weights)
-        built["model"] = model
-        return model
-
-    def as_positions(batch):
-        return {**batch, "mask_ids": built["model"].vocabulary_positions(batch["mask_ids"])}
+        built["model"] = stage1_model(build_encoder(), vocabulary, config.finetune.train_weights)
+        built["losses"], built["metrics"] = stage1_losses(built["model"])
+        return built["model"]
 
     eval_batches = inputs.eval_batches()
     spec = TaskSpec(
         languages=languages,
         build_model=build,
         output_name=MASKED_LM_LOGITS,
-        example_losses=lambda outputs, batch: masked_lm_example_losses(outputs[MASKED_LM_LOGITS], as_positions(batch)),
-        example_metrics=lambda outputs, batch: masked_lm_example_metrics(outputs, as_positions(batch)),
+        example_losses=lambda outputs, batch: built["losses"](outputs, batch),
+        example_metrics=lambda outputs, batch: built["metrics"](outputs, batch),
         train_dataset_fn=lambda skip, paired: inputs.train_dataset_fn(paired=paired, skip_batches=skip),
         eval_batches=eval_batches,
         meta_dataset_fn=lambda skip: inputs.meta_dataset_fn(skip_batches=skip),
