@@ -23,10 +23,11 @@ test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # The main job: a short comparison study on the built-in corpus (Mono, JointAll,
-# +LS, +Meta LS), its table and interference report, then the +Meta LS model
-# exported and queried through the server; then the built-in pretrained encoder
-# (4-bit multilingual-e5-small) fine-tuned on English as +LS and +Meta LS and
-# tested zero-shot. Reruns skip finished runs.
+# +LS, +Meta LS on en and ur), its table and interference report, then the +Meta LS
+# model exported and queried through the server; then the transfer protocol on the
+# built-in pretrained encoder (4-bit multilingual-e5-small): LS layers learned per
+# language by MLM, an English head, zero-shot with each language's own LS layers,
+# beside the frozen-encoder probe; its table and verdict (f). Reruns skip finished runs.
 demo: $(STAMP)
 	$(PY) -m trainers.experiments --experiment=study_demo --output_dir=$(DEMO_DIR)
 	$(PY) -m serving.demo $(DEMO_DIR)/runs/joint_all_meta_ls/seed0 --export_base=$(DEMO_DIR)/exports \

@@ -1,7 +1,6 @@
 """The transfer protocol on a tiny converted preset: stage 1 per language, English head, zero-shot swap."""
 
 import io
-import json
 import os
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints
 from tf_metaling.data.corpora import build_builtin_corpus
-from tf_metaling.study.evaluation.embeddings import sentence_embeddings
+from tf_metaling.study.evaluation.embeddings import centered, sentence_embeddings
 from tf_metaling.study.transfer_study import TransferStudy
 
 from ..data.corpus_fixtures import write_fake_packages
@@ -144,10 +143,10 @@ def test_the_swap_routes_each_language_through_its_own_layers(finished):
     english_examples = study._english_examples(task, 0)
     targets = [task.label_names.index(e.label) for e in english_examples]
     head = LinearHead([0.1, 1.0], 2, 0).fit(
-        sentence_embeddings(model, tokenizer, [e.text for e in english_examples], "en", 16), targets)
+        centered(sentence_embeddings(model, tokenizer, [e.text for e in english_examples], "en", 16)), targets)
     test = task.test["ar"]
     for row, code in (("joint_all_ls", "ar"), ("joint_all_ls:no_swap", "en")):
-        expected = head.predict(sentence_embeddings(model, tokenizer, [e.text for e in test], code, 16))
+        expected = head.predict(centered(sentence_embeddings(model, tokenizer, [e.text for e in test], code, 16)))
         assert rows[row]["ar"]["predictions"] == expected.tolist()
     assert rows["joint_all_ls"]["ar"]["predictions"] != rows["joint_all_ls:no_swap"]["ar"]["predictions"]
 
@@ -167,7 +166,8 @@ def test_the_frozen_probe_equals_scikit_learns_logistic_regression_on_the_same_f
         inputs = tokenizer.encode(tf.constant([e.text for e in examples]), 16)
         sequence = model.encoder({**inputs, "language_ids": tf.fill([len(examples)], 0)}, training=False).numpy()
         mask = inputs["padding_mask"].numpy()[..., None].astype(np.float64)
-        return (sequence * mask).sum(1) / mask.sum(1)
+        pooled = (sequence * mask).sum(1) / mask.sum(1)
+        return pooled - pooled.mean(0)  # centred per language, as the study's rows are
 
     targets = np.array([task.label_names.index(e.label) for e in english])
     features = mean_pooled(english, "en")
@@ -189,3 +189,30 @@ def test_a_rerun_skips_every_finished_stage(finished, setting):
     again, log = _study(setting, study.output_dir)
     assert again.run()["seeds"] == collected["seeds"]
     assert "evaluated earlier, skipped" in log.getvalue()
+
+
+def test_tagging_rows_put_the_pretrained_encoder_beside_scratch(setting, tmp_path, monkeypatch):
+    from tf_metaling.data.tasks import TaggingTask
+    from tf_metaling.data.token_tagging import TaggedSentence
+
+    def sentence(i):
+        words = fixtures.MULTILINGUAL_TEXTS[i % 5].split()
+        return TaggedSentence(tuple(words), tuple("LONG" if len(w) > 4 else "SHORT" for w in words), "en")
+
+    task = TaggingTask("pos", "accuracy", ("LONG", "SHORT"), {"en": [sentence(i) for i in range(20)]},
+                       {"en": [sentence(i) for i in range(5)]})
+    study, _ = _study(setting, str(tmp_path), tagging_steps=4)
+    study.config.evaluation.tagging_batch_size = 4
+    monkeypatch.setattr(study.corpus, "tagging_tasks", lambda: {"pos": task})
+    rows = study.tagging_rows(0)
+    assert set(rows["pos"]) == {"pretrained", "scratch"}
+    for row in rows["pos"].values():
+        assert 0.0 <= row["en"]["value"] <= 1.0 and row["en"]["baseline"] == pytest.approx(task.baseline("en"))
+    # The pretrained tagger kept the encoder's weights; scratch's differ.
+    pretrained_tagger = checkpoints.restore_model(os.path.join(study.run_dir("tagging-pretrained", 0), "pos-en"))
+    scratch_tagger = checkpoints.restore_model(os.path.join(study.run_dir("tagging-scratch", 0), "pos-en"))
+    from tf_metaling.models import pretrained
+
+    original = pretrained.load_pretrained_encoder(setting[1], ["en", "ar"], language_specific="none")
+    np.testing.assert_allclose(pretrained_tagger.encoder.token_embeddings.numpy(), original.token_embeddings.numpy())
+    assert not np.allclose(scratch_tagger.encoder.token_embeddings.numpy(), original.token_embeddings.numpy())

@@ -112,12 +112,21 @@ class TransferConfig(hyperparams.Config):
     head_steps: int = 300
     task_sequence_length: int = 128  # the task's texts (stage 2 and every evaluation)
     classification_train: int = 2000
+    test_per_class: int = 0  # test examples per class and language (balanced); 0: as many as balance allows
+    # Every row's features centred per language (each language's mean over the sentences evaluated
+    # subtracted; unlabelled text only, as everywhere in the toolkit: study/evaluation/embeddings.py).
+    center_languages: bool = True
     probe_cs: List[float] = dataclasses.field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     probe_folds: int = 5
     finetune_steps: int = 300
     finetune_learning_rates: List[float] = dataclasses.field(default_factory=lambda: [3e-5])
     finetune_batch_size: int = 16
     finetune_eval_interval: int = 50
+    # Tagging tasks of the corpus (Turkish POS), in-language: the pretrained encoder (frozen, a token
+    # head trained) beside the same architecture trained from scratch, each for this many steps at
+    # evaluation.tagging_learning_rate; 0 leaves them out.
+    tagging_steps: int = 0
+    tagging_scratch_learning_rate: float = 1e-4
 
 
 @dataclasses.dataclass
@@ -184,6 +193,7 @@ def validate_study(config: StudyConfig) -> StudyConfig:
         check(config.finetuning, "run.finetune.init_preset", "the transfer protocol starts from a pretrained "
                                                               "encoder (builtin, a keras-hub preset or a Hugging Face directory)")
         check(not config.control.enabled, "control.enabled", "a study is the transfer protocol or the control, not both")
+        check(transfer.tagging_steps >= 0, "transfer.tagging_steps", "must be >= 0 (0: no tagging)")
         check(transfer.head_steps >= 1 and transfer.finetune_steps >= 1, "transfer.head_steps",
               "head_steps and finetune_steps must be >= 1")
         check(transfer.probe_folds >= 2, "transfer.probe_folds", "needs >= 2 folds")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+from typing import Optional
 
 import numpy as np
 
@@ -130,12 +131,12 @@ class ClassificationTask:
         return sum(e.label == majority for e in test) / len(test)
 
 
-def balanced_test(task: ClassificationTask) -> ClassificationTask:
+def balanced_test(task: ClassificationTask, per_class: Optional[int] = None) -> ClassificationTask:
     """The task with every test language cut to equal classes (majority baseline = 1 / classes).
 
     A deterministic, hash-ordered subsample of each larger class is kept, so
     accuracy is balanced accuracy and a probe that predicts one class scores
-    exactly the majority baseline.
+    exactly the majority baseline. `per_class` caps every class's examples.
     """
 
     def balanced(examples):
@@ -145,6 +146,8 @@ def balanced_test(task: ClassificationTask) -> ClassificationTask:
         if len(by_label) < 2:
             return list(examples)
         size = min(len(v) for v in by_label.values())
+        if per_class:
+            size = min(size, int(per_class))
         keep = set()
         for rows in by_label.values():
             rows = sorted(rows, key=lambda e: hashlib.sha256(f"balance:{e.source}:{e.text}".encode()).hexdigest())

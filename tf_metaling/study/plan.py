@@ -197,5 +197,11 @@ def count_runs(config: StudyConfig) -> Optional[int]:
     """How many runs `config` trains (None when its languages come from a corpus directory)."""
     if config.control.enabled:
         return sum(len(planned_runs(study, study.run.data.languages, mono)) for _, study, mono in control_plan(config))
+    if config.transfer.enabled:  # the reference, then per seed each LS run, JointAll per rate (one task), taggers
+        seeds, transfer = len(config.seeds), config.transfer
+        stage1 = 1 + seeds * sum(v in ("joint_all_ls", "joint_all_meta_ls") for v in config.variants)
+        joint_all = seeds * len(transfer.finetune_learning_rates) if "joint_all" in config.variants else 0
+        tagging = 2 * seeds if transfer.tagging_steps and "tr" in config.run.data.languages else 0
+        return stage1 + joint_all + tagging
     languages = list(config.run.data.languages)
     return len(planned_runs(config, languages)) if languages else None

@@ -181,6 +181,34 @@ def retrieval_section(study, seeds: list) -> tuple[list, dict]:
     return lines + [""], data
 
 
+def tagging_section(study, seeds: list) -> tuple[list, dict]:
+    tasks = sorted({name for s in seeds for name in s.get("tagging", {})})
+    lines, data = [], {}
+    for name in tasks:
+        codes = sorted({c for s in seeds for c in s["tagging"][name].get("pretrained", {})})
+        steps = study.config.transfer.tagging_steps
+        lines += [f"## Tagging {name}, in-language: the pretrained encoder beside scratch", "",
+                  f"Word accuracy on the test split, mean ±95% CI half-width over {len(seeds)} seed(s); "
+                  f"{steps} steps each: the pretrained encoder frozen with a token head trained, and the same "
+                  "architecture trained from random weights.", "",
+                  "| tagger | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]
+        data[name] = {}
+        for row in ("pretrained", "scratch"):
+            estimates = {c: _estimate([s["tagging"][name][row][c]["value"] for s in seeds]) for c in codes}
+            data[name][row] = {c: e.as_dict() for c, e in estimates.items()}
+            lines.append(f"| {row} | " + " | ".join(_cell(estimates[c]) for c in codes) + " |")
+        for code in codes:
+            differences = [s["tagging"][name]["pretrained"][code]["value"] - s["tagging"][name]["scratch"][code]["value"]
+                           for s in seeds]
+            estimate = t_estimate(differences)
+            data[name][f"difference:{code}"] = estimate.as_dict()
+            interval = (f" [{estimate.low:+.3f}, {estimate.high:+.3f}]" if estimate.has_interval else " (one seed)")
+            status = status_of(estimate.low, estimate.high) if estimate.has_interval else "no CI"
+            lines.append(f"\nPretrained minus scratch, {code}: {estimate.value:+.3f}{interval}: {status}.")
+        lines.append("")
+    return lines, data
+
+
 def write_transfer_report(study, collected: dict) -> dict:
     seeds = collected["seeds"]
     config = study.config
@@ -200,9 +228,11 @@ def write_transfer_report(study, collected: dict) -> dict:
         lines += task_lines
     retrieval_lines, retrieval = retrieval_section(study, seeds)
     lines += retrieval_lines
+    tagging_lines, tagging = tagging_section(study, seeds)
+    lines += tagging_lines
     text = "\n".join(lines).rstrip() + "\n"
     table_path = atomic_write_text(os.path.join(study.output_dir, TRANSFER_FILE), text)
-    summary = {"stage1": stage1, "tasks": tasks, "retrieval": retrieval, "seconds": collected.get("seconds"),
+    summary = {"stage1": stage1, "tasks": tasks, "retrieval": retrieval, "tagging": tagging, "seconds": collected.get("seconds"),
                "seeds": [s["seed"] for s in seeds]}
     json_path = atomic_write_text(os.path.join(study.output_dir, TRANSFER_JSON), json.dumps(summary, indent=1))
     study._print("\n" + text)

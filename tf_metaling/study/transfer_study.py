@@ -46,7 +46,7 @@ from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import StudyConfig, validate_study
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.tasks import balanced_test
-from tf_metaling.study.evaluation.embeddings import sentence_embeddings
+from tf_metaling.study.evaluation.embeddings import centered, sentence_embeddings
 from tf_metaling.study.evaluation.evaluate_run import run_convergence
 from tf_metaling.study.evaluation.retrieval import retrieval_records
 from tf_metaling.study.runner import format_seconds
@@ -78,7 +78,9 @@ class TransferStudy:
         if self.pivot not in self.languages:
             raise ValueError(f"study field pivot: {self.pivot!r} (the task's training language) is not among the "
                              f"languages {self.languages}.")
-        self.tasks = {name: balanced_test(task) for name, task in self.corpus.classification_tasks(self.pivot).items()}
+        self.tasks = {name: balanced_test(task, config.transfer.test_per_class or None)
+                      for name, task in self.corpus.classification_tasks(self.pivot).items()}
+        self._reference = {}  # the reference model and its features: the same for every seed
         if not self.tasks:
             raise ValueError(f"The {self.corpus.describe()} has no classification task with {self.pivot!r} "
                              "training examples: the transfer protocol needs one.")
@@ -155,8 +157,10 @@ class TransferStudy:
         for variant in self.variants:
             if variant in LS_VARIANTS:
                 stage1[variant] = self._train_stage1(variant, seed)
-        models = {name: checkpoints.restore_model(self.run_dir(name, self.reference_seed if name == REFERENCE else seed))
-                  for name in stage1}
+        if "model" not in self._reference:
+            self._reference["model"] = checkpoints.restore_model(self.run_dir(REFERENCE, self.reference_seed))
+        models = {name: self._reference["model"] if name == REFERENCE else checkpoints.restore_model(
+            self.run_dir(name, seed)) for name in stage1}
         tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(self.run_dir(REFERENCE, self.reference_seed)))
         length = self.config.transfer.task_sequence_length
         classification = {}
@@ -172,7 +176,9 @@ class TransferStudy:
                 records = retrieval_records(model, tokenizer, self.corpus, length, self.pivot,
                                             self.config.evaluation.retrieval_pairs)
                 retrieval[name] = {code: r["value"] for code, r in records.items()}
-        results = {"seed": seed, "stage1": stage1, "classification": classification, "retrieval": retrieval}
+        tagging = self.tagging_rows(seed) if self.config.transfer.tagging_steps else {}
+        results = {"seed": seed, "stage1": stage1, "classification": classification, "retrieval": retrieval,
+                   "tagging": tagging}
         atomic_write_text(path, json.dumps(results, indent=1))
         return results
 
@@ -194,7 +200,15 @@ class TransferStudy:
                             for code, ex in tests.items()}
 
         def features(model, examples, language):
-            return sentence_embeddings(model, tokenizer, [e.text for e in examples], language, length)
+            texts = tuple(e.text for e in examples)
+            key = (texts, language)
+            if model is self._reference.get("model") and key in self._reference:
+                return self._reference[key]
+            values = centered(sentence_embeddings(model, tokenizer, list(texts), language, length),
+                              config.center_languages)
+            if model is self._reference.get("model"):
+                self._reference[key] = values
+            return values
 
         heads = {"probe": REFERENCE, **{v: v for v in models if v in LS_VARIANTS}}
         for row, run in heads.items():
@@ -252,6 +266,58 @@ class TransferStudy:
                                                                  config.task_sequence_length),
                                           examples, labels, learning_rate=rate, step=step)
                 for code, examples in task.test.items() if code in self.languages}
+
+    def tagging_rows(self, seed: int) -> dict:
+        """``{task: {"pretrained" | "scratch": {language: accuracy}}}``: in-language taggers, same data and steps.
+
+        "pretrained": the encoder frozen, a token head trained on it; "scratch":
+        the same architecture and tokenizer from random weights, every weight
+        trained (at ``transfer.tagging_scratch_learning_rate``).
+        """
+        from tf_metaling.study.evaluation.tagging import tagging_records
+
+        config, evaluation = self.config.transfer, self.config.evaluation
+        rows = {}
+        for name, task in self.corpus.tagging_tasks().items():
+            for code in [c for c in task.train if c in self.languages]:
+                for row, scratch in (("pretrained", False), ("scratch", True)):
+                    run_dir = os.path.join(self.run_dir(f"tagging-{row}", seed), f"{name}-{code}")
+                    run = copy.deepcopy(self.config.run)
+                    run.task = "token_classification"
+                    run.runtime.seed = seed
+                    run.meta.enabled = False
+                    run.model.language_specific = "none"
+                    run.model.language_specific_layers = []
+                    run.data.sequence_length = config.task_sequence_length
+                    run.data.batch_size = evaluation.tagging_batch_size
+                    run.finetune.init_model_dir = ""
+                    run.finetune.from_scratch = scratch
+                    run.finetune.train_weights = "all" if scratch else "heads"
+                    run.finetune.train_language = code
+                    run.trainer.train_steps = config.tagging_steps
+                    run.trainer.learning_rate = (config.tagging_scratch_learning_rate if scratch
+                                                 else evaluation.tagging_learning_rate)
+                    run.trainer.warmup_steps = config.tagging_steps // 10
+                    run.trainer.steps_per_loop = config.tagging_steps
+                    run.trainer.summary_interval = config.tagging_steps
+                    run.trainer.checkpoint_interval = config.tagging_steps
+                    run.trainer.eval_interval = config.tagging_steps
+                    run.trainer.restore_best = False
+                    run.trainer.plateau_patience = 0
+                    run.trainer.probe_interval = 0
+                    if checkpoints.latest_checkpoint(run_dir) is None:
+                        started = time.perf_counter()
+                        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                            run_finetuning(run, run_dir, "train", log=quiet,
+                                           task_data=(task.label_names, task.train[code], {}))
+                        self._print(f"  {name} {code} {row} seed {seed}: tagger trained in "
+                                    f"{format_seconds(time.perf_counter() - started)}")
+                    tagger = checkpoints.restore_model(run_dir)
+                    tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(run_dir))
+                    record = tagging_records(tagger, tokenizer, task, code, config.task_sequence_length)
+                    rows.setdefault(name, {}).setdefault(row, {})[code] = {
+                        "value": record["value"], "baseline": record["baseline"]}
+        return rows
 
     def joint_all_config(self, task, seed: int, rate: float):
         config = self.config.transfer

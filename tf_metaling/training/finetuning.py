@@ -275,6 +275,9 @@ def run_finetuning(
     evaluation = {code: examples for code, examples in evaluation.items() if code in languages and examples}
     if not train:
         raise ValueError(f"No training examples for language {config.finetune.train_language!r}.")
+    if len(train) < config.data.batch_size:  # batches drop their remainder: there would be no batch at all
+        raise ValueError(f"config field data.batch_size: {config.data.batch_size} is more than the "
+                         f"{len(train)} training examples of {config.finetune.train_language!r}.")
     random.Random(config.runtime.seed).shuffle(train)
     data = config.data
     if tagging:
