@@ -87,3 +87,27 @@ def split_across_replicas(strategy, batch):
         return {key: tf.split(value, replicas)[index] for key, value in batch.items()}
 
     return strategy.experimental_distribute_values_from_function(value_fn)
+
+
+def directional_meta_gradient(step, lookahead, meta, language: int, eps: float = 1e-5, seed: int = 0):
+    """``(analytic, numeric)``: the meta-gradient of phi_language along a random unit direction, exact and by
+    central finite differences of the meta objective (PAPER.md section 4)."""
+    partition = step.partition
+    shared = [v.value for v in partition.shared]
+    phi = [tf.convert_to_tensor(v) for v in partition.language]
+    _, rows = step.meta_gradient(lookahead, meta, tf.constant(language), shared, phi)
+    rng = np.random.RandomState(seed)
+    directions = [rng.normal(size=v.shape[1:]) for v in partition.language]
+    norm = np.sqrt(sum(float(np.sum(d * d)) for d in directions))
+    directions = [d / norm for d in directions]
+    analytic = sum(float(np.sum(r.numpy() * d)) for r, d in zip(rows, directions))
+
+    def objective(scale):
+        shifted = []
+        for value, direction in zip(phi, directions):
+            delta = np.zeros(value.shape)
+            delta[language] = scale * direction
+            shifted.append(value + tf.constant(delta, value.dtype))
+        return float(step.meta_objective(lookahead, meta, tf.constant(language), shared, shifted))
+
+    return analytic, (objective(eps) - objective(-eps)) / (2 * eps)

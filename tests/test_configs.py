@@ -65,6 +65,10 @@ def test_every_study_counts_its_runs_as_the_study_plans_them(name):
     config = get_study(name)
     if config.control.enabled:
         expected = sum(len(planned_runs(s, s.run.data.languages, m)) for _, s, m in control_plan(config))
+    elif config.transfer.enabled:  # the reference once; per seed the LS runs, JointAll per rate, two taggers
+        joint_all = len(config.transfer.finetune_learning_rates) if "joint_all" in config.variants else 0
+        taggers = 2 if config.transfer.tagging_steps else 0
+        expected = 1 + len(config.seeds) * (2 + joint_all + taggers)
     else:
         expected = len(planned_runs(config, config.run.data.languages))
     assert count_runs(config) == expected > 0

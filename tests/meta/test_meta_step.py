@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_batch, tiny_model
+from tests.helpers import directional_meta_gradient, random_batch, tiny_model
 from tf_metaling.layers import LanguageRoutedLayer
 from tf_metaling.losses import masked_lm_example_losses, mean_loss
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
@@ -43,27 +43,7 @@ def _batches():
 def test_exact_meta_gradient_matches_finite_differences(exclude):
     step = _mlm_step(MetaOptions(inner_learning_rate=0.5, exclude_current_language=exclude))
     lookahead, meta = _batches()
-    partition = step.partition
-    shared = [v.value for v in partition.shared]
-    phi = [tf.convert_to_tensor(v) for v in partition.language]
-    _, rows = step.meta_gradient(lookahead, meta, tf.constant(K), shared, phi)
-
-    rng = np.random.RandomState(0)
-    directions = [rng.normal(size=v.shape[1:]) for v in partition.language]
-    norm = np.sqrt(sum(float(np.sum(d * d)) for d in directions))
-    directions = [d / norm for d in directions]
-    analytic = sum(float(np.sum(r.numpy() * d)) for r, d in zip(rows, directions))
-
-    def objective(scale):
-        shifted = []
-        for value, direction in zip(phi, directions):
-            delta = np.zeros(value.shape)
-            delta[K] = scale * direction
-            shifted.append(value + tf.constant(delta, value.dtype))
-        return float(step.meta_objective(lookahead, meta, tf.constant(K), shared, shifted))
-
-    eps = 1e-5
-    numeric = (objective(eps) - objective(-eps)) / (2 * eps)
+    analytic, numeric = directional_meta_gradient(step, lookahead, meta, K)
     assert abs(analytic) > 1e-4
     assert abs(analytic - numeric) / abs(numeric) < 1e-4, (analytic, numeric)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import random_batch
+from tests.helpers import directional_meta_gradient, random_batch
 from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints
 from tf_metaling.losses import masked_lm_example_losses
@@ -196,27 +196,7 @@ def test_meta_gradient_on_converted_model_matches_finite_differences(presets):
     k = 1
     lookahead = random_batch(language_ids=(k, k, k, k), vocabulary_size=encoder.vocabulary_size, seed=11)
     meta = random_batch(batch=6, language_ids=(0, 0, 1, 1, 2, 2), vocabulary_size=encoder.vocabulary_size, seed=12)
-    partition = step.partition
-    shared = [v.value for v in partition.shared]
-    phi = [tf.convert_to_tensor(v) for v in partition.language]
-    _, rows = step.meta_gradient(lookahead, meta, tf.constant(k), shared, phi)
-
-    rng = np.random.RandomState(0)
-    directions = [rng.normal(size=v.shape[1:]) for v in partition.language]
-    norm = np.sqrt(sum(float(np.sum(d * d)) for d in directions))
-    directions = [d / norm for d in directions]
-    analytic = sum(float(np.sum(r.numpy() * d)) for r, d in zip(rows, directions))
-
-    def objective(scale):
-        shifted = []
-        for value, direction in zip(phi, directions):
-            delta = np.zeros(value.shape)
-            delta[k] = scale * direction
-            shifted.append(value + tf.constant(delta, value.dtype))
-        return float(step.meta_objective(lookahead, meta, tf.constant(k), shared, shifted))
-
-    eps = 1e-5
-    numeric = (objective(eps) - objective(-eps)) / (2 * eps)
+    analytic, numeric = directional_meta_gradient(step, lookahead, meta, k)
     assert abs(analytic) > 1e-4
     assert abs(analytic - numeric) / abs(numeric) < 1e-4, (analytic, numeric)
 

@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints
-from tf_metaling.data.corpora import build_builtin_corpus
 from tf_metaling.models.multilingual_model import SENTENCE_LOGITS
 from tf_metaling.study.comparison_study import ComparisonStudy
 from tf_metaling.study.plan import run_name
 from tf_metaling.study.study_directory import RESULTS_FILE
 
-from ..data.corpus_fixtures import write_fake_packages
 from ..helpers import study_config
 
 pytest.importorskip("keras_hub")
@@ -29,15 +26,6 @@ TINY = {
                 "eval_interval": 4, "summary_interval": 2, "learning_rate": 1e-2},
     "meta": {"every_n_steps": 1},
 }
-
-
-@pytest.fixture(scope="module")
-def setting(tmp_path_factory):
-    pins, downloader = write_fake_packages(str(tmp_path_factory.mktemp("packages")))
-    cache_dir = str(tmp_path_factory.mktemp("cache"))
-    build_builtin_corpus(cache_dir, pins, downloader)
-    preset = fixtures.write_xlm_roberta_preset(tmp_path_factory.mktemp("preset") / "xlmr")
-    return cache_dir, str(preset)
 
 
 def _study(setting, output_dir, name="study_pretrained_finetune", **changes):

@@ -8,11 +8,9 @@ import pytest
 
 from tests.models import pretrained_fixtures as fixtures
 from tf_metaling import checkpoints
-from tf_metaling.data.corpora import build_builtin_corpus
 from tf_metaling.study.evaluation.embeddings import centered, sentence_embeddings
 from tf_metaling.study.transfer_study import TransferStudy
 
-from ..data.corpus_fixtures import write_fake_packages
 from ..helpers import study_config
 
 pytest.importorskip("keras_hub")
@@ -28,15 +26,6 @@ TINY = {
 TRANSFER = {"enabled": True, "head_steps": 2, "task_sequence_length": 16, "classification_train": 40,
             "probe_cs": [0.1, 1.0], "probe_folds": 2, "finetune_steps": 4, "finetune_eval_interval": 2,
             "finetune_batch_size": 4, "finetune_learning_rates": [1e-3]}
-
-
-@pytest.fixture(scope="module")
-def setting(tmp_path_factory):
-    pins, downloader = write_fake_packages(str(tmp_path_factory.mktemp("packages")))
-    cache_dir = str(tmp_path_factory.mktemp("cache"))
-    build_builtin_corpus(cache_dir, pins, downloader)
-    preset = fixtures.write_xlm_roberta_preset(tmp_path_factory.mktemp("preset") / "xlmr")
-    return cache_dir, str(preset)
 
 
 def _study(setting, output_dir, variants=("joint_all_ls", "joint_all_meta_ls"), seeds=(0,), **transfer):
@@ -70,7 +59,13 @@ def test_the_protocol_writes_stage_one_and_the_zero_shot_table(finished):
             assert sum(cell["shares"]) == pytest.approx(1.0)
     table = open(report["table"], encoding="utf-8").read()
     assert "Verdict (f)" in table and "frozen-encoder probe" in table
-    print(table)
+    # The runs it trained are the runs the study's listing counts.
+    from tf_metaling.study.plan import count_runs
+
+    trained = [name for name in os.listdir(os.path.join(study.output_dir, "runs")) if name != "evaluation"]
+    assert sorted(trained) == ["joint_all_ls", "joint_all_meta_ls", "reference"] and count_runs(study.config) == 3
+    # Not converged (4 steps): verdict (f) is withheld, saying why.
+    assert "(f) ar: " in table and "no verdict" in table and "stage-1 runs did not converge" in table
 
 
 def _poisoned(task, pivot="en"):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import directional_meta_gradient
 from tests.models import pretrained_fixtures as fixtures
 from tf_metaling.meta.meta_step import MetaOptions, MetaStep
 from tf_metaling.models import pretrained
@@ -103,31 +104,11 @@ def test_the_mlm_meta_gradient_matches_finite_differences(preset):
                     MetaOptions(inner_learning_rate=0.5), output_names=("masked_lm_logits",))
     lookahead = _batch(tokenizer, vocabulary, [k] * 4, seed=4)
     meta = _batch(tokenizer, vocabulary, [0, 0, 1, 1, 2, 2], seed=5)
-    partition = step.partition
-    shared = [v.value for v in partition.shared]
-    phi = [tf.convert_to_tensor(v) for v in partition.language]
-    _, rows = step.meta_gradient(lookahead, meta, tf.constant(k), shared, phi)
-    rng = np.random.RandomState(0)
-    directions = [rng.normal(size=v.shape[1:]) for v in partition.language]
-    norm = np.sqrt(sum(float(np.sum(d * d)) for d in directions))
-    directions = [d / norm for d in directions]
-    analytic = sum(float(np.sum(r.numpy() * d)) for r, d in zip(rows, directions))
-
-    def objective(scale):
-        shifted = []
-        for value, direction in zip(phi, directions):
-            delta = np.zeros(value.shape)
-            delta[k] = scale * direction
-            shifted.append(value + tf.constant(delta, value.dtype))
-        return float(step.meta_objective(lookahead, meta, tf.constant(k), shared, shifted))
-
-    eps = 1e-5
-    numeric = (objective(eps) - objective(-eps)) / (2 * eps)
+    analytic, numeric = directional_meta_gradient(step, lookahead, meta, k)
     assert abs(analytic) > 1e-5
     assert abs(analytic - numeric) / abs(numeric) < 1e-4, (analytic, numeric)
     # The look-ahead's second-order term is part of it: first order gives another figure.
     first = MetaStep(model, losses, keras.optimizers.SGD(0.1), RowSparseAdam(1e-2),
                      MetaOptions(inner_learning_rate=0.5, first_order=True), output_names=("masked_lm_logits",))
-    _, first_rows = first.meta_gradient(lookahead, meta, tf.constant(k), shared, phi)
-    first_value = sum(float(np.sum(r.numpy() * d)) for r, d in zip(first_rows, directions))
+    first_value, _ = directional_meta_gradient(first, lookahead, meta, k)
     assert abs(first_value - numeric) / abs(numeric) > 1e-3

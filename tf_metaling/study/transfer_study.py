@@ -221,8 +221,8 @@ class TransferStudy:
                                                       chosen_c=head.chosen_c)
             if row in LS_VARIANTS:  # the control: English's LS layers for every language
                 rows[f"{row}:no_swap"] = {
-                    code: predictions_summary(head.predict(features(model, examples, self.pivot)), examples, labels,
-                                              chosen_c=head.chosen_c)
+                    code: rows[row][code] if code == self.pivot else predictions_summary(
+                        head.predict(features(model, examples, self.pivot)), examples, labels, chosen_c=head.chosen_c)
                     for code, examples in tests.items()}
         return rows
 
@@ -282,29 +282,16 @@ class TransferStudy:
             for code in [c for c in task.train if c in self.languages]:
                 for row, scratch in (("pretrained", False), ("scratch", True)):
                     run_dir = os.path.join(self.run_dir(f"tagging-{row}", seed), f"{name}-{code}")
-                    run = copy.deepcopy(self.config.run)
-                    run.task = "token_classification"
-                    run.runtime.seed = seed
-                    run.meta.enabled = False
-                    run.model.language_specific = "none"
-                    run.model.language_specific_layers = []
-                    run.data.sequence_length = config.task_sequence_length
-                    run.data.batch_size = evaluation.tagging_batch_size
-                    run.finetune.init_model_dir = ""
+                    run = self._finetune_config(
+                        "token_classification", seed, steps=config.tagging_steps,
+                        learning_rate=(config.tagging_scratch_learning_rate if scratch
+                                       else evaluation.tagging_learning_rate),
+                        batch_size=evaluation.tagging_batch_size, eval_interval=config.tagging_steps)
                     run.finetune.from_scratch = scratch
                     run.finetune.train_weights = "all" if scratch else "heads"
                     run.finetune.train_language = code
-                    run.trainer.train_steps = config.tagging_steps
-                    run.trainer.learning_rate = (config.tagging_scratch_learning_rate if scratch
-                                                 else evaluation.tagging_learning_rate)
-                    run.trainer.warmup_steps = config.tagging_steps // 10
-                    run.trainer.steps_per_loop = config.tagging_steps
-                    run.trainer.summary_interval = config.tagging_steps
-                    run.trainer.checkpoint_interval = config.tagging_steps
-                    run.trainer.eval_interval = config.tagging_steps
                     run.trainer.restore_best = False
                     run.trainer.plateau_patience = 0
-                    run.trainer.probe_interval = 0
                     if checkpoints.latest_checkpoint(run_dir) is None:
                         started = time.perf_counter()
                         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
@@ -321,30 +308,33 @@ class TransferStudy:
 
     def joint_all_config(self, task, seed: int, rate: float):
         config = self.config.transfer
-        run = copy.deepcopy(self.config.run)
-        run.task = "sentence_classification"
-        run.runtime.seed = seed
-        run.meta.enabled = False
-        run.model.language_specific = "none"
-        run.model.language_specific_layers = []
-        run.data.sequence_length = config.task_sequence_length
-        run.data.batch_size = config.finetune_batch_size
+        run = self._finetune_config("sentence_classification", seed, steps=config.finetune_steps, learning_rate=rate,
+                                    batch_size=config.finetune_batch_size, eval_interval=config.finetune_eval_interval)
         run.finetune.train_weights = "all"
         run.finetune.class_balanced = True
         run.finetune.dataset = task.name
         run.finetune.train_language = self.pivot
-        run.finetune.init_model_dir = ""
-        interval = config.finetune_eval_interval
-        run.trainer.train_steps = config.finetune_steps
-        run.trainer.learning_rate = rate
-        run.trainer.warmup_steps = config.finetune_steps // 10
-        run.trainer.eval_interval = interval
-        run.trainer.steps_per_loop = interval
-        run.trainer.summary_interval = interval
-        run.trainer.checkpoint_interval = config.finetune_steps
         run.trainer.restore_best = True
         run.trainer.plateau_patience = 3
-        run.trainer.probe_interval = 0
+        return run
+
+    def _finetune_config(self, task: str, seed: int, steps: int, learning_rate: float, batch_size: int,
+                         eval_interval: int):
+        """A fine-tune of the preset without LS layers (JointAll, the taggers): the run's settings, these sizes."""
+        run = copy.deepcopy(self.config.run)
+        run.task = task
+        run.runtime.seed = seed
+        run.meta.enabled = False
+        run.model.language_specific = "none"
+        run.model.language_specific_layers = []
+        run.data.sequence_length = self.config.transfer.task_sequence_length
+        run.data.batch_size = batch_size
+        run.finetune.init_model_dir = ""
+        trainer = run.trainer
+        trainer.train_steps, trainer.learning_rate, trainer.warmup_steps = steps, learning_rate, steps // 10
+        trainer.eval_interval = trainer.steps_per_loop = trainer.summary_interval = eval_interval
+        trainer.checkpoint_interval = steps
+        trainer.probe_interval = 0
         return run
 
     # ------------------------------------------------------------------ whole study
