@@ -211,3 +211,27 @@ def test_tagging_rows_put_the_pretrained_encoder_beside_scratch(setting, tmp_pat
     original = pretrained.load_pretrained_encoder(setting[1], ["en", "ar"], language_specific="none")
     np.testing.assert_allclose(pretrained_tagger.encoder.token_embeddings.numpy(), original.token_embeddings.numpy())
     assert not np.allclose(scratch_tagger.encoder.token_embeddings.numpy(), original.token_embeddings.numpy())
+
+
+def test_models_sharing_frozen_blocks_share_their_hidden_states_and_only_those(finished):
+    from tf_metaling.study.evaluation.embeddings import SharedPrefix
+
+    study, _, _, _ = finished
+    models, tokenizer = _models(study)
+    for variable in [v for v in models["joint_all_ls"].weights if "adapter" in v.path]:
+        variable.assign(np.random.RandomState(1).normal(scale=0.5, size=variable.shape).astype(variable.dtype))
+    texts = [e.text for e in study.tasks["revelation_period"].test["ar"][:40]]
+    cache = SharedPrefix()
+    for name in ("reference", "joint_all_ls"):  # the second is served from the first's prefix
+        for code in ("ar", "en"):
+            full = sentence_embeddings(models[name], tokenizer, texts, code, 16)
+            np.testing.assert_allclose(sentence_embeddings(models[name], tokenizer, texts, code, 16,
+                                                           shared_prefix=cache), full, rtol=1e-4, atol=1e-5)
+    assert len(cache.entries) == 1 and models["joint_all_ls"].encoder.first_language_specific_block == 1
+    # Other weights below the LS block: a prefix of its own, not the cached one.
+    other = models["joint_all_meta_ls"]
+    block = other.encoder.blocks[0]
+    block.weights[0].assign(block.weights[0] + 0.1)
+    np.testing.assert_allclose(sentence_embeddings(other, tokenizer, texts, "ar", 16, shared_prefix=cache),
+                               sentence_embeddings(other, tokenizer, texts, "ar", 16), rtol=1e-4, atol=1e-5)
+    assert len(cache.entries) == 2

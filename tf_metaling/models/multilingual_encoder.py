@@ -183,6 +183,43 @@ class MultilingualEncoder(keras.layers.Layer):
         """The shared ``[vocabulary_size, hidden_dim]`` token embedding matrix."""
         return self.embedding.token_embeddings
 
+    @property
+    def first_language_specific_block(self) -> int:
+        """The first block whose output depends on the language (0 with language embeddings; num_layers without LS)."""
+        if self.language_embedding:
+            return 0
+        if not self.language_specific or self.language_specific == ("none",) or not self.language_specific_layers:
+            return self.num_layers
+        return min(self.language_specific_layers)
+
+    def shared_prefix(self, inputs, end_block: int):
+        """The hidden states after blocks ``[0, end_block)``, which no language changes (inference).
+
+        Valid for ``end_block <= first_language_specific_block``; `call_from`
+        finishes the pass. The prefix of several models with the same frozen
+        weights below their LS layers is then computed once.
+        """
+        if end_block > self.first_language_specific_block:
+            raise ValueError(f"shared_prefix: blocks below {end_block} include language-specific block "
+                             f"{self.first_language_specific_block}.")
+        token_ids = inputs["token_ids"]
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = tf.not_equal(token_ids, self.pad_token_id)
+        language_ids = tf.zeros_like(token_ids[:, 0])  # no layer below end_block reads it
+        hidden = self.embedding(token_ids, language_ids, training=False, segment_ids=inputs.get("segment_ids"))
+        for block in self.blocks[:end_block]:
+            hidden = block(hidden, padding_mask, language_ids, training=False)
+        return hidden
+
+    def call_from(self, hidden, padding_mask, language_ids, start_block: int, training=None):
+        """The rest of `call` from the hidden states before block `start_block` (`shared_prefix`'s output)."""
+        for block in self.blocks[start_block:]:
+            hidden = block(hidden, padding_mask, language_ids, training=training)
+        if self.final_norm is not None:
+            hidden = self.final_norm(hidden)
+        return hidden
+
     def call(self, inputs, training=None):
         token_ids = inputs["token_ids"]
         padding_mask = inputs.get("padding_mask")

@@ -46,7 +46,7 @@ from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import StudyConfig, validate_study
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.tasks import balanced_test
-from tf_metaling.study.evaluation.embeddings import centered, sentence_embeddings
+from tf_metaling.study.evaluation.embeddings import SharedPrefix, centered, sentence_embeddings
 from tf_metaling.study.evaluation.evaluate_run import run_convergence
 from tf_metaling.study.evaluation.retrieval import retrieval_records
 from tf_metaling.study.runner import format_seconds
@@ -81,6 +81,7 @@ class TransferStudy:
         self.tasks = {name: balanced_test(task, config.transfer.test_per_class or None)
                       for name, task in self.corpus.classification_tasks(self.pivot).items()}
         self._reference = {}  # the reference model and its features: the same for every seed
+        self._prefix = SharedPrefix()  # hidden states below the LS blocks: the same for every model
         if not self.tasks:
             raise ValueError(f"The {self.corpus.describe()} has no classification task with {self.pivot!r} "
                              "training examples: the transfer protocol needs one.")
@@ -204,8 +205,8 @@ class TransferStudy:
             key = (texts, language)
             if model is self._reference.get("model") and key in self._reference:
                 return self._reference[key]
-            values = centered(sentence_embeddings(model, tokenizer, list(texts), language, length),
-                              config.center_languages)
+            values = centered(sentence_embeddings(model, tokenizer, list(texts), language, length,
+                                                  shared_prefix=self._prefix), config.center_languages)
             if model is self._reference.get("model"):
                 self._reference[key] = values
             return values

@@ -44,36 +44,113 @@ def _encoder(model, tokenizer, sequence_length):
     return _ENCODERS[key]
 
 
+class SharedPrefix:
+    """Hidden states below the LS layers, kept across models whose weights there are the same.
+
+    Models that differ only in their LS layers and heads (the transfer
+    protocol's reference, +LS and +Meta LS runs on one frozen encoder) compute
+    the same hidden states up to their first LS block: kept here per sentence
+    set, each model runs only the blocks from there on. A model is served from
+    the cache only when its weights below that block match those it was filled
+    with (a checksum of every one of them); otherwise its embeddings are
+    computed in full.
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self.entries = {}
+        self.fingerprints = {}
+
+    def fingerprint(self, model, start_block: int) -> tuple:
+        key = (id(model), start_block)
+        if key not in self.fingerprints:
+            encoder = model.encoder
+            variables = list(encoder.embedding.weights) + [w for b in encoder.blocks[:start_block] for w in b.weights]
+            self.fingerprints[key] = (start_block, tuple(float(np.sum(np.asarray(v.numpy(), np.float64)))
+                                                         for v in variables))
+        return self.fingerprints[key]
+
+
+def _finish_function(model):
+    @tf.function(autograph=False, reduce_retracing=True)
+    def finish(hidden, padding_mask, language_id, start_block):
+        sequence = model.encoder.call_from(hidden, padding_mask, language_id, int(start_block))
+        return model.pooler(sequence, padding_mask)
+
+    return finish
+
+
+def _prefix_function(model):
+    @tf.function(autograph=False, reduce_retracing=True)
+    def prefix(inputs, start_block):
+        return model.encoder.shared_prefix(inputs, int(start_block))
+
+    return prefix
+
+
 def sentence_embeddings(model, tokenizer, sentences, language: str, sequence_length: int,
-                        batch_size: int = 64) -> np.ndarray:
+                        batch_size: int = 64, shared_prefix: SharedPrefix | None = None) -> np.ndarray:
     """``[N, hidden]`` pooled embeddings of `sentences`, all in `language` (through its LS layers).
 
     Sentences are embedded in order of length, each batch cut to its longest
     sentence (rounded up to `LENGTH_BUCKET`): the same embeddings as at the full
-    `sequence_length`, up to float rounding, at a fraction of the cost.
+    `sequence_length`, up to float rounding, at a fraction of the cost. With
+    `shared_prefix`, the hidden states below the model's first LS block come
+    from (or go into) that cache.
     """
     language_id = tf.constant(model.language_vocabulary.index(language), tf.int32)
-    tokenize, embed = _encoder(model, tokenizer, sequence_length)
+    _, embed = _encoder(model, tokenizer, sequence_length)
     if not len(sentences):
         return np.zeros((0, model.encoder.hidden_dim))
+    start_block = model.encoder.first_language_specific_block if shared_prefix is not None else 0
+    if start_block > 0 and not getattr(tokenizer, "needs_language", False):
+        return _embeddings_from_prefix(model, tokenizer, list(sentences), language_id, sequence_length, batch_size,
+                                       shared_prefix, start_block)
+    embeddings = np.zeros((len(sentences), model.encoder.hidden_dim), np.float32)
+    for rows, batch in _batches(model, tokenizer, sentences, language_id, sequence_length, batch_size):
+        embeddings[rows] = embed(batch, language_id).numpy()[: len(rows)]
+    return embeddings
+
+
+def _batches(model, tokenizer, sentences, language_id, sequence_length, batch_size):
+    """``(rows, inputs)`` per length-sorted batch of `sentences`, each cut to its bucketed longest sentence."""
+    tokenize, _ = _encoder(model, tokenizer, sequence_length)
     pieces = []
     for start in range(0, len(sentences), batch_size):
         texts = list(sentences[start:start + batch_size])
         padded = texts + [""] * (batch_size - len(texts))  # one shape: one trace
-        encoded = {k: v.numpy()[: len(texts)] for k, v in tokenize(tf.constant(padded), language_id).items()}
-        pieces.append(encoded)
+        pieces.append({k: v.numpy()[: len(texts)] for k, v in tokenize(tf.constant(padded), language_id).items()})
     inputs = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
     lengths = inputs["padding_mask"].sum(axis=1)
     order = np.argsort(lengths, kind="stable")
-    embeddings = np.zeros((len(sentences), model.encoder.hidden_dim), np.float32)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         rows_padded = np.concatenate([rows, np.repeat(rows[-1:], batch_size - len(rows))])  # one batch shape
         width = int(min(sequence_length, -(-max(int(lengths[rows].max()), 1) // LENGTH_BUCKET) * LENGTH_BUCKET))
-        batch = {key: tf.constant(value[rows_padded][:, :width] if value.ndim == 2 else value[rows_padded])
-                 for key, value in inputs.items()}
-        embeddings[rows] = embed(batch, language_id).numpy()[: len(rows)]
+        yield rows, {key: tf.constant(value[rows_padded][:, :width] if value.ndim == 2 else value[rows_padded])
+                     for key, value in inputs.items()}
+
+
+def _embeddings_from_prefix(model, tokenizer, sentences, language_id, sequence_length, batch_size, cache,
+                            start_block):
+    key = (tuple(sentences), sequence_length, batch_size, cache.fingerprint(model, start_block))
+    if key not in cache.entries:
+        if len(cache.entries) >= cache.max_entries:
+            cache.entries.pop(next(iter(cache.entries)))
+        prefix = _prefix_function(model)
+        cache.entries[key] = [(rows, inputs["padding_mask"], prefix(inputs, start_block))
+                              for rows, inputs in _batches(model, tokenizer, sentences, language_id, sequence_length,
+                                                           batch_size)]
+    if id(model) not in _FINISHERS and len(_FINISHERS) > 8:
+        _FINISHERS.clear()
+    finish = _FINISHERS.setdefault(id(model), (model, _finish_function(model)))[1]
+    embeddings = np.zeros((len(sentences), model.encoder.hidden_dim), np.float32)
+    for rows, padding_mask, hidden in cache.entries[key]:
+        embeddings[rows] = finish(hidden, padding_mask, language_id, start_block).numpy()[: len(rows)]
     return embeddings
+
+
+_FINISHERS = {}
 
 
 def centered(embeddings, center: bool = True):
