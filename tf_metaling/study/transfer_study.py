@@ -114,6 +114,7 @@ class TransferStudy:
             run.finetune.train_weights = "language_specific_and_heads"
             run.finetune.init_model_dir = self.run_dir(REFERENCE, self.reference_seed)
         run.trainer.warmup_steps = min(run.trainer.warmup_steps, run.trainer.train_steps // 10)
+        run.trainer.max_to_keep = 1  # the frozen encoder is in every checkpoint
         return run
 
     def _train_stage1(self, name: str, seed: int) -> dict:
@@ -335,6 +336,7 @@ class TransferStudy:
         trainer.train_steps, trainer.learning_rate, trainer.warmup_steps = steps, learning_rate, steps // 10
         trainer.eval_interval = trainer.steps_per_loop = trainer.summary_interval = eval_interval
         trainer.checkpoint_interval = steps
+        trainer.max_to_keep = 1  # a fine-tuned encoder with its Adam state is 1.4 GB a checkpoint (e5-small)
         trainer.probe_interval = 0
         return run
 
