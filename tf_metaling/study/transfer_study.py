@@ -163,7 +163,10 @@ class TransferStudy:
             self._reference["model"] = checkpoints.restore_model(self.run_dir(REFERENCE, self.reference_seed))
         models = {name: self._reference["model"] if name == REFERENCE else checkpoints.restore_model(
             self.run_dir(name, seed)) for name in stage1}
-        tokenizer = checkpoints.load_tokenizer(checkpoints.vocab_path(self.run_dir(REFERENCE, self.reference_seed)))
+        if "tokenizer" not in self._reference:
+            self._reference["tokenizer"] = checkpoints.load_tokenizer(
+                checkpoints.vocab_path(self.run_dir(REFERENCE, self.reference_seed)))
+        tokenizer = self._reference["tokenizer"]
         length = self.config.transfer.task_sequence_length
         classification = {}
         for task_name, task in self.tasks.items():

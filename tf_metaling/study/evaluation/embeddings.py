@@ -26,8 +26,11 @@ LENGTH_BUCKET = 16
 def _encoder(model, tokenizer, sequence_length):
     """``(tokenize, embed)`` traced once per (model, tokenizer, length); the language is an input."""
     key = (id(model), id(tokenizer), sequence_length)
-    if key not in _ENCODERS:
-        if len(_ENCODERS) > 8:
+    entry = _ENCODERS.get(key)
+    if entry is not None and (entry[2] is not model or entry[3] is not tokenizer):
+        entry = None  # another object got the id of a deleted one: its traced functions are stale
+    if entry is None:
+        if len(_ENCODERS) > 4:
             _ENCODERS.clear()
 
         @tf.function(autograph=False, reduce_retracing=True)
@@ -40,8 +43,10 @@ def _encoder(model, tokenizer, sequence_length):
         def embed(inputs, language_id):
             return model({**inputs, "language_ids": language_id}, training=False, outputs=(EMBEDDING,))[EMBEDDING]
 
-        _ENCODERS[key] = (tokenize, embed)
-    return _ENCODERS[key]
+        # The model and tokenizer are kept with their functions: while the entry lives, their ids
+        # cannot be reused (a tokenizer's SentencePiece resource dies with it).
+        _ENCODERS[key] = (tokenize, embed, model, tokenizer)
+    return _ENCODERS[key][:2]
 
 
 class SharedPrefix:
@@ -141,7 +146,7 @@ def _embeddings_from_prefix(model, tokenizer, sentences, language_id, sequence_l
         cache.entries[key] = [(rows, inputs["padding_mask"], prefix(inputs, start_block))
                               for rows, inputs in _batches(model, tokenizer, sentences, language_id, sequence_length,
                                                            batch_size)]
-    if id(model) not in _FINISHERS and len(_FINISHERS) > 8:
+    if id(model) not in _FINISHERS and len(_FINISHERS) > 4:
         _FINISHERS.clear()
     finish = _FINISHERS.setdefault(id(model), (model, _finish_function(model)))[1]
     embeddings = np.zeros((len(sentences), model.encoder.hidden_dim), np.float32)
