@@ -3,6 +3,7 @@
 import io
 
 import pytest
+import numpy as np
 import sentencepiece
 import tensorflow as tf
 
@@ -56,3 +57,25 @@ def test_a_model_dir_keeps_each_kind_under_its_file_name_and_loads_it_back(kinds
         is SentencePieceTokenizer
     assert type(checkpoints.load_tokenizer(wordpiece.save(str(tmp_path / "my_vocab")))) is WordPieceTokenizer
     assert checkpoints.vocab_path(str(tmp_path / "empty")) is None
+
+
+def test_a_sentencepiece_tokenizer_survives_setting_the_random_seed():
+    """`keras.utils.set_random_seed` clears TensorFlow's eager kernel cache, which owned tensorflow-text's model."""
+    import keras
+    import tensorflow as tf
+
+    from tests.models import pretrained_fixtures as fixtures
+    from tf_metaling.tokenizers import SentencePieceTokenizer
+
+    tokenizer = SentencePieceTokenizer(fixtures.sentencepiece_proto())
+    traced = tf.function(lambda texts: tokenizer.encode(texts, 12)["token_ids"])
+    texts = tf.constant(fixtures.SHORT_TEXTS)
+    before, before_traced = tokenizer.encode(texts, 12)["token_ids"].numpy(), traced(texts).numpy()
+    keras.utils.set_random_seed(3)
+    np.testing.assert_array_equal(tokenizer.encode(texts, 12)["token_ids"].numpy(), before)
+    np.testing.assert_array_equal(traced(texts).numpy(), before_traced)
+    # A second tokenizer of the same model shares the resource; deleting it leaves the first working.
+    other = SentencePieceTokenizer(fixtures.sentencepiece_proto())
+    np.testing.assert_array_equal(other.encode(texts, 12)["token_ids"].numpy(), before)
+    del other
+    np.testing.assert_array_equal(tokenizer.encode(texts, 12)["token_ids"].numpy(), before)

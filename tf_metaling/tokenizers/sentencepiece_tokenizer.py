@@ -19,6 +19,8 @@ SavedModels carry it. A model_dir keeps it as ``sentencepiece.model``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 
 import sentencepiece
@@ -36,6 +38,31 @@ SENTENCEPIECE_OPS = (
     "SentencepieceTokenizeOp",
     "SentencepieceDetokenizeOp",
 )
+
+
+@functools.cache
+def _shared_sentencepiece_model_class():
+    from tensorflow.python.trackable import resource
+    from tensorflow_text.python.ops import sentencepiece_tokenizer as text_sentencepiece
+
+    class SharedSentencepieceModel(resource.TrackableResource):
+        """A SentencePiece model resource named by the model's SHA-256 (not owned by a kernel)."""
+
+        def __init__(self, model_proto: bytes):
+            super().__init__()
+            self._model = model_proto
+            self._shared_name = "tf_metaling_sentencepiece_" + hashlib.sha256(model_proto).hexdigest()[:32]
+            _ = self.resource_handle  # creates it
+
+        def _create_resource(self):
+            return text_sentencepiece.gen_sentencepiece_tokenizer.sentencepiece_op(
+                model=self._model, shared_name=self._shared_name)
+
+    return SharedSentencepieceModel
+
+
+def _shared_model_resource(model_proto: bytes):
+    return _shared_sentencepiece_model_class()(model_proto)
 
 
 class SentencePieceTokenizer(Tokenizer):
@@ -79,6 +106,12 @@ class SentencePieceTokenizer(Tokenizer):
         self.mask_id = len(self._vocab) - 1
         self._model_proto = model_proto
         self._sentencepiece = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+        # tensorflow-text's model resource belongs to the kernel that made it, and
+        # `tf.random.set_seed` (every run's `keras.utils.set_random_seed`) clears the eager
+        # kernel cache: the resource is deleted and every later call fails with "Resource
+        # ... SentencepieceOp ... does not exist". Named by the model's hash, the resource lives
+        # in the resource manager instead, shared by the tokenizers of one model.
+        self._sentencepiece._model_resource = _shared_model_resource(model_proto)
         self._vocab_tensor = tf.constant(self._vocab, dtype=tf.string)
 
     @classmethod
