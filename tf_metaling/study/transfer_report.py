@@ -80,6 +80,8 @@ def stage1_section(study, seeds: list) -> tuple[list, dict]:
     data = {}
     for name in (REFERENCE,) + tuple(v for v in LS_VARIANTS if v in study.variants):
         entries = [s["stage1"][name] for s in seeds if name in s["stage1"]]
+        if name == REFERENCE:
+            entries = entries[:1]  # one run, the common start of every seed's LS runs
         if not entries:
             continue
         losses = {code: _estimate([e["loss"].get(code) for e in entries]) for code in languages}
@@ -90,9 +92,11 @@ def stage1_section(study, seeds: list) -> tuple[list, dict]:
                       "labels": [_convergence_label(e) for e in entries]}
         lines.append(f"| {TITLES[name]} | " + " | ".join(_cell(losses[c]) for c in languages)
                      + f" | {sum(converged)} of {len(converged)} | {format_seconds(seconds)} |")
-    not_converged = [(name, seed["seed"], _convergence_label(seed["stage1"][name]))
-                     for seed in seeds for name in seed["stage1"]
-                     if not (seed["stage1"][name].get("convergence") or {}).get("converged")]
+    not_converged = [(name, study.reference_seed if name == REFERENCE else seed["seed"],
+                      _convergence_label(seed["stage1"][name]))
+                     for index, seed in enumerate(seeds) for name in seed["stage1"]
+                     if not (seed["stage1"][name].get("convergence") or {}).get("converged")
+                     and (name != REFERENCE or index == 0)]
     if not_converged:
         lines += [""] + [f"- {TITLES[name]} seed {seed}: {label}" for name, seed, label in not_converged]
     return lines, data
