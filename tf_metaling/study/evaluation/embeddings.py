@@ -68,12 +68,15 @@ class SharedPrefix:
 
     def fingerprint(self, model, start_block: int) -> tuple:
         key = (id(model), start_block)
-        if key not in self.fingerprints:
+        known = self.fingerprints.get(key)
+        if known is None or known[0] is not model:  # (a new model may get a deleted one's id)
             encoder = model.encoder
             variables = list(encoder.embedding.weights) + [w for b in encoder.blocks[:start_block] for w in b.weights]
-            self.fingerprints[key] = (start_block, tuple(float(np.sum(np.asarray(v.numpy(), np.float64)))
-                                                         for v in variables))
-        return self.fingerprints[key]
+            known = (model, (start_block, tuple(float(np.sum(np.asarray(v.numpy(), np.float64))) for v in variables)))
+            if len(self.fingerprints) > 4:
+                self.fingerprints.clear()
+            self.fingerprints[key] = known
+        return known[1]
 
 
 def _finish_function(model):
