@@ -46,16 +46,18 @@ from tf_metaling.atomic_files import atomic_write_text
 from tf_metaling.configs import StudyConfig, validate_study
 from tf_metaling.data.corpora.corpus import load_corpus
 from tf_metaling.data.tasks import balanced_test
+from tf_metaling.study.evaluation.classification import classifier_predictions
 from tf_metaling.study.evaluation.embeddings import SharedPrefix, centered, sentence_embeddings
 from tf_metaling.study.evaluation.evaluate_run import run_convergence
+from tf_metaling.study.evaluation.linear_head import LinearHead, predictions_summary
 from tf_metaling.study.evaluation.retrieval import retrieval_records
+from tf_metaling.study.evaluation.tagging import tagging_records
 from tf_metaling.study.runner import format_seconds
 from tf_metaling.study.study_directory import StudyDirectory
 from tf_metaling.study.transfer_report import LS_VARIANTS, REFERENCE, TITLES, write_transfer_report
 from tf_metaling.training.experiment import EVAL_RESULTS_FILE, LEARNING_CURVE_FILE
 from tf_metaling.training.finetuning import run_finetuning
 from tf_metaling.training.language_pretraining import run_language_pretraining
-from tf_metaling.study.evaluation.linear_head import LinearHead, predictions_summary
 
 class TransferStudy:
     """Runs the transfer protocol of `config` into `output_dir`; ``report(run())`` writes the table and verdicts."""
@@ -279,8 +281,6 @@ class TransferStudy:
         the same architecture and tokenizer from random weights, every weight
         trained (at ``transfer.tagging_scratch_learning_rate``).
         """
-        from tf_metaling.study.evaluation.tagging import tagging_records
-
         config, evaluation = self.config.transfer, self.config.evaluation
         rows = {}
         for name, task in self.corpus.tagging_tasks().items():
@@ -357,21 +357,4 @@ class TransferStudy:
         return write_transfer_report(self, collected)
 
 
-def classifier_predictions(model, tokenizer, examples, label_names, sequence_length: int,
-                           batch_size: int = 64) -> np.ndarray:
-    """A fine-tuned classifier's predicted class of each example, through the example's own language id."""
-    import tensorflow as tf
-
-    from tf_metaling.data.sentence_classification import classification_dataset
-    from tf_metaling.models.multilingual_model import SENTENCE_LOGITS
-
-    @tf.function(autograph=False, reduce_retracing=True)
-    def predict(batch):
-        return tf.argmax(model(batch, training=False, outputs=(SENTENCE_LOGITS,))[SENTENCE_LOGITS], axis=-1)
-
-    dataset = classification_dataset(examples, tokenizer, model.language_vocabulary, list(label_names),
-                                     sequence_length, batch_size)
-    return np.concatenate([predict(batch).numpy() for batch in dataset]) if examples else np.zeros(0, np.int64)
-
-
-__all__ = ["TransferStudy", "classifier_predictions"]
+__all__ = ["TransferStudy"]

@@ -80,6 +80,30 @@ def probe_classification_records(model, tokenizer, task, sequence_length: int, m
     return records
 
 
+_PREDICTORS = {}
+
+
+def classifier_predictions(model, tokenizer, examples, label_names, sequence_length: int,
+                           batch_size: int = 64) -> np.ndarray:
+    """A fine-tuned classifier's predicted class of each example (its own head), through the example's language."""
+    if id(model) not in _PREDICTORS:  # one trace per model, whatever the number of languages
+        if len(_PREDICTORS) > 4:
+            _PREDICTORS.clear()
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def predict(batch):
+            return tf.argmax(model(batch, training=False, outputs=(SENTENCE_LOGITS,))[SENTENCE_LOGITS], axis=-1)
+
+        _PREDICTORS[id(model)] = (model, predict)  # the model is kept: its id cannot be reused meanwhile
+    predict = _PREDICTORS[id(model)][1]
+    if not examples:
+        return np.zeros(0, np.int64)
+    pairs = examples[0].text_pair is not None
+    dataset = classification_dataset(examples, tokenizer, model.language_vocabulary, list(label_names),
+                                     sequence_length, batch_size, pairs=pairs)
+    return np.concatenate([predict(batch).numpy() for batch in dataset])
+
+
 def finetuned_classification_records(model, tokenizer, task, sequence_length: int, batch_size: int = 64) -> dict:
     """``{code: record}`` of a fine-tuned classifier (its own head) on `task.test`, per example.
 
@@ -88,23 +112,13 @@ def finetuned_classification_records(model, tokenizer, task, sequence_length: in
     set's majority class (0.5 on `balanced_test` sets of two classes).
     """
     labels = list(task.label_names)
-
-    @tf.function(autograph=False, reduce_retracing=True)
-    def predict(batch):
-        return tf.argmax(model(batch, training=False, outputs=(SENTENCE_LOGITS,))[SENTENCE_LOGITS], axis=-1)
-
     records = {}
     for code, examples in task.test.items():
         if code not in model.language_vocabulary or not examples:
             continue
-        pairs = examples[0].text_pair is not None
-        dataset = classification_dataset(examples, tokenizer, model.language_vocabulary, labels, sequence_length,
-                                         batch_size, pairs=pairs)
-        hits = []
-        for batch in dataset:
-            hits.append((predict(batch).numpy() == batch["labels"].numpy()).astype(float))
-        hits = np.concatenate(hits)
+        predicted = classifier_predictions(model, tokenizer, examples, labels, sequence_length, batch_size)
         expected = np.array([labels.index(e.label) for e in examples])
+        hits = (predicted == expected).astype(float)
         majority = float(np.bincount(expected, minlength=len(labels)).max() / len(expected))
         records[code] = ratio_record(hits, np.ones_like(hits), baseline=majority)
     return records

@@ -26,10 +26,7 @@ LENGTH_BUCKET = 16
 def _encoder(model, tokenizer, sequence_length):
     """``(tokenize, embed)`` traced once per (model, tokenizer, length); the language is an input."""
     key = (id(model), id(tokenizer), sequence_length)
-    entry = _ENCODERS.get(key)
-    if entry is not None and (entry[2] is not model or entry[3] is not tokenizer):
-        entry = None  # another object got the id of a deleted one: its traced functions are stale
-    if entry is None:
+    if key not in _ENCODERS:
         if len(_ENCODERS) > 4:
             _ENCODERS.clear()
 
